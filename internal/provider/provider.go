@@ -1,0 +1,197 @@
+// Package provider defines the contract between keyferry's engine and the
+// secret managers it reads: a Provider builds a Client from a store's
+// configuration; a Client fetches values. Providers register themselves in a
+// Registry by the name of their field in SecretStore.spec.provider.
+//
+// Providers return raw values; the engine applies properties (gjson paths),
+// decoding and templates, and caches and coalesces fetches, so a provider never
+// needs to. Optional interfaces add batching (BatchGetter) and change
+// notification (Watcher).
+//
+// A provider must never put a secret value into an error, a log line or a
+// metric: errors name keys, never values.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+)
+
+// Ref names one remote value: a key and, optionally, a version.
+type Ref struct {
+	Key     string
+	Version string
+}
+
+func (r Ref) String() string {
+	if r.Version == "" {
+		return r.Key
+	}
+	return r.Key + "@" + r.Version
+}
+
+// Value is one fetched remote value.
+type Value struct {
+	// Data is the value as the store keeps it. For a structured value (a Vault
+	// KV entry, a Kubernetes Secret) it is the JSON encoding of Fields, with
+	// each field a JSON string.
+	Data []byte
+	// Fields, when set, are the exact bytes of a structured value's fields. The
+	// engine reads a property from Fields first (binary-safe) and falls back to
+	// a gjson path over Data.
+	Fields map[string][]byte
+	// Version is the version the store returned, if it has versions.
+	Version string
+}
+
+// Find selects many remote values (dataFrom.find). Name is a regular
+// expression already compiled by the engine's validation; Path is a prefix.
+type Find struct {
+	Path string
+	// Name is the regular expression on the remote name; empty matches all.
+	Name string
+	Tags map[string]string
+}
+
+// Client reads from one configured store. Implementations must be safe for
+// concurrent use.
+type Client interface {
+	// GetSecret returns one remote value. A missing key returns an error
+	// wrapping ErrNotFound.
+	GetSecret(ctx context.Context, ref Ref) (Value, error)
+	// Find returns the values whose names match, keyed by remote name.
+	// Providers that cannot list return an error wrapping ErrNotSupported.
+	Find(ctx context.Context, find Find) (map[string][]byte, error)
+	// Validate checks that the store is reachable and the credentials work,
+	// cheaply. It may return nil without calling the store.
+	Validate(ctx context.Context) error
+	// Close releases what the client holds.
+	Close(ctx context.Context) error
+}
+
+// BatchGetter is implemented by clients that can fetch several values in
+// one call. The engine groups the refs of one refresh by store and calls
+// GetSecrets instead of GetSecret when the client implements it. Results and
+// errors are keyed by ref; a ref in neither map is treated as not found.
+type BatchGetter interface {
+	GetSecrets(ctx context.Context, refs []Ref) (map[Ref]Value, map[Ref]error)
+}
+
+// Watcher is implemented by clients that learn of changes without polling.
+// Watch blocks until ctx ends, calling changed with the keys whose values
+// may have changed (nil means any key).
+type Watcher interface {
+	Watch(ctx context.Context, changed func(keys []string)) error
+}
+
+// Store is the store a client is built for.
+type Store struct {
+	// Kind is SecretStore or ClusterSecretStore.
+	Kind string
+	Name string
+	// Namespace of a SecretStore; empty for a ClusterSecretStore.
+	Namespace string
+	Spec      *esv1.SecretStoreSpec
+}
+
+// IsCluster says whether the store is a ClusterSecretStore.
+func (s Store) IsCluster() bool { return s.Kind == esv1.ClusterSecretStoreKind }
+
+// TokenRequester requests a ServiceAccount token through the TokenRequest API.
+type TokenRequester interface {
+	ServiceAccountToken(ctx context.Context, namespace, name string, audiences []string, expiry time.Duration) (token string, expires time.Time, err error)
+}
+
+// Options is what a provider gets to build a client.
+type Options struct {
+	Store Store
+	// Namespace is where references without a namespace resolve: the
+	// SecretStore's namespace, or for a ClusterSecretStore the namespace of
+	// the object that uses it.
+	Namespace string
+	// Kube reads Secrets and ConfigMaps holding credentials. It is uncached.
+	Kube client.Reader
+	// Tokens requests ServiceAccount tokens.
+	Tokens TokenRequester
+	// Log never receives secret values.
+	Log logr.Logger
+}
+
+// Provider builds clients for one kind of store.
+type Provider interface {
+	// ValidateSpec checks the provider's configuration without any I/O; the
+	// error message is shown to the user in the store's status.
+	ValidateSpec(store Store) error
+	// NewClient builds a client. It may read credentials and request tokens.
+	NewClient(ctx context.Context, opts Options) (Client, error)
+}
+
+// Errors that clients wrap so the engine can tell the user what happened.
+var (
+	// ErrNotFound: the key (or version) does not exist.
+	ErrNotFound = errors.New("secret not found")
+	// ErrForbidden: the credentials are valid but lack permission.
+	ErrForbidden = errors.New("permission denied")
+	// ErrUnauthenticated: the credentials were refused.
+	ErrUnauthenticated = errors.New("authentication failed")
+	// ErrUnreachable: the store could not be reached.
+	ErrUnreachable = errors.New("store unreachable")
+	// ErrInvalidConfig: the store's configuration cannot work.
+	ErrInvalidConfig = errors.New("invalid store configuration")
+	// ErrNotSupported: the provider does not support the operation.
+	ErrNotSupported = errors.New("not supported by this provider")
+	// ErrBadResponse: the store answered with something that is not a value
+	// (for example non-JSON where JSON was expected).
+	ErrBadResponse = errors.New("unexpected response from store")
+)
+
+// ThrottledError says the store asked keyferry to slow down.
+type ThrottledError struct {
+	// RetryAfter is how long the store asked to wait; 0 if it did not say.
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *ThrottledError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("throttled by store (retry after %s): %v", e.RetryAfter, e.Err)
+	}
+	return fmt.Sprintf("throttled by store: %v", e.Err)
+}
+
+func (e *ThrottledError) Unwrap() error { return e.Err }
+
+// Registry maps provider names (the field names of
+// SecretStore.spec.provider) to providers.
+type Registry struct {
+	providers map[string]Provider
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{providers: map[string]Provider{}} }
+
+// Register adds a provider under name; a second registration of the same
+// name replaces the first.
+func (r *Registry) Register(name string, p Provider) { r.providers[name] = p }
+
+// Get returns the provider registered under name.
+func (r *Registry) Get(name string) (Provider, bool) {
+	p, ok := r.providers[name]
+	return p, ok
+}
+
+// Names lists the registered providers.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.providers))
+	for n := range r.providers {
+		out = append(out, n)
+	}
+	return out
+}
