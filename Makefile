@@ -32,8 +32,25 @@ lint: ## gofmt and go vet
 build: ## build bin/keyferry
 	CGO_ENABLED=0 go build -trimpath -o bin/keyferry ./cmd/keyferry
 
+VAULT_VERSION ?= v1.21.0
+export KEYFERRY_VAULT_BIN ?= $(abspath bin/vault/$(VAULT_VERSION)/vault)
+export KEYFERRY_GCPSM_EMULATOR_BIN ?= $(abspath bin/gcp-sm-emulator)
+
+$(KEYFERRY_VAULT_BIN):
+	VAULT_VERSION=$(VAULT_VERSION) hack/vault.sh
+
+.PHONY: vault
+vault: $(KEYFERRY_VAULT_BIN) ## build the Vault server the vault provider tests run against
+
+$(KEYFERRY_GCPSM_EMULATOR_BIN): go.mod
+	CGO_ENABLED=0 go build -trimpath -o $@ github.com/blackwell-systems/gcp-secret-manager-emulator/cmd/server
+
+.PHONY: moto
+moto: ## check that moto_server (AWS test server) is installed
+	@command -v moto_server >/dev/null || { echo "moto_server not found: the aws provider tests need moto (Python moto 5.x, on this machine image)"; exit 1; }
+
 .PHONY: test-servers
-test-servers: control-plane ## build or find the real servers the tests run against
+test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build or find the real servers the tests run against
 
 .PHONY: test
 test: lint test-servers ## unit and integration tests against the real control plane and servers

@@ -1,0 +1,243 @@
+// Package externalsecret is the ExternalSecret front-end: it compiles an
+// ExternalSecret into an engine.Plan (a pure step), decides when a refresh
+// is due, runs the engine and reports the result in the ExternalSecret's
+// status and Events.
+package externalsecret
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/engine/render"
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// DefaultRefreshInterval is ESO's default.
+const DefaultRefreshInterval = time.Hour
+
+// Compile turns an ExternalSecret into a plan. It does no I/O; its errors
+// are *engine.Error with reason InvalidSpec and say which field is wrong.
+func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
+	spec := &es.Spec
+	t := spec.Target
+	if t.Manifest != nil {
+		return engine.Plan{}, invalid("spec.target.manifest (%s %s) is not supported by keyferry: only Secrets can be targets", t.Manifest.APIVersion, t.Manifest.Kind)
+	}
+	if spec.SyncWindows != nil {
+		return engine.Plan{}, invalid("spec.syncWindows is not supported by keyferry yet")
+	}
+	if len(spec.Data) == 0 && len(spec.DataFrom) == 0 && (t.Template == nil || (len(t.Template.Data) == 0 && len(t.Template.TemplateFrom) == 0)) {
+		return engine.Plan{}, invalid("spec.data, spec.dataFrom and spec.target.template are all empty: there is nothing to write")
+	}
+	plan := engine.Plan{
+		Owner: engine.Owner{
+			APIVersion: esv1.GroupVersion.String(), Kind: "ExternalSecret",
+			Namespace: es.Namespace, Name: es.Name, UID: es.UID,
+		},
+		Target: engine.Target{
+			Name:           t.Name,
+			CreationPolicy: t.CreationPolicy,
+			DeletionPolicy: t.DeletionPolicy,
+			Immutable:      t.Immutable,
+			ManagedBy:      "ExternalSecret/" + es.Name,
+		},
+		MaxAge: RefreshInterval(es),
+	}
+	if plan.Target.Name == "" {
+		plan.Target.Name = es.Name
+	}
+	if plan.Target.CreationPolicy == "" {
+		plan.Target.CreationPolicy = esv1.CreatePolicyOwner
+	}
+	if plan.Target.DeletionPolicy == "" {
+		plan.Target.DeletionPolicy = esv1.DeletionPolicyRetain
+	}
+	plan.Target.SetOwnerReference = plan.Target.CreationPolicy == esv1.CreatePolicyOwner
+	switch {
+	case plan.Target.DeletionPolicy == esv1.DeletionPolicyDelete && plan.Target.CreationPolicy == esv1.CreatePolicyMerge:
+		return engine.Plan{}, invalid("deletionPolicy Delete cannot be combined with creationPolicy Merge (keyferry never deletes a Secret it did not create)")
+	case plan.Target.DeletionPolicy == esv1.DeletionPolicyMerge && plan.Target.CreationPolicy == esv1.CreatePolicyNone:
+		return engine.Plan{}, invalid("deletionPolicy Merge cannot be combined with creationPolicy None")
+	}
+
+	for i, d := range spec.Data {
+		if d.SourceRef != nil && d.SourceRef.GeneratorRef != nil {
+			return engine.Plan{}, invalid("spec.data[%d].sourceRef.generatorRef: generators are not supported by keyferry yet", i)
+		}
+		st := storeRef(spec.SecretStoreRef, d.SourceRef)
+		if st.Name == "" {
+			return engine.Plan{}, invalid("spec.data[%d]: no store: set spec.secretStoreRef or spec.data[%d].sourceRef.storeRef", i, i)
+		}
+		if d.RemoteRef.Key == "" {
+			return engine.Plan{}, invalid("spec.data[%d].remoteRef.key is empty", i)
+		}
+		plan.Sources = append(plan.Sources, engine.Source{Store: st, Data: &engine.DataSource{
+			SecretKey:      d.SecretKey,
+			Ref:            provider.Ref{Key: d.RemoteRef.Key, Version: d.RemoteRef.Version},
+			Property:       d.RemoteRef.Property,
+			Decoding:       d.RemoteRef.DecodingStrategy,
+			NullBytePolicy: d.RemoteRef.NullBytePolicy,
+		}})
+	}
+	for i, df := range spec.DataFrom {
+		if df.SourceRef != nil && df.SourceRef.GeneratorRef != nil {
+			return engine.Plan{}, invalid("spec.dataFrom[%d].sourceRef.generatorRef: generators are not supported by keyferry yet", i)
+		}
+		st := storeRef(spec.SecretStoreRef, df.SourceRef)
+		if st.Name == "" {
+			return engine.Plan{}, invalid("spec.dataFrom[%d]: no store: set spec.secretStoreRef or spec.dataFrom[%d].sourceRef.storeRef", i, i)
+		}
+		rws, err := rewrites(i, df.Rewrite)
+		if err != nil {
+			return engine.Plan{}, err
+		}
+		switch {
+		case df.Extract != nil && df.Find != nil:
+			return engine.Plan{}, invalid("spec.dataFrom[%d] sets both extract and find: set one", i)
+		case df.Extract != nil:
+			x := df.Extract
+			if x.Key == "" {
+				return engine.Plan{}, invalid("spec.dataFrom[%d].extract.key is empty", i)
+			}
+			plan.Sources = append(plan.Sources, engine.Source{Store: st, Extract: &engine.ExtractSource{
+				Ref: provider.Ref{Key: x.Key, Version: x.Version}, Property: x.Property,
+				Decoding: x.DecodingStrategy, Conversion: x.ConversionStrategy, NullBytePolicy: x.NullBytePolicy, Rewrite: rws,
+			}})
+		case df.Find != nil:
+			f := df.Find
+			pf := provider.Find{Tags: f.Tags}
+			if f.Path != nil {
+				pf.Path = *f.Path
+			}
+			if f.Name != nil {
+				if _, err := regexp.Compile(f.Name.RegExp); err != nil {
+					return engine.Plan{}, invalid("spec.dataFrom[%d].find.name.regexp %q: %v", i, f.Name.RegExp, err)
+				}
+				pf.Name = f.Name.RegExp
+			}
+			if pf.Name == "" && pf.Path == "" && len(pf.Tags) == 0 {
+				return engine.Plan{}, invalid("spec.dataFrom[%d].find selects nothing: set name, path or tags", i)
+			}
+			plan.Sources = append(plan.Sources, engine.Source{Store: st, Find: &engine.FindSource{
+				Find: pf, Decoding: f.DecodingStrategy, Conversion: f.ConversionStrategy, NullBytePolicy: f.NullBytePolicy, Rewrite: rws,
+			}})
+		default:
+			return engine.Plan{}, invalid("spec.dataFrom[%d] sets neither extract nor find", i)
+		}
+	}
+
+	if tpl := t.Template; tpl != nil {
+		if tpl.EngineVersion != "" && tpl.EngineVersion != esv1.TemplateEngineV2 {
+			return engine.Plan{}, invalid("spec.target.template.engineVersion %q is not supported: use v2", tpl.EngineVersion)
+		}
+		plan.Target.Type = corev1.SecretType(tpl.Type)
+		pt := &engine.Template{MergeFetched: tpl.MergePolicy == esv1.MergePolicyMerge}
+		for _, k := range sortedKeys(tpl.Data) {
+			pt.Items = append(pt.Items, render.Item{Key: k, Template: tpl.Data[k], Source: "spec.target.template.data." + k})
+		}
+		for _, k := range sortedKeys(tpl.Metadata.Labels) {
+			pt.Items = append(pt.Items, render.Item{Key: k, Template: tpl.Metadata.Labels[k], Target: render.TargetLabels, Source: "spec.target.template.metadata.labels." + k})
+		}
+		for _, k := range sortedKeys(tpl.Metadata.Annotations) {
+			pt.Items = append(pt.Items, render.Item{Key: k, Template: tpl.Metadata.Annotations[k], Target: render.TargetAnnotations, Source: "spec.target.template.metadata.annotations." + k})
+		}
+		for i, tf := range tpl.TemplateFrom {
+			target := render.Target(tf.Target)
+			if target == "" {
+				target = render.TargetData
+			}
+			if target != render.TargetData && target != render.TargetLabels && target != render.TargetAnnotations {
+				return engine.Plan{}, invalid("spec.target.template.templateFrom[%d].target %q: use Data, Labels or Annotations", i, tf.Target)
+			}
+			switch {
+			case tf.Literal != nil:
+				pt.Items = append(pt.Items, render.Item{Template: *tf.Literal, KeysAndValues: true, Target: target, Source: fmt.Sprintf("spec.target.template.templateFrom[%d].literal", i)})
+			case tf.ConfigMap != nil || tf.Secret != nil:
+				from := engine.TemplateFrom{Target: target}
+				ref := tf.ConfigMap
+				if ref != nil {
+					from.ConfigMap = ref.Name
+				} else {
+					ref = tf.Secret
+					from.Secret = ref.Name
+				}
+				for _, it := range ref.Items {
+					from.Items = append(from.Items, engine.TemplateFromItem{Key: it.Key, KeysAndValues: it.TemplateAs == esv1.TemplateScopeKeysAndValues})
+				}
+				pt.From = append(pt.From, from)
+			default:
+				return engine.Plan{}, invalid("spec.target.template.templateFrom[%d] sets none of configMap, secret and literal", i)
+			}
+		}
+		for _, it := range pt.Items {
+			if err := render.Validate(it.Source, it.Template); err != nil {
+				return engine.Plan{}, invalid("%v", err)
+			}
+		}
+		plan.Template = pt
+	}
+	return plan, nil
+}
+
+func rewrites(i int, rws []esv1.ExternalSecretRewrite) ([]engine.Rewrite, error) {
+	var out []engine.Rewrite
+	for j, rw := range rws {
+		switch {
+		case rw.Regexp != nil:
+			if _, err := regexp.Compile(rw.Regexp.Source); err != nil {
+				return nil, invalid("spec.dataFrom[%d].rewrite[%d].regexp.source %q: %v", i, j, rw.Regexp.Source, err)
+			}
+			out = append(out, engine.Rewrite{RegexpSource: rw.Regexp.Source, RegexpTarget: rw.Regexp.Target})
+		case rw.Transform != nil:
+			if err := render.Validate("rewrite", rw.Transform.Template); err != nil {
+				return nil, invalid("spec.dataFrom[%d].rewrite[%d].transform: %v", i, j, err)
+			}
+			out = append(out, engine.Rewrite{Transform: rw.Transform.Template})
+		case rw.Merge != nil:
+			return nil, invalid("spec.dataFrom[%d].rewrite[%d].merge is not supported by keyferry yet", i, j)
+		default:
+			return nil, invalid("spec.dataFrom[%d].rewrite[%d] sets neither regexp nor transform", i, j)
+		}
+	}
+	return out, nil
+}
+
+func storeRef(def esv1.SecretStoreRef, src *esv1.StoreSourceRef) engine.StoreRef {
+	r := def
+	if src != nil && src.SecretStoreRef.Name != "" {
+		r = src.SecretStoreRef
+	}
+	kind := r.Kind
+	if kind == "" {
+		kind = esv1.SecretStoreKind
+	}
+	return engine.StoreRef{Kind: kind, Name: r.Name}
+}
+
+// RefreshInterval returns the ExternalSecret's refresh interval; 0 means
+// never refresh on a timer.
+func RefreshInterval(es *esv1.ExternalSecret) time.Duration {
+	if es.Spec.RefreshInterval == nil {
+		return DefaultRefreshInterval
+	}
+	return es.Spec.RefreshInterval.Duration
+}
+
+func invalid(format string, args ...any) error {
+	return &engine.Error{Reason: engine.ReasonInvalidSpec, Err: fmt.Errorf(format, args...)}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

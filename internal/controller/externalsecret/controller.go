@@ -1,0 +1,414 @@
+package externalsecret
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine"
+)
+
+// Ready condition reasons that are not engine failure reasons (ESO's).
+const (
+	ReasonSecretSynced  = "SecretSynced"
+	ReasonSecretDeleted = "SecretDeleted"
+)
+
+// Event reasons for changes.
+const (
+	EventCreated = "Created"
+	EventUpdated = "Updated"
+	EventDeleted = "Deleted"
+)
+
+// IndexStore indexes ExternalSecrets by the stores they use
+// ("SecretStore/<ns>/<name>" or "ClusterSecretStore/<name>").
+const IndexStore = "keyferry.io/store"
+
+// Reconciler syncs ExternalSecrets.
+type Reconciler struct {
+	Client   client.Client
+	Engine   *engine.Engine
+	Recorder events.EventRecorder
+	// Changes receives the subscribers of values that changed in the fetch
+	// layer ("ExternalSecret/<ns>/<name>").
+	Changes <-chan event.GenericEvent
+	// Concurrency is the number of parallel reconciles.
+	Concurrency int
+	// StartupSpread bounds how far after a restart the first check of an
+	// already-synced ExternalSecret is spread (default 5m).
+	StartupSpread time.Duration
+	// Now is the clock (tests).
+	Now func() time.Time
+
+	mu   sync.Mutex
+	seen map[types.NamespacedName]record
+}
+
+// record is what this process knows of an ExternalSecret's last sync.
+type record struct {
+	version  string
+	fetched  time.Time
+	secretRV string
+}
+
+// StoreKeys returns the index values of the stores an ExternalSecret uses.
+func StoreKeys(es *esv1.ExternalSecret) []string {
+	keys := map[string]struct{}{}
+	add := func(r esv1.SecretStoreRef) {
+		if r.Name == "" {
+			return
+		}
+		if r.Kind == esv1.ClusterSecretStoreKind {
+			keys["ClusterSecretStore/"+r.Name] = struct{}{}
+		} else {
+			keys["SecretStore/"+es.Namespace+"/"+r.Name] = struct{}{}
+		}
+	}
+	add(es.Spec.SecretStoreRef)
+	for _, d := range es.Spec.Data {
+		if d.SourceRef != nil {
+			add(d.SourceRef.SecretStoreRef)
+		}
+	}
+	for _, d := range es.Spec.DataFrom {
+		if d.SourceRef != nil {
+			add(d.SourceRef.SecretStoreRef)
+		}
+	}
+	out := make([]string, 0, len(keys))
+	for k := range keys {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SetupWithManager registers the controller and its index.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.StartupSpread == 0 {
+		r.StartupSpread = 5 * time.Minute
+	}
+	r.seen = map[types.NamespacedName]record{}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1.ExternalSecret{}, IndexStore, func(o client.Object) []string {
+		return StoreKeys(o.(*esv1.ExternalSecret))
+	}); err != nil {
+		return fmt.Errorf("indexing ExternalSecrets by store: %w", err)
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("externalsecret").
+		For(&esv1.ExternalSecret{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretOwner)).
+		Watches(&esv1.SecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf)).
+		Watches(&esv1.ClusterSecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)})
+	if r.Changes != nil {
+		b = b.WatchesRawSource(source.Channel(r.Changes, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
+}
+
+// secretOwner maps a managed Secret to the ExternalSecret that writes it.
+func secretOwner(_ context.Context, o client.Object) []reconcile.Request {
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "ExternalSecret" && strings.HasPrefix(ref.APIVersion, esv1.GroupVersion.Group+"/") {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}}}
+	}
+	if owner, ok := strings.CutPrefix(o.GetAnnotations()[engine.AnnotationOwner], "ExternalSecret/"); ok {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: owner}}}
+	}
+	return nil
+}
+
+// usersOf maps a store to the ExternalSecrets that use it.
+func (r *Reconciler) usersOf(ctx context.Context, o client.Object) []reconcile.Request {
+	key := "ClusterSecretStore/" + o.GetName()
+	var opts []client.ListOption
+	if o.GetNamespace() != "" {
+		key = "SecretStore/" + o.GetNamespace() + "/" + o.GetName()
+		opts = append(opts, client.InNamespace(o.GetNamespace()))
+	}
+	var list esv1.ExternalSecretList
+	if err := r.Client.List(ctx, &list, append(opts, client.MatchingFields{IndexStore: key})...); err != nil {
+		log.FromContext(ctx).Error(err, "listing ExternalSecrets of a store", "store", key)
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}
+
+// Version identifies the spec and metadata an ExternalSecret was synced
+// at: "<generation>-<hash of labels and annotations>", as ESO reports it.
+func Version(es *esv1.ExternalSecret) string {
+	h := sha256.New()
+	for _, m := range []map[string]string{es.Labels, es.Annotations} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			h.Write([]byte(k + "=" + m[k] + "\n"))
+		}
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%d-%s", es.Generation, hex.EncodeToString(h.Sum(nil))[:16])
+}
+
+// Reconcile syncs one ExternalSecret.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	var es esv1.ExternalSecret
+	if err := r.Client.Get(ctx, req.NamespacedName, &es); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			r.forget(req.NamespacedName)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if !es.DeletionTimestamp.IsZero() {
+		r.forget(req.NamespacedName)
+		return reconcile.Result{}, nil
+	}
+	now := r.Now()
+	version := Version(&es)
+	interval := RefreshInterval(&es)
+
+	plan, err := Compile(&es)
+	if err != nil {
+		return r.failed(ctx, &es, version, err)
+	}
+
+	due, wait, maxAge := r.due(ctx, &es, plan, version, interval, now)
+	if !due {
+		return requeue(wait), nil
+	}
+	plan.MaxAge = maxAge
+	res, err := r.Engine.Execute(ctx, plan)
+	if err != nil {
+		return r.failed(ctx, &es, version, err)
+	}
+	r.remember(ctx, req.NamespacedName, version, now, plan)
+
+	switch {
+	case res.Created:
+		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventCreated, "Sync", "Created Secret %s with keys %s", res.SecretName, strings.Join(res.Keys, ", "))
+	case res.Updated:
+		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventUpdated, "Sync", "Updated Secret %s (keys %s)", res.SecretName, strings.Join(res.Keys, ", "))
+	case res.Deleted:
+		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventDeleted, "Sync", "Deleted Secret %s: every remote value is gone and deletionPolicy is Delete", res.SecretName)
+	}
+	reason, msg := ReasonSecretSynced, "Secret was synced"
+	if res.Deleted {
+		reason, msg = ReasonSecretDeleted, "Secret was deleted: every remote value is gone and deletionPolicy is Delete"
+	}
+	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {
+		msg = "values were fetched; creationPolicy None writes no Secret"
+	}
+	if err := r.setStatus(ctx, &es, metav1.ConditionTrue, reason, msg, version, res.Changed()); err != nil {
+		return reconcile.Result{}, err
+	}
+	logger.V(1).Info("synced", "secret", res.SecretName, "changed", res.Changed(), "keys", len(res.Keys))
+	if interval == 0 || es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || es.Spec.RefreshPolicy == esv1.RefreshPolicyCreatedOnce {
+		return reconcile.Result{}, nil
+	}
+	return requeue(jitter(interval)), nil
+}
+
+// due decides whether to sync now: a chain of checks, first match wins. It
+// returns how long to wait when not, and the cache age to accept when so.
+func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan, version string, interval time.Duration, now time.Time) (bool, time.Duration, time.Duration) {
+	key := client.ObjectKeyFromObject(es)
+	r.mu.Lock()
+	rec, known := r.seen[key]
+	r.mu.Unlock()
+	ready := isReady(es)
+	synced := ready && es.Status.SyncedResourceVersion == version
+
+	var secret corev1.Secret
+	secretErr := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &secret)
+	secretOK := secretErr == nil || plan.Target.CreationPolicy == esv1.CreatePolicyNone
+
+	switch {
+	case !synced:
+		// new object, spec/metadata edit, force-sync, or last sync failed:
+		// fetch fresh (a failed sync retries through the cache window).
+		if ready || !known {
+			return true, 0, 0
+		}
+		return true, 0, interval
+	case !secretOK:
+		return true, 0, interval // target deleted or not yet visible: restore from the cache
+	case es.Spec.RefreshPolicy == esv1.RefreshPolicyCreatedOnce:
+		return false, 0, 0
+	case known && secret.ResourceVersion != rec.secretRV:
+		return true, 0, interval // someone edited the Secret: restore
+	case es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || interval == 0:
+		if !known {
+			r.remember(ctx, key, version, now, plan)
+		}
+		return false, 0, 0
+	case !known:
+		// First look since this process started, at an object synced
+		// before: do not fetch everything at once after a restart.
+		next := es.Status.RefreshTime.Add(interval)
+		if !next.After(now) {
+			next = now.Add(rand.N(min(interval, r.StartupSpread) + 1))
+		}
+		r.mu.Lock()
+		r.seen[key] = record{version: version, fetched: next.Add(-interval), secretRV: secret.ResourceVersion}
+		r.mu.Unlock()
+		return false, next.Sub(now), 0
+	default:
+		// Routine refresh or a change notification: values fetched within
+		// the window are reused, so an early wake-up costs no call.
+		return true, 0, interval
+	}
+}
+
+func (r *Reconciler) remember(ctx context.Context, key types.NamespacedName, version string, now time.Time, plan engine.Plan) {
+	var s corev1.Secret
+	rv := ""
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: plan.Target.Name}, &s); err == nil {
+		rv = s.ResourceVersion
+	}
+	r.mu.Lock()
+	r.seen[key] = record{version: version, fetched: now, secretRV: rv}
+	r.mu.Unlock()
+}
+
+func (r *Reconciler) forget(key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.seen, key)
+	r.mu.Unlock()
+	r.Engine.Fetch.Unsubscribe("ExternalSecret/" + key.Namespace + "/" + key.Name)
+}
+
+// failed reports a failed sync; the existing Secret is left untouched.
+func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, version string, err error) (reconcile.Result, error) {
+	var ee *engine.Error
+	if !errors.As(err, &ee) {
+		ee = &engine.Error{Reason: engine.ReasonProviderError, Err: err}
+	}
+	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, ee.Reason, "Sync", "%s", ee.Error())
+	r.mu.Lock()
+	delete(r.seen, client.ObjectKeyFromObject(es))
+	r.mu.Unlock()
+	if serr := r.setStatus(ctx, es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false); serr != nil {
+		return reconcile.Result{}, serr
+	}
+	if ee.Reason == engine.ReasonInvalidSpec {
+		return reconcile.Result{}, nil // waits for the user to edit the spec
+	}
+	if ee.RetryAfter > 0 {
+		return reconcile.Result{RequeueAfter: ee.RetryAfter}, nil
+	}
+	return reconcile.Result{}, ee
+}
+
+// setStatus writes the Ready condition, only when something changed.
+func (r *Reconciler) setStatus(ctx context.Context, es *esv1.ExternalSecret, status metav1.ConditionStatus, reason, msg, version string, changed bool) error {
+	next := es.DeepCopy()
+	setCondition(&next.Status, esv1.ExternalSecretStatusCondition{Type: esv1.ExternalSecretReady, Status: status, Reason: reason, Message: msg}, r.Now())
+	if status == metav1.ConditionTrue {
+		next.Status.SyncedResourceVersion = version
+		next.Status.Binding.Name = es.Spec.Target.Name
+		if next.Status.Binding.Name == "" {
+			next.Status.Binding.Name = es.Name
+		}
+		if changed || next.Status.RefreshTime.IsZero() || !isReady(es) || es.Status.SyncedResourceVersion != version {
+			next.Status.RefreshTime = metav1.NewTime(r.Now())
+		}
+	}
+	if statusEqual(es.Status, next.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, next, client.MergeFrom(es)); err != nil {
+		return fmt.Errorf("updating ExternalSecret status: %w", err)
+	}
+	return nil
+}
+
+func setCondition(st *esv1.ExternalSecretStatus, c esv1.ExternalSecretStatusCondition, now time.Time) {
+	for i, old := range st.Conditions {
+		if old.Type != c.Type {
+			continue
+		}
+		if old.Status == c.Status {
+			c.LastTransitionTime = old.LastTransitionTime
+		} else {
+			c.LastTransitionTime = metav1.NewTime(now)
+		}
+		st.Conditions[i] = c
+		return
+	}
+	c.LastTransitionTime = metav1.NewTime(now)
+	st.Conditions = append(st.Conditions, c)
+}
+
+func statusEqual(a, b esv1.ExternalSecretStatus) bool {
+	if !a.RefreshTime.Equal(&b.RefreshTime) || a.SyncedResourceVersion != b.SyncedResourceVersion || a.Binding != b.Binding || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for i := range a.Conditions {
+		x, y := a.Conditions[i], b.Conditions[i]
+		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
+			return false
+		}
+	}
+	return true
+}
+
+func isReady(es *esv1.ExternalSecret) bool {
+	for _, c := range es.Status.Conditions {
+		if c.Type == esv1.ExternalSecretReady {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// requeue schedules a routine refresh at low priority, so first syncs and
+// user edits are served before it.
+func requeue(d time.Duration) reconcile.Result {
+	if d <= 0 {
+		d = time.Second
+	}
+	p := handler.LowPriority
+	return reconcile.Result{RequeueAfter: d, Priority: &p}
+}
+
+// jitter spreads a refresh interval by up to +10% so refreshes of objects
+// created together do not fire together.
+func jitter(d time.Duration) time.Duration {
+	return d + rand.N(d/10+1)
+}

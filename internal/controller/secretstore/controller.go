@@ -1,0 +1,149 @@
+// Package secretstore validates SecretStores and ClusterSecretStores and
+// reports whether each is usable in its Ready condition: which provider is
+// set, whether keyferry supports it, whether its configuration is valid,
+// and whether the store answers.
+package secretstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// Reconciler validates one kind of store.
+type Reconciler struct {
+	Client   client.Client
+	Fetch    *fetch.Layer
+	Registry *provider.Registry
+	Recorder events.EventRecorder
+	// Cluster selects ClusterSecretStores instead of SecretStores.
+	Cluster bool
+	Now     func() time.Time
+}
+
+// SetupWithManager registers the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	var obj client.Object = &esv1.SecretStore{}
+	name := "secretstore"
+	if r.Cluster {
+		obj, name = &esv1.ClusterSecretStore{}, "clustersecretstore"
+	}
+	return ctrl.NewControllerManagedBy(mgr).Named(name).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}
+
+// Reconcile validates a store.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var obj client.Object
+	var spec *esv1.SecretStoreSpec
+	var status *esv1.SecretStoreStatus
+	st := provider.Store{Name: req.Name, Namespace: req.Namespace, Kind: esv1.SecretStoreKind}
+	if r.Cluster {
+		css := &esv1.ClusterSecretStore{}
+		obj, spec, status, st.Kind = css, &css.Spec, &css.Status, esv1.ClusterSecretStoreKind
+	} else {
+		ss := &esv1.SecretStore{}
+		obj, spec, status = ss, &ss.Spec, &ss.Status
+	}
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	st.Spec = spec
+	before := status.DeepCopy()
+
+	cond := esv1.SecretStoreStatusCondition{Type: esv1.SecretStoreReady, Status: metav1.ConditionTrue, Reason: esv1.ReasonStoreValid, Message: "store validated"}
+	var requeue time.Duration
+	if err := r.validate(ctx, st, obj.GetGeneration()); err != nil {
+		cond.Status, cond.Message = metav1.ConditionFalse, err.Error()
+		var ee *engine.Error
+		switch {
+		case errors.As(err, &ee) && ee.Reason == engine.ReasonUnsupportedProvider:
+			cond.Reason = esv1.ReasonUnsupportedProvider
+		case errors.As(err, &ee) && ee.Reason == engine.ReasonInvalidStoreConfig:
+			cond.Reason = esv1.ReasonInvalidProviderConfig
+		case errors.Is(err, provider.ErrInvalidConfig):
+			cond.Reason = esv1.ReasonInvalidProviderConfig
+		default:
+			cond.Reason = esv1.ReasonValidationFailed
+			requeue = time.Minute
+		}
+	}
+	setCondition(status, cond, r.Now())
+	status.Capabilities = esv1.SecretStoreReadOnly
+	if statusEqual(*before, *status) {
+		return reconcile.Result{RequeueAfter: requeue}, nil
+	}
+	eventType := corev1.EventTypeNormal
+	if cond.Status != metav1.ConditionTrue {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(obj, nil, eventType, cond.Reason, "Validate", "%s", cond.Message)
+	if err := r.Client.Status().Update(ctx, obj); err != nil {
+		return reconcile.Result{}, fmt.Errorf("updating store status: %w", err)
+	}
+	return reconcile.Result{RequeueAfter: requeue}, nil
+}
+
+func (r *Reconciler) validate(ctx context.Context, st provider.Store, generation int64) error {
+	if err := engine.CheckProvider(r.Registry, st); err != nil {
+		return err
+	}
+	if st.IsCluster() && fetch.NeedsNamespace(st.Spec) {
+		// Credentials resolve in each user's namespace; nothing to try here.
+		return nil
+	}
+	ns := st.Namespace
+	req := fetch.Request{Store: st, Generation: generation, Namespace: ns}
+	if err := r.Fetch.Validate(ctx, req); err != nil {
+		return fmt.Errorf("validating %s %q: %w", st.Kind, st.Name, err)
+	}
+	return nil
+}
+
+func setCondition(st *esv1.SecretStoreStatus, c esv1.SecretStoreStatusCondition, now time.Time) {
+	for i, old := range st.Conditions {
+		if old.Type != c.Type {
+			continue
+		}
+		c.LastTransitionTime = old.LastTransitionTime
+		if old.Status != c.Status {
+			c.LastTransitionTime = metav1.NewTime(now)
+		}
+		st.Conditions[i] = c
+		return
+	}
+	c.LastTransitionTime = metav1.NewTime(now)
+	st.Conditions = append(st.Conditions, c)
+}
+
+func statusEqual(a, b esv1.SecretStoreStatus) bool {
+	if a.Capabilities != b.Capabilities || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for i := range a.Conditions {
+		x, y := a.Conditions[i], b.Conditions[i]
+		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+)
+
+// Labels and annotations keyferry puts on the Secrets it writes.
+const (
+	// LabelManaged marks a Secret written by keyferry (ESO's label, so that
+	// Secrets ESO created are recognised and the informer selects both).
+	LabelManaged      = "reconcile.external-secrets.io/managed"
+	LabelManagedValue = "true"
+	// AnnotationDataHash is the hash of the content keyferry wrote.
+	AnnotationDataHash = "reconcile.external-secrets.io/data-hash"
+	// AnnotationOwner names the object that writes the Secret
+	// ("ExternalSecret/<name>"); it marks ownership where there is no
+	// ownerReference (creationPolicy Orphan, or other front-ends).
+	AnnotationOwner = "keyferry.io/owner"
+	// AnnotationMergedKeys lists the keys a Merge wrote, so that keys whose
+	// source disappears can be removed without touching anyone else's.
+	AnnotationMergedKeys = "keyferry.io/merged-keys"
+	// AnnotationAdopt on a Secret keyferry did not create allows an
+	// ExternalSecret with creationPolicy Owner or Orphan to take it over. Its
+	// value must name the adopting object ("ExternalSecret/<name>").
+	AnnotationAdopt = "keyferry.io/adopt"
+)
+
+// Owned says whether an existing Secret belongs to the plan's owner.
+func Owned(s *corev1.Secret, plan Plan) bool {
+	if ref := metav1.GetControllerOf(s); ref != nil && plan.Owner.UID != "" && ref.UID == plan.Owner.UID {
+		return true
+	}
+	return plan.Target.ManagedBy != "" && s.Annotations[AnnotationOwner] == plan.Target.ManagedBy
+}
+
+func adoptable(s *corev1.Secret, plan Plan) bool {
+	return plan.Target.ManagedBy != "" && s.Annotations[AnnotationAdopt] == plan.Target.ManagedBy
+}
+
+// existing reads the target Secret: from the cache (keyferry's Secrets),
+// then from the API server (a Secret keyferry does not manage yet).
+func (e *Engine) existing(ctx context.Context, key client.ObjectKey) (*corev1.Secret, error) {
+	var s corev1.Secret
+	err := e.Client.Get(ctx, key, &s)
+	if err == nil {
+		return &s, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err := e.APIReader.Get(ctx, key, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (Result, error) {
+	t := plan.Target
+	key := client.ObjectKey{Namespace: plan.Owner.Namespace, Name: t.Name}
+	cur, err := e.existing(ctx, key)
+	if err != nil {
+		return res, fail(ReasonWriteFailed, "reading Secret %s: %v", key.Name, err)
+	}
+	merge := t.CreationPolicy == esv1.CreatePolicyMerge || t.CreationPolicy == esv1.CreatePolicyCreateOrMerge
+
+	if cur == nil {
+		if t.CreationPolicy == esv1.CreatePolicyMerge {
+			return res, fail(ReasonSecretMissing, "Secret %q does not exist and creationPolicy Merge never creates one", t.Name)
+		}
+		if d.gone {
+			return res, nil // nothing to create from nothing
+		}
+		s := e.newSecret(plan, d, res.Hash)
+		if err := e.Client.Create(ctx, s); err != nil {
+			return res, fail(ReasonWriteFailed, "creating Secret %q: %v", t.Name, apiMessage(err))
+		}
+		res.Created = true
+		return res, nil
+	}
+
+	owned := Owned(cur, plan)
+	if !merge && !owned && !adoptable(cur, plan) {
+		return res, fail(ReasonSecretNotOwned, "Secret %q exists and was not created by %s; keyferry never takes over a Secret it does not own (use creationPolicy Merge, or annotate the Secret %s=%s to adopt it)", t.Name, t.ManagedBy, AnnotationAdopt, t.ManagedBy)
+	}
+
+	if d.gone && t.DeletionPolicy == esv1.DeletionPolicyDelete && !merge {
+		if err := e.Client.Delete(ctx, cur, client.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
+			return res, fail(ReasonWriteFailed, "deleting Secret %q: %v", t.Name, apiMessage(err))
+		}
+		res.Deleted = true
+		return res, nil
+	}
+
+	next := cur.DeepCopy()
+	if merge {
+		mergeInto(next, d)
+	} else {
+		next.Data = d.data
+		if t.Type != "" {
+			next.Type = t.Type
+		}
+		if t.SetOwnerReference {
+			setController(next, plan.Owner)
+		}
+		if next.Annotations == nil {
+			next.Annotations = map[string]string{}
+		}
+		if !t.SetOwnerReference {
+			// Without an ownerReference the annotation is the only mark of
+			// ownership; with one (Owner), the reference is enough, so Secrets
+			// ESO created are taken over without a rewrite.
+			next.Annotations[AnnotationOwner] = t.ManagedBy
+		}
+		delete(next.Annotations, AnnotationAdopt)
+	}
+	next.Labels = overlay(next.Labels, t.Labels, d.labels)
+	next.Labels[LabelManaged] = LabelManagedValue
+	next.Annotations = overlay(next.Annotations, t.Annotations, d.annotations)
+
+	if sameContent(cur, next) {
+		return res, nil
+	}
+	if cur.Type != next.Type {
+		return res, fail(ReasonInvalidSpec, "Secret %q has type %q; its type cannot change to %q (delete the Secret to let keyferry recreate it)", t.Name, cur.Type, next.Type)
+	}
+	if cur.Immutable != nil && *cur.Immutable {
+		return res, fail(ReasonSecretImmutable, "Secret %q is immutable and its desired content changed; delete it to let keyferry recreate it", t.Name)
+	}
+	next.Annotations[AnnotationDataHash] = res.Hash
+	if t.Immutable {
+		next.Immutable = ptr(true)
+	}
+	if err := e.Client.Update(ctx, next); err != nil {
+		return res, fail(ReasonWriteFailed, "updating Secret %q: %v", t.Name, apiMessage(err))
+	}
+	res.Updated = true
+	return res, nil
+}
+
+func (e *Engine) newSecret(plan Plan, d *desired, hash string) *corev1.Secret {
+	t := plan.Target
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:   plan.Owner.Namespace,
+			Name:        t.Name,
+			Labels:      overlay(nil, t.Labels, d.labels),
+			Annotations: overlay(nil, t.Annotations, d.annotations),
+		},
+		Type: t.Type,
+		Data: d.data,
+	}
+	if s.Type == "" {
+		s.Type = corev1.SecretTypeOpaque
+	}
+	s.Labels[LabelManaged] = LabelManagedValue
+	s.Annotations[AnnotationDataHash] = hash
+	if plan.Target.CreationPolicy == esv1.CreatePolicyCreateOrMerge {
+		s.Annotations[AnnotationMergedKeys] = strings.Join(sortedKeys(d.data), ",")
+	} else if !t.SetOwnerReference {
+		s.Annotations[AnnotationOwner] = t.ManagedBy
+	}
+	if t.SetOwnerReference {
+		setController(s, plan.Owner)
+	}
+	if t.Immutable {
+		s.Immutable = ptr(true)
+	}
+	return s
+}
+
+// mergeInto writes d's keys into s, removing keys a previous merge wrote
+// that are no longer desired, and leaving every other key alone.
+func mergeInto(s *corev1.Secret, d *desired) {
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	if prev := s.Annotations[AnnotationMergedKeys]; prev != "" {
+		for _, k := range strings.Split(prev, ",") {
+			if _, still := d.data[k]; !still {
+				delete(s.Data, k)
+			}
+		}
+	}
+	for k, v := range d.data {
+		s.Data[k] = v
+	}
+	s.Annotations[AnnotationMergedKeys] = strings.Join(sortedKeys(d.data), ",")
+}
+
+func setController(s *corev1.Secret, o Owner) {
+	refs := s.OwnerReferences[:0:0]
+	for _, r := range s.OwnerReferences {
+		if r.Controller == nil || !*r.Controller {
+			refs = append(refs, r)
+		}
+	}
+	s.OwnerReferences = append(refs, metav1.OwnerReference{
+		APIVersion: o.APIVersion, Kind: o.Kind, Name: o.Name, UID: o.UID,
+		Controller: ptr(true), BlockOwnerDeletion: ptr(true),
+	})
+}
+
+func overlay(base map[string]string, layers ...map[string]string) map[string]string {
+	out := make(map[string]string, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for _, l := range layers {
+		for k, v := range l {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// sameContent compares what keyferry controls, ignoring the hash
+// annotation, so a Secret another controller (or ESO) wrote with the same
+// content is not rewritten.
+func sameContent(a, b *corev1.Secret) bool {
+	if a.Type != b.Type || len(a.Data) != len(b.Data) {
+		return false
+	}
+	for k, v := range a.Data {
+		if w, ok := b.Data[k]; !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	if !sameMap(a.Labels, b.Labels, "") || !sameMap(a.Annotations, b.Annotations, AnnotationDataHash) {
+		return false
+	}
+	if len(a.OwnerReferences) != len(b.OwnerReferences) {
+		return false
+	}
+	for i := range a.OwnerReferences {
+		if a.OwnerReferences[i].UID != b.OwnerReferences[i].UID {
+			return false
+		}
+	}
+	return true
+}
+
+func sameMap(a, b map[string]string, ignore string) bool {
+	n := 0
+	for k, v := range a {
+		if k == ignore {
+			continue
+		}
+		n++
+		if w, ok := b[k]; !ok || v != w {
+			return false
+		}
+	}
+	m := 0
+	for k := range b {
+		if k != ignore {
+			m++
+		}
+	}
+	return n == m
+}
+
+// apiMessage keeps an API error's reason without echoing the object (API
+// errors for Secrets can quote field values).
+func apiMessage(err error) string {
+	if s, ok := err.(apierrors.APIStatus); ok {
+		st := s.Status()
+		msg := fmt.Sprintf("%s (%d)", st.Reason, st.Code)
+		if st.Details != nil {
+			var fields []string
+			for _, c := range st.Details.Causes {
+				if c.Field != "" {
+					fields = append(fields, c.Field)
+				}
+			}
+			if len(fields) > 0 {
+				msg += " on " + strings.Join(fields, ", ")
+			}
+		}
+		return msg
+	}
+	return "request failed"
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,431 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/engine/render"
+	"github.com/keyferry/keyferry/internal/engine/values"
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// Engine executes plans.
+type Engine struct {
+	// Client reads stores, namespaces and managed Secrets from the cache and
+	// writes Secrets.
+	Client client.Client
+	// APIReader reads what the cache does not hold (Secrets keyferry does not
+	// manage, ConfigMaps for templateFrom).
+	APIReader client.Reader
+	Fetch     *fetch.Layer
+	Registry  *provider.Registry
+}
+
+// Result is what a sync did. It holds key names and a hash, never values.
+type Result struct {
+	SecretName string
+	// Hash of the desired Secret content.
+	Hash string
+	// Keys of the Secret's data written by this plan.
+	Keys []string
+	// Created, Updated and Deleted say what was written.
+	Created, Updated, Deleted bool
+}
+
+// Changed says whether the Secret was written.
+func (r Result) Changed() bool { return r.Created || r.Updated || r.Deleted }
+
+type desired struct {
+	data        map[string][]byte
+	labels      map[string]string
+	annotations map[string]string
+	// missing counts sources whose remote value is gone (deletionPolicy
+	// Delete/Merge); gone says every source was.
+	gone bool
+}
+
+// Execute runs a plan: fetch, render, apply.
+func (e *Engine) Execute(ctx context.Context, plan Plan) (Result, error) {
+	res := Result{SecretName: plan.Target.Name}
+	d, err := e.build(ctx, plan)
+	if err != nil {
+		return res, err
+	}
+	res.Hash = Hash(plan.Target.Type, d.data, d.labels, d.annotations)
+	res.Keys = sortedKeys(d.data)
+	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {
+		return res, nil
+	}
+	return e.apply(ctx, plan, d, res)
+}
+
+// build fetches every source and renders the template.
+func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
+	tolerateGone := plan.Target.DeletionPolicy == esv1.DeletionPolicyDelete || plan.Target.DeletionPolicy == esv1.DeletionPolicyMerge
+	data := map[string][]byte{}
+	stores := map[StoreRef]fetch.Request{}
+	goneCount := 0
+	// Group data refs by store so one sync makes one (batch) request per store.
+	for _, src := range plan.Sources {
+		if _, ok := stores[src.Store]; ok {
+			continue
+		}
+		req, err := e.request(ctx, plan, src.Store)
+		if err != nil {
+			return nil, err
+		}
+		stores[src.Store] = req
+	}
+	refsByStore := map[StoreRef][]provider.Ref{}
+	for _, src := range plan.Sources {
+		switch {
+		case src.Data != nil:
+			refsByStore[src.Store] = append(refsByStore[src.Store], src.Data.Ref)
+		case src.Extract != nil:
+			refsByStore[src.Store] = append(refsByStore[src.Store], src.Extract.Ref)
+		}
+	}
+	fetched := map[StoreRef]map[provider.Ref]provider.Value{}
+	fetchErrs := map[StoreRef]map[provider.Ref]error{}
+	for st, refs := range refsByStore {
+		fetched[st], fetchErrs[st] = e.Fetch.Get(ctx, stores[st], refs)
+	}
+	for _, src := range plan.Sources {
+		switch {
+		case src.Data != nil:
+			ds := src.Data
+			v, err := lookup(fetched, fetchErrs, src.Store, ds.Ref)
+			if err != nil {
+				if tolerateGone && errors.Is(err, provider.ErrNotFound) {
+					goneCount++
+					continue
+				}
+				return nil, wrapSource(err, "fetching %s for key %q", ds.Ref, ds.SecretKey)
+			}
+			b, err := values.Property(v, ds.Property)
+			if err != nil {
+				if tolerateGone && errors.Is(err, values.ErrPropertyNotFound) {
+					goneCount++
+					continue
+				}
+				return nil, wrapSource(err, "reading %s for key %q", ds.Ref, ds.SecretKey)
+			}
+			if b, err = values.Decode(b, ds.Decoding); err != nil {
+				return nil, fail(ReasonInvalidValue, "key %q: %v", ds.SecretKey, err)
+			}
+			if err := values.CheckNullBytes(ds.SecretKey, b, ds.NullBytePolicy); err != nil {
+				return nil, fail(ReasonInvalidValue, "%v", err)
+			}
+			data[ds.SecretKey] = b
+		case src.Extract != nil:
+			x := src.Extract
+			v, err := lookup(fetched, fetchErrs, src.Store, x.Ref)
+			if err != nil {
+				if tolerateGone && errors.Is(err, provider.ErrNotFound) {
+					goneCount++
+					continue
+				}
+				return nil, wrapSource(err, "extracting %s", x.Ref)
+			}
+			m, err := values.Extract(v, x.Property)
+			if err != nil {
+				return nil, wrapSource(err, "extracting %s", x.Ref)
+			}
+			if err := e.mergeMany(data, m, x.Decoding, x.Conversion, x.NullBytePolicy, x.Rewrite); err != nil {
+				return nil, err
+			}
+		case src.Find != nil:
+			f := src.Find
+			m, err := e.Fetch.Find(ctx, stores[src.Store], f.Find)
+			if err != nil {
+				return nil, wrapSource(err, "finding secrets")
+			}
+			if len(m) == 0 && tolerateGone {
+				goneCount++
+			}
+			if err := e.mergeMany(data, m, f.Decoding, f.Conversion, f.NullBytePolicy, f.Rewrite); err != nil {
+				return nil, err
+			}
+		}
+	}
+	d := &desired{data: data, labels: map[string]string{}, annotations: map[string]string{}}
+	d.gone = goneCount > 0 && len(data) == 0 && goneCount == len(plan.Sources)
+	if plan.Template != nil {
+		if err := e.renderTemplate(ctx, plan, d); err != nil {
+			return nil, err
+		}
+	}
+	for k := range d.data {
+		if !values.ValidKey(k) {
+			return nil, fail(ReasonInvalidSpec, "key %q is not a valid Secret key (allowed: letters, digits, '-', '_', '.')", k)
+		}
+	}
+	return d, nil
+}
+
+func lookup(vals map[StoreRef]map[provider.Ref]provider.Value, errs map[StoreRef]map[provider.Ref]error, st StoreRef, r provider.Ref) (provider.Value, error) {
+	if err, ok := errs[st][r]; ok {
+		return provider.Value{}, err
+	}
+	if v, ok := vals[st][r]; ok {
+		return v, nil
+	}
+	return provider.Value{}, fmt.Errorf("%w: %s", provider.ErrNotFound, r)
+}
+
+func wrapSource(err error, format string, args ...any) *Error {
+	c := classify(err)
+	c.Err = fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+	return c
+}
+
+func (e *Engine) mergeMany(dst, m map[string][]byte, dec esv1.ExternalSecretDecodingStrategy, conv esv1.ExternalSecretConversionStrategy, nb esv1.ExternalSecretNullBytePolicy, rws []Rewrite) error {
+	if len(rws) > 0 {
+		rewriters := make([]values.Rewriter, 0, len(rws))
+		for _, rw := range rws {
+			r, err := rewriter(rw)
+			if err != nil {
+				return fail(ReasonInvalidSpec, "%v", err)
+			}
+			rewriters = append(rewriters, r)
+		}
+		var err error
+		if m, err = values.Rewrite(m, rewriters); err != nil {
+			return fail(ReasonInvalidSpec, "%v", err)
+		}
+	}
+	for k, v := range m {
+		b, err := values.Decode(v, dec)
+		if err != nil {
+			return fail(ReasonInvalidValue, "key %q: %v", k, err)
+		}
+		key := values.ConvertKey(k, conv)
+		if err := values.CheckNullBytes(key, b, nb); err != nil {
+			return fail(ReasonInvalidValue, "%v", err)
+		}
+		dst[key] = b
+	}
+	return nil
+}
+
+func rewriter(rw Rewrite) (values.Rewriter, error) {
+	if rw.Transform != "" {
+		return func(k string) (string, error) {
+			out, err := render.Render([]render.Item{{Key: "k", Template: rw.Transform, Source: "rewrite.transform"}}, map[string][]byte{"value": []byte(k)})
+			if err != nil {
+				return "", err
+			}
+			return string(out.Data["k"]), nil
+		}, nil
+	}
+	return values.RegexpRewriter(rw.RegexpSource, rw.RegexpTarget)
+}
+
+// renderTemplate applies the plan's template to d.
+func (e *Engine) renderTemplate(ctx context.Context, plan Plan, d *desired) error {
+	t := plan.Template
+	items := append([]render.Item(nil), t.Items...)
+	for _, from := range t.From {
+		more, err := e.templateFrom(ctx, plan.Owner.Namespace, from)
+		if err != nil {
+			return err
+		}
+		items = append(items, more...)
+	}
+	out, err := render.Render(items, d.data)
+	if err != nil {
+		return fail(ReasonTemplateFailed, "%v", err)
+	}
+	rendersData := false
+	for _, it := range items {
+		if it.Target == "" || it.Target == render.TargetData {
+			rendersData = true
+			break
+		}
+	}
+	if rendersData {
+		if t.MergeFetched {
+			for k, v := range out.Data {
+				d.data[k] = v
+			}
+		} else {
+			d.data = out.Data
+		}
+	}
+	d.labels, d.annotations = out.Labels, out.Annotations
+	return nil
+}
+
+func (e *Engine) templateFrom(ctx context.Context, ns string, from TemplateFrom) ([]render.Item, error) {
+	get := func(key string) (string, bool, error) { return "", false, nil }
+	var src string
+	switch {
+	case from.ConfigMap != "":
+		src = "configmap " + from.ConfigMap
+		var cm corev1.ConfigMap
+		if err := e.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: from.ConfigMap}, &cm); err != nil {
+			return nil, fail(ReasonTemplateFailed, "reading templateFrom %s: %v", src, err)
+		}
+		get = func(key string) (string, bool, error) { v, ok := cm.Data[key]; return v, ok, nil }
+	case from.Secret != "":
+		src = "secret " + from.Secret
+		var s corev1.Secret
+		if err := e.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: from.Secret}, &s); err != nil {
+			return nil, fail(ReasonTemplateFailed, "reading templateFrom %s: %v", src, err)
+		}
+		get = func(key string) (string, bool, error) { v, ok := s.Data[key]; return string(v), ok, nil }
+	}
+	var items []render.Item
+	for _, it := range from.Items {
+		text, ok, _ := get(it.Key)
+		if !ok {
+			return nil, fail(ReasonTemplateFailed, "templateFrom %s has no key %q", src, it.Key)
+		}
+		items = append(items, render.Item{Key: it.Key, Template: text, KeysAndValues: it.KeysAndValues, Target: from.Target, Source: src + "/" + it.Key})
+	}
+	return items, nil
+}
+
+// request resolves a store reference for the plan's owner into a fetch
+// request, enforcing ClusterSecretStore namespace conditions.
+func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Request, error) {
+	var spec esv1.SecretStoreSpec
+	var gen int64
+	st := provider.Store{Kind: ref.Kind, Name: ref.Name}
+	switch ref.Kind {
+	case esv1.ClusterSecretStoreKind:
+		var css esv1.ClusterSecretStore
+		if err := e.Client.Get(ctx, client.ObjectKey{Name: ref.Name}, &css); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fetch.Request{}, fail(ReasonStoreNotFound, "ClusterSecretStore %q not found", ref.Name)
+			}
+			return fetch.Request{}, fail(ReasonStoreNotFound, "reading ClusterSecretStore %q: %v", ref.Name, err)
+		}
+		spec, gen = css.Spec, css.Generation
+		if err := e.namespaceAllowed(ctx, plan.Owner.Namespace, spec.Conditions); err != nil {
+			return fetch.Request{}, fail(ReasonStoreNotAllowed, "ClusterSecretStore %q does not allow namespace %q: %v", ref.Name, plan.Owner.Namespace, err)
+		}
+	default:
+		st.Kind = esv1.SecretStoreKind
+		st.Namespace = plan.Owner.Namespace
+		var ss esv1.SecretStore
+		if err := e.Client.Get(ctx, client.ObjectKey{Namespace: plan.Owner.Namespace, Name: ref.Name}, &ss); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fetch.Request{}, fail(ReasonStoreNotFound, "SecretStore %q not found in namespace %q", ref.Name, plan.Owner.Namespace)
+			}
+			return fetch.Request{}, fail(ReasonStoreNotFound, "reading SecretStore %q: %v", ref.Name, err)
+		}
+		spec, gen = ss.Spec, ss.Generation
+	}
+	st.Spec = &spec
+	if err := CheckProvider(e.Registry, st); err != nil {
+		return fetch.Request{}, err
+	}
+	return fetch.Request{Store: st, Generation: gen, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
+}
+
+// CheckProvider validates a store's provider selection and configuration
+// without I/O.
+func CheckProvider(reg *provider.Registry, st provider.Store) error {
+	name, err := provider.SelectedName(st.Spec.Provider)
+	if err != nil {
+		return fail(ReasonInvalidStoreConfig, "%s %q: %v", st.Kind, st.Name, err)
+	}
+	p, ok := reg.Get(name)
+	if !ok {
+		return fail(ReasonUnsupportedProvider, "%s %q uses provider %q, which keyferry does not support", st.Kind, st.Name, name)
+	}
+	if err := p.ValidateSpec(st); err != nil {
+		return fail(ReasonInvalidStoreConfig, "%s %q: %v", st.Kind, st.Name, err)
+	}
+	return nil
+}
+
+// namespaceAllowed enforces a ClusterSecretStore's conditions: the
+// namespace must match at least one condition (by name, regexp or label
+// selector); no conditions allow all.
+func (e *Engine) namespaceAllowed(ctx context.Context, ns string, conds []esv1.ClusterSecretStoreCondition) error {
+	if len(conds) == 0 {
+		return nil
+	}
+	var nsObj *corev1.Namespace
+	for _, c := range conds {
+		for _, n := range c.Namespaces {
+			if n == ns {
+				return nil
+			}
+		}
+		for _, expr := range c.NamespaceRegexes {
+			re, err := regexp.Compile(expr)
+			if err != nil {
+				return fmt.Errorf("invalid namespaceRegexes entry %q: %v", expr, err)
+			}
+			if re.MatchString(ns) {
+				return nil
+			}
+		}
+		if c.NamespaceSelector != nil {
+			sel, err := metav1.LabelSelectorAsSelector(c.NamespaceSelector)
+			if err != nil {
+				return fmt.Errorf("invalid namespaceSelector: %v", err)
+			}
+			if nsObj == nil {
+				nsObj = &corev1.Namespace{}
+				if err := e.Client.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
+					return fmt.Errorf("reading namespace: %v", err)
+				}
+			}
+			if sel.Matches(labels.Set(nsObj.Labels)) {
+				return nil
+			}
+		}
+	}
+	return errors.New("no condition matches")
+}
+
+// Hash is the hash of a Secret's desired content.
+func Hash(t corev1.SecretType, data map[string][]byte, lbls, anns map[string]string) string {
+	h := sha256.New()
+	h.Write([]byte(t))
+	h.Write([]byte{0})
+	for _, k := range sortedKeys(data) {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write(data[k])
+		h.Write([]byte{0})
+	}
+	for _, m := range []map[string]string{lbls, anns} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			h.Write([]byte(k + "\x00" + m[k] + "\x00"))
+		}
+		h.Write([]byte{1})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/engine/values"
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// Reasons a sync fails; they become the Ready condition's reason and the
+// Event's reason, so they are stable, CamelCase and documented in
+// docs/status.md.
+const (
+	ReasonStoreNotFound       = "StoreNotFound"
+	ReasonStoreNotAllowed     = "StoreNotAllowed"
+	ReasonInvalidStoreConfig  = "InvalidStoreConfig"
+	ReasonUnsupportedProvider = "UnsupportedProvider"
+	ReasonRemoteNotFound      = "RemoteSecretNotFound"
+	ReasonForbidden           = "ProviderForbidden"
+	ReasonUnauthenticated     = "ProviderAuthFailed"
+	ReasonUnreachable         = "ProviderUnreachable"
+	ReasonThrottled           = "ProviderThrottled"
+	ReasonBadResponse         = "ProviderBadResponse"
+	ReasonProviderError       = "ProviderError"
+	ReasonPropertyNotFound    = "PropertyNotFound"
+	ReasonInvalidValue        = "InvalidValue"
+	ReasonTemplateFailed      = "TemplateFailed"
+	ReasonInvalidSpec         = "InvalidSpec"
+	ReasonSecretNotOwned      = "SecretNotOwned"
+	ReasonSecretMissing       = "SecretMissing"
+	ReasonSecretImmutable     = "SecretImmutable"
+	ReasonWriteFailed         = "SecretWriteFailed"
+)
+
+// Error is a failed sync with the reason shown to the user. Its message
+// never contains a secret value.
+type Error struct {
+	Reason string
+	Err    error
+	// RetryAfter, when set, is how long the store asked to wait.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(reason string, format string, args ...any) *Error {
+	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// classify wraps a fetch error with the reason that fits it.
+func classify(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	out := &Error{Reason: ReasonProviderError, Err: err}
+	var te *provider.ThrottledError
+	var be *fetch.BackoffError
+	switch {
+	case errors.As(err, &te):
+		out.Reason, out.RetryAfter = ReasonThrottled, te.RetryAfter
+	case errors.Is(err, provider.ErrNotFound):
+		out.Reason = ReasonRemoteNotFound
+	case errors.Is(err, provider.ErrForbidden):
+		out.Reason = ReasonForbidden
+	case errors.Is(err, provider.ErrUnauthenticated):
+		out.Reason = ReasonUnauthenticated
+	case errors.Is(err, provider.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
+		out.Reason = ReasonUnreachable
+	case errors.Is(err, provider.ErrInvalidConfig):
+		out.Reason = ReasonInvalidStoreConfig
+	case errors.Is(err, provider.ErrNotSupported):
+		out.Reason = ReasonUnsupportedProvider
+	case errors.Is(err, provider.ErrBadResponse), errors.Is(err, values.ErrNotJSON):
+		out.Reason = ReasonBadResponse
+	case errors.Is(err, values.ErrPropertyNotFound):
+		out.Reason = ReasonPropertyNotFound
+	}
+	if errors.As(err, &be) && out.RetryAfter == 0 {
+		out.RetryAfter = time.Until(be.Until)
+	}
+	return out
+}

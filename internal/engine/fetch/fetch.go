@@ -1,0 +1,645 @@
+// Package fetch is keyferry's shared fetch layer. Every read of a provider
+// goes through it, so that:
+//   - a value many objects reference is fetched once per refresh window per
+//     store: concurrent identical requests coalesce and results are cached in
+//     memory for the requester's window only;
+//   - the refs of one sync that a client can batch are fetched in one call;
+//   - calls to one store are rate-limited, and a failing store is backed off
+//     exponentially (or as its Retry-After says) however many objects use it;
+//   - when a refreshed value differs from the one cached, every other object
+//     that uses it is told at once (OnChange), so a rotation reaches all
+//     dependents within one window instead of each waiting for its own.
+//
+// Clients are built once per store (and per namespace only for a
+// ClusterSecretStore whose credentials resolve in the user's namespace) and
+// rebuilt when the store changes or after ClientTTL.
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// Options configure a Layer.
+type Options struct {
+	Registry *provider.Registry
+	// Kube reads credential Secrets; uncached.
+	Kube   client.Reader
+	Tokens provider.TokenRequester
+	Log    logr.Logger
+	// QPS and Burst limit calls to one store (default 20 and 40).
+	QPS   float64
+	Burst int
+	// BaseBackoff and MaxBackoff bound the wait after a store fails
+	// (default 1s and 5m).
+	BaseBackoff, MaxBackoff time.Duration
+	// ClientTTL is how long a client is reused before it is rebuilt, so
+	// rotated credentials are picked up (default 15m).
+	ClientTTL time.Duration
+	// OnChange is called with the subscribers of values that changed.
+	OnChange func(subscribers []string)
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Request describes who asks, through which store, how fresh.
+type Request struct {
+	Store provider.Store
+	// Generation of the store object; a change rebuilds the client.
+	Generation int64
+	// Namespace of the requesting object (where a ClusterSecretStore's
+	// namespace-less credential references resolve).
+	Namespace string
+	// Subscriber identifies the requester, to be told of changes.
+	Subscriber string
+	// MaxAge accepts cached values fetched this recently; 0 always fetches.
+	MaxAge time.Duration
+}
+
+// Layer is the fetch layer. It is safe for concurrent use.
+type Layer struct {
+	opts   Options
+	ctx    context.Context
+	mu     sync.Mutex
+	stores map[storeKey]*store
+}
+
+type storeKey struct {
+	kind, namespace, name string
+	// scope is the requester namespace for clients whose credentials
+	// resolve there; empty when the client is shared by all namespaces.
+	scope string
+}
+
+func (k storeKey) String() string {
+	if k.namespace == "" {
+		return k.kind + "/" + k.name
+	}
+	return k.kind + "/" + k.namespace + "/" + k.name
+}
+
+type store struct {
+	key        storeKey
+	generation int64
+	created    time.Time
+	client     provider.Client
+	cancel     context.CancelFunc
+	limiter    *rate.Limiter
+
+	mu       sync.Mutex
+	entries  map[provider.Ref]*entry
+	finds    map[string]*entry
+	inflight map[string]*call
+	// backoff state
+	failures     int
+	backoffUntil time.Time
+	lastErr      error
+	calls        int64
+}
+
+type entry struct {
+	value       provider.Value
+	found       map[string][]byte
+	err         error // only ErrNotFound is cached
+	fetched     time.Time
+	hash        [32]byte
+	subscribers map[string]struct{}
+}
+
+type call struct {
+	done  chan struct{}
+	value provider.Value
+	found map[string][]byte
+	err   error
+}
+
+// New returns a Layer whose watchers and clients live until ctx ends.
+func New(ctx context.Context, opts Options) *Layer {
+	if opts.QPS == 0 {
+		opts.QPS = 20
+	}
+	if opts.Burst == 0 {
+		opts.Burst = 40
+	}
+	if opts.BaseBackoff == 0 {
+		opts.BaseBackoff = time.Second
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	if opts.ClientTTL == 0 {
+		opts.ClientTTL = 15 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OnChange == nil {
+		opts.OnChange = func([]string) {}
+	}
+	l := &Layer{opts: opts, ctx: ctx, stores: map[storeKey]*store{}}
+	go func() {
+		<-ctx.Done()
+		l.closeAll()
+	}()
+	return l
+}
+
+// Get returns the values of refs from the request's store. Values come from
+// the cache when fetched within req.MaxAge; refs already being fetched by
+// another request are waited for; the rest are fetched, in one batch call
+// when the client supports it.
+func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
+	vals := map[provider.Ref]provider.Value{}
+	errs := map[provider.Ref]error{}
+	s, err := l.storeFor(ctx, req)
+	if err != nil {
+		for _, r := range refs {
+			errs[r] = err
+		}
+		return vals, errs
+	}
+	now := l.opts.Now()
+	var mine []provider.Ref
+	var waits []provider.Ref
+	waitCalls := map[provider.Ref]*call{}
+	s.mu.Lock()
+	for _, r := range uniq(refs) {
+		e := s.entries[r]
+		if e == nil {
+			e = &entry{subscribers: map[string]struct{}{}}
+			s.entries[r] = e
+		}
+		if req.Subscriber != "" {
+			e.subscribers[req.Subscriber] = struct{}{}
+		}
+		if !e.fetched.IsZero() && req.MaxAge > 0 && now.Sub(e.fetched) < req.MaxAge {
+			if e.err != nil {
+				errs[r] = e.err
+			} else {
+				vals[r] = e.value
+			}
+			continue
+		}
+		if c, ok := s.inflight[refKey(r)]; ok {
+			waits = append(waits, r)
+			waitCalls[r] = c
+			continue
+		}
+		c := &call{done: make(chan struct{})}
+		s.inflight[refKey(r)] = c
+		waitCalls[r] = c
+		mine = append(mine, r)
+		waits = append(waits, r)
+	}
+	s.mu.Unlock()
+
+	if len(mine) > 0 {
+		l.fetch(ctx, s, req.Subscriber, mine)
+	}
+	for _, r := range waits {
+		c := waitCalls[r]
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			errs[r] = ctx.Err()
+			continue
+		}
+		if c.err != nil {
+			errs[r] = c.err
+		} else {
+			vals[r] = c.value
+		}
+	}
+	return vals, errs
+}
+
+func refKey(r provider.Ref) string { return "v\x00" + r.Key + "\x00" + r.Version }
+
+func uniq(refs []provider.Ref) []provider.Ref {
+	seen := make(map[provider.Ref]struct{}, len(refs))
+	out := refs[:0:0]
+	for _, r := range refs {
+		if _, ok := seen[r]; !ok {
+			seen[r] = struct{}{}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fetch fetches refs (whose calls this goroutine owns) and completes them.
+func (l *Layer) fetch(ctx context.Context, s *store, subscriber string, refs []provider.Ref) {
+	results := make(map[provider.Ref]provider.Value, len(refs))
+	errs := make(map[provider.Ref]error, len(refs))
+	if bg, ok := s.client.(provider.BatchGetter); ok && len(refs) > 1 {
+		if err := l.admit(ctx, s); err != nil {
+			for _, r := range refs {
+				errs[r] = err
+			}
+		} else {
+			vals, berrs := bg.GetSecrets(ctx, refs)
+			var failure error
+			for _, r := range refs {
+				if v, ok := vals[r]; ok {
+					results[r] = v
+				} else if e, ok := berrs[r]; ok {
+					errs[r] = e
+					if !isCacheable(e) && failure == nil {
+						failure = e
+					}
+				} else {
+					errs[r] = fmt.Errorf("%w: %s", provider.ErrNotFound, r)
+				}
+			}
+			l.record(s, failure)
+		}
+	} else {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, r := range refs {
+			wg.Add(1)
+			go func(r provider.Ref) {
+				defer wg.Done()
+				v, err := l.getOne(ctx, s, r)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs[r] = err
+				} else {
+					results[r] = v
+				}
+			}(r)
+		}
+		wg.Wait()
+	}
+
+	now := l.opts.Now()
+	var changedSubs []string
+	s.mu.Lock()
+	for _, r := range refs {
+		key := refKey(r)
+		c := s.inflight[key]
+		delete(s.inflight, key)
+		e := s.entries[r]
+		if e == nil { // unsubscribed meanwhile
+			e = &entry{subscribers: map[string]struct{}{}}
+			s.entries[r] = e
+		}
+		if v, ok := results[r]; ok {
+			c.value = v
+			h := sha256.Sum256(append(append([]byte{}, v.Data...), fieldsDigest(v.Fields)...))
+			if !e.fetched.IsZero() && e.err == nil && h != e.hash {
+				changedSubs = appendSubs(changedSubs, e.subscribers, subscriber)
+			}
+			if !e.fetched.IsZero() && e.err != nil {
+				changedSubs = appendSubs(changedSubs, e.subscribers, subscriber)
+			}
+			e.value, e.err, e.fetched, e.hash = v, nil, now, h
+		} else {
+			err := errs[r]
+			c.err = err
+			if isCacheable(err) {
+				if !e.fetched.IsZero() && e.err == nil {
+					changedSubs = appendSubs(changedSubs, e.subscribers, subscriber)
+				}
+				e.value, e.err, e.fetched = provider.Value{}, err, now
+			}
+		}
+		close(c.done)
+	}
+	s.mu.Unlock()
+	if len(changedSubs) > 0 {
+		l.opts.OnChange(changedSubs)
+	}
+}
+
+func appendSubs(out []string, subs map[string]struct{}, except string) []string {
+	for s := range subs {
+		if s != except {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func fieldsDigest(f map[string][]byte) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write(f[k])
+		h.Write([]byte{0})
+	}
+	return h.Sum(nil)
+}
+
+// isCacheable says whether an error is an answer about the value (cached like
+// a value) rather than a failure of the store.
+func isCacheable(err error) bool {
+	return errors.Is(err, provider.ErrNotFound)
+}
+
+// isStoreFailure says whether an error should back the store off.
+func isStoreFailure(err error) bool {
+	if err == nil || errors.Is(err, provider.ErrNotFound) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var te *provider.ThrottledError
+	return errors.As(err, &te) || errors.Is(err, provider.ErrUnreachable) ||
+		!(errors.Is(err, provider.ErrForbidden) || errors.Is(err, provider.ErrInvalidConfig) ||
+			errors.Is(err, provider.ErrBadResponse) || errors.Is(err, provider.ErrNotSupported))
+}
+
+func (l *Layer) getOne(ctx context.Context, s *store, r provider.Ref) (provider.Value, error) {
+	if err := l.admit(ctx, s); err != nil {
+		return provider.Value{}, err
+	}
+	v, err := s.client.GetSecret(ctx, r)
+	l.record(s, err)
+	return v, err
+}
+
+// BackoffError is returned without calling the store while it backs off.
+type BackoffError struct {
+	Store string
+	Until time.Time
+	Err   error
+}
+
+func (e *BackoffError) Error() string {
+	return fmt.Sprintf("store %s failed recently; not calling it again before %s: %v", e.Store, e.Until.UTC().Format(time.RFC3339), e.Err)
+}
+
+func (e *BackoffError) Unwrap() error { return e.Err }
+
+// admit waits for the store's rate limiter, or fails fast while it backs off.
+func (l *Layer) admit(ctx context.Context, s *store) error {
+	s.mu.Lock()
+	until, last := s.backoffUntil, s.lastErr
+	s.mu.Unlock()
+	if l.opts.Now().Before(until) {
+		return &BackoffError{Store: s.key.String(), Until: until, Err: last}
+	}
+	if err := s.limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("waiting for store %s rate limit: %w", s.key, err)
+	}
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	return nil
+}
+
+// record updates the store's backoff state after a call.
+func (l *Layer) record(s *store, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !isStoreFailure(err) {
+		s.failures, s.backoffUntil, s.lastErr = 0, time.Time{}, nil
+		return
+	}
+	s.failures++
+	d := l.opts.BaseBackoff << min(s.failures-1, 20)
+	if d > l.opts.MaxBackoff || d <= 0 {
+		d = l.opts.MaxBackoff
+	}
+	var te *provider.ThrottledError
+	if errors.As(err, &te) && te.RetryAfter > d {
+		d = te.RetryAfter
+	}
+	s.backoffUntil = l.opts.Now().Add(d)
+	s.lastErr = err
+}
+
+// Find returns the values a find selects, cached like values.
+func (l *Layer) Find(ctx context.Context, req Request, f provider.Find) (map[string][]byte, error) {
+	s, err := l.storeFor(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	kb, _ := json.Marshal(f)
+	key := "f\x00" + string(kb)
+	now := l.opts.Now()
+	s.mu.Lock()
+	e := s.finds[key]
+	if e == nil {
+		e = &entry{subscribers: map[string]struct{}{}}
+		s.finds[key] = e
+	}
+	if req.Subscriber != "" {
+		e.subscribers[req.Subscriber] = struct{}{}
+	}
+	if !e.fetched.IsZero() && req.MaxAge > 0 && now.Sub(e.fetched) < req.MaxAge {
+		found := e.found
+		s.mu.Unlock()
+		return found, nil
+	}
+	if c, ok := s.inflight[key]; ok {
+		s.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.found, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c := &call{done: make(chan struct{})}
+	s.inflight[key] = c
+	s.mu.Unlock()
+
+	var found map[string][]byte
+	err = l.admit(ctx, s)
+	if err == nil {
+		found, err = s.client.Find(ctx, f)
+		l.record(s, err)
+	}
+	var changed []string
+	s.mu.Lock()
+	delete(s.inflight, key)
+	c.found, c.err = found, err
+	if err == nil {
+		h := sha256.Sum256(fieldsDigest(found))
+		if !e.fetched.IsZero() && h != e.hash {
+			changed = appendSubs(changed, e.subscribers, req.Subscriber)
+		}
+		e.found, e.fetched, e.hash = found, now, h
+	}
+	close(c.done)
+	s.mu.Unlock()
+	if len(changed) > 0 {
+		l.opts.OnChange(changed)
+	}
+	return found, err
+}
+
+// Validate builds (or reuses) the store's client and validates it.
+func (l *Layer) Validate(ctx context.Context, req Request) error {
+	s, err := l.storeFor(ctx, req)
+	if err != nil {
+		return err
+	}
+	return s.client.Validate(ctx)
+}
+
+// Unsubscribe forgets a subscriber (its object was deleted).
+func (l *Layer) Unsubscribe(subscriber string) {
+	l.mu.Lock()
+	stores := make([]*store, 0, len(l.stores))
+	for _, s := range l.stores {
+		stores = append(stores, s)
+	}
+	l.mu.Unlock()
+	for _, s := range stores {
+		s.mu.Lock()
+		for r, e := range s.entries {
+			delete(e.subscribers, subscriber)
+			if len(e.subscribers) == 0 {
+				delete(s.entries, r)
+			}
+		}
+		for k, e := range s.finds {
+			delete(e.subscribers, subscriber)
+			if len(e.subscribers) == 0 {
+				delete(s.finds, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Calls returns how many calls were made to the store named by kind,
+// namespace and name, across all its clients (metrics and tests).
+func (l *Layer) Calls(kind, namespace, name string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for k, s := range l.stores {
+		if k.kind == kind && k.namespace == namespace && k.name == name {
+			s.mu.Lock()
+			n += s.calls
+			s.mu.Unlock()
+		}
+	}
+	return n
+}
+
+// storeFor returns the store state for req, building its client when there
+// is none, the store changed, or the client is older than ClientTTL.
+func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
+	key := storeKey{kind: req.Store.Kind, namespace: req.Store.Namespace, name: req.Store.Name}
+	if req.Store.IsCluster() && NeedsNamespace(req.Store.Spec) {
+		key.scope = req.Namespace
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opts.Now()
+	if s, ok := l.stores[key]; ok {
+		if s.generation == req.Generation && now.Sub(s.created) < l.opts.ClientTTL {
+			return s, nil
+		}
+		s.close(ctx)
+	}
+	name, err := provider.SelectedName(req.Store.Spec.Provider)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", provider.ErrInvalidConfig, err)
+	}
+	p, ok := l.opts.Registry.Get(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: provider %q is not supported by keyferry", provider.ErrNotSupported, name)
+	}
+	ns := req.Store.Namespace
+	if req.Store.IsCluster() {
+		ns = req.Namespace
+	}
+	c, err := p.NewClient(ctx, provider.Options{
+		Store: req.Store, Namespace: ns, Kube: l.opts.Kube, Tokens: l.opts.Tokens,
+		Log: l.opts.Log.WithValues("store", key.String()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building %s client for store %s: %w", name, key, err)
+	}
+	wctx, cancel := context.WithCancel(l.ctx)
+	s := &store{
+		key: key, generation: req.Generation, created: now, client: c, cancel: cancel,
+		limiter:  rate.NewLimiter(rate.Limit(l.opts.QPS), l.opts.Burst),
+		entries:  map[provider.Ref]*entry{},
+		finds:    map[string]*entry{},
+		inflight: map[string]*call{},
+	}
+	if old, ok := l.stores[key]; ok {
+		// keep subscribers and change detection across client rebuilds
+		s.entries, s.finds, s.calls = old.entries, old.finds, old.calls
+	}
+	l.stores[key] = s
+	if w, ok := c.(provider.Watcher); ok {
+		go l.watch(wctx, s, w)
+	}
+	return s, nil
+}
+
+func (l *Layer) watch(ctx context.Context, s *store, w provider.Watcher) {
+	err := w.Watch(ctx, func(keys []string) {
+		s.mu.Lock()
+		var subs []string
+		for r, e := range s.entries {
+			if keys != nil && !containsKey(keys, r.Key) {
+				continue
+			}
+			e.fetched = time.Time{} // stale: the next Get fetches
+			subs = appendSubs(subs, e.subscribers, "")
+		}
+		for _, e := range s.finds {
+			e.fetched = time.Time{}
+			subs = appendSubs(subs, e.subscribers, "")
+		}
+		s.mu.Unlock()
+		if len(subs) > 0 {
+			l.opts.OnChange(subs)
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		l.opts.Log.Error(err, "watching store for changes stopped; falling back to refresh intervals", "store", s.key.String())
+	}
+}
+
+func containsKey(keys []string, k string) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *store) close(ctx context.Context) {
+	s.cancel()
+	_ = s.client.Close(ctx)
+}
+
+func (l *Layer) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, s := range l.stores {
+		s.close(context.Background())
+		delete(l.stores, k)
+	}
+}
