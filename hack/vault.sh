@@ -35,6 +35,6 @@ package tools
 import _ "github.com/hashicorp/vault"
 GO
 go mod tidy -e >/dev/null 2>&1 || true
-CGO_ENABLED=0 go build -tags tools -trimpath -ldflags "-s -w" -o "${out}/vault.tmp" github.com/hashicorp/vault
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${out}/vault.tmp" github.com/hashicorp/vault
 mv "${out}/vault.tmp" "${out}/vault"
 echo "vault ${VAULT_VERSION} in ${out}"

@@ -81,7 +81,8 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 			return res, fail(ReasonSecretMissing, "Secret %q does not exist and creationPolicy Merge never creates one", t.Name)
 		}
 		if d.gone {
-			return res, nil // nothing to create from nothing
+			res.Gone = true // nothing to create from nothing
+			return res, nil
 		}
 		s := e.newSecret(plan, d, res.Hash)
 		if err := e.Client.Create(ctx, s); err != nil {
@@ -100,7 +101,7 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 		if err := e.Client.Delete(ctx, cur, client.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
 			return res, fail(ReasonWriteFailed, "deleting Secret %q: %v", t.Name, apiMessage(err))
 		}
-		res.Deleted = true
+		res.Deleted, res.Gone = true, true
 		return res, nil
 	}
 

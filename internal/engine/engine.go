@@ -32,7 +32,14 @@ type Engine struct {
 	APIReader client.Reader
 	Fetch     *fetch.Layer
 	Registry  *provider.Registry
+	// Resolvers resolve store kinds other than SecretStore and
+	// ClusterSecretStore (for example a SecretProviderClass), by kind.
+	Resolvers map[string]StoreResolver
 }
+
+// StoreResolver resolves a store reference for a plan into the store a
+// client is built for and the generation that invalidates the client.
+type StoreResolver func(ctx context.Context, plan Plan, ref StoreRef) (provider.Store, int64, error)
 
 // Result is what a sync did. It holds key names and a hash, never values.
 type Result struct {
@@ -43,6 +50,9 @@ type Result struct {
 	Keys []string
 	// Created, Updated and Deleted say what was written.
 	Created, Updated, Deleted bool
+	// Gone says every remote value is gone and, by deletionPolicy, there
+	// is no Secret.
+	Gone bool
 }
 
 // Changed says whether the Secret was written.
@@ -305,6 +315,16 @@ func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Re
 	var spec esv1.SecretStoreSpec
 	var gen int64
 	st := provider.Store{Kind: ref.Kind, Name: ref.Name}
+	if resolve, ok := e.Resolvers[ref.Kind]; ok {
+		st, gen, err := resolve(ctx, plan, ref)
+		if err != nil {
+			return fetch.Request{}, err
+		}
+		if err := CheckProvider(e.Registry, st); err != nil {
+			return fetch.Request{}, err
+		}
+		return fetch.Request{Store: st, Generation: gen, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
+	}
 	switch ref.Kind {
 	case esv1.ClusterSecretStoreKind:
 		var css esv1.ClusterSecretStore

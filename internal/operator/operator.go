@@ -27,6 +27,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	secretsstorev1 "github.com/keyferry/keyferry/apis/secretsstore/v1"
+	secretsyncv1alpha1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/externalsecret"
 	"github.com/keyferry/keyferry/internal/controller/secretstore"
 	"github.com/keyferry/keyferry/internal/engine"
@@ -66,6 +68,8 @@ func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)
 	_ = esv1.AddToScheme(s)
+	_ = secretsstorev1.AddToScheme(s)
+	_ = secretsyncv1alpha1.AddToScheme(s)
 	return s
 }
 

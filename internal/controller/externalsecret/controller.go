@@ -228,7 +228,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventDeleted, "Sync", "Deleted Secret %s: every remote value is gone and deletionPolicy is Delete", res.SecretName)
 	}
 	reason, msg := ReasonSecretSynced, "Secret was synced"
-	if res.Deleted {
+	if res.Gone {
 		reason, msg = ReasonSecretDeleted, "Secret was deleted: every remote value is gone and deletionPolicy is Delete"
 	}
 	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {

@@ -1,0 +1,273 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// countingProvider is a provider whose client serves an in-memory map and
+// counts its calls; gate, when set, holds every call until closed.
+type countingProvider struct {
+	mu      sync.Mutex
+	values  map[string]string
+	err     error
+	calls   atomic.Int64
+	batches atomic.Int64
+	gate    chan struct{}
+	started chan struct{}
+	once    sync.Once
+	batch   bool
+}
+
+func (p *countingProvider) ValidateSpec(provider.Store) error { return nil }
+func (p *countingProvider) NewClient(context.Context, provider.Options) (provider.Client, error) {
+	if p.batch {
+		return batchClient{countingClient{p}}, nil
+	}
+	return countingClient{p}, nil
+}
+
+type countingClient struct{ p *countingProvider }
+
+func (c countingClient) GetSecret(ctx context.Context, r provider.Ref) (provider.Value, error) {
+	c.p.calls.Add(1)
+	if c.p.started != nil {
+		c.p.once.Do(func() { close(c.p.started) })
+	}
+	if c.p.gate != nil {
+		<-c.p.gate
+	}
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if c.p.err != nil {
+		return provider.Value{}, c.p.err
+	}
+	v, ok := c.p.values[r.Key]
+	if !ok {
+		return provider.Value{}, fmt.Errorf("%w: %s", provider.ErrNotFound, r.Key)
+	}
+	return provider.Value{Data: []byte(v)}, nil
+}
+func (c countingClient) Find(context.Context, provider.Find) (map[string][]byte, error) {
+	c.p.calls.Add(1)
+	return map[string][]byte{}, nil
+}
+func (c countingClient) Validate(context.Context) error { return nil }
+func (c countingClient) Close(context.Context) error    { return nil }
+
+type batchClient struct{ countingClient }
+
+func (b batchClient) GetSecrets(ctx context.Context, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
+	b.p.batches.Add(1)
+	vals, errs := map[provider.Ref]provider.Value{}, map[provider.Ref]error{}
+	b.p.mu.Lock()
+	defer b.p.mu.Unlock()
+	for _, r := range refs {
+		if v, ok := b.p.values[r.Key]; ok {
+			vals[r] = provider.Value{Data: []byte(v)}
+		} else {
+			errs[r] = provider.ErrNotFound
+		}
+	}
+	return vals, errs
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newLayer(t *testing.T, p *countingProvider, onChange func([]string)) (*Layer, *clock) {
+	t.Helper()
+	reg := provider.NewRegistry()
+	reg.Register("fake", p)
+	clk := &clock{now: time.Unix(1_000_000, 0)}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return New(ctx, Options{Registry: reg, Now: clk.Now, OnChange: onChange, QPS: 1e6, Burst: 1e6}), clk
+}
+
+func req(sub string, maxAge time.Duration) Request {
+	return Request{
+		Store:      provider.Store{Kind: "SecretStore", Namespace: "ns", Name: "s", Spec: &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}}},
+		Generation: 1, Namespace: "ns", Subscriber: sub, MaxAge: maxAge,
+	}
+}
+
+func TestConcurrentIdenticalRequestsCoalesce(t *testing.T) {
+	p := &countingProvider{values: map[string]string{"k": "v"}, gate: make(chan struct{}), started: make(chan struct{})}
+	l, _ := newLayer(t, p, nil)
+	var wg sync.WaitGroup
+	results := make(chan string, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			vals, errs := l.Get(context.Background(), req(fmt.Sprint("es", i), time.Minute), []provider.Ref{{Key: "k"}})
+			if len(errs) > 0 {
+				results <- fmt.Sprint(errs)
+				return
+			}
+			results <- string(vals[provider.Ref{Key: "k"}].Data)
+		}(i)
+	}
+	// Hold the first call until it is in flight; requests arriving meanwhile
+	// wait on it, later ones find the value cached: either way, one call.
+	select {
+	case <-p.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no call reached the provider")
+	}
+	close(p.gate)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != "v" {
+			t.Fatalf("a request got %q", r)
+		}
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Fatalf("50 concurrent requests made %d calls, want 1", n)
+	}
+}
+
+func TestValuesAreReusedWithinTheWindowOnly(t *testing.T) {
+	p := &countingProvider{values: map[string]string{"k": "v"}}
+	l, clk := newLayer(t, p, nil)
+	get := func(maxAge time.Duration) {
+		if _, errs := l.Get(context.Background(), req("es", maxAge), []provider.Ref{{Key: "k"}}); len(errs) > 0 {
+			t.Fatal(errs)
+		}
+	}
+	get(time.Minute)
+	get(time.Minute)
+	if n := p.calls.Load(); n != 1 {
+		t.Fatalf("second request within the window made a call (%d calls)", n)
+	}
+	clk.Add(61 * time.Second)
+	get(time.Minute)
+	if n := p.calls.Load(); n != 2 {
+		t.Fatalf("request after the window did not fetch (%d calls)", n)
+	}
+	get(0)
+	if n := p.calls.Load(); n != 3 {
+		t.Fatalf("MaxAge 0 did not fetch (%d calls)", n)
+	}
+}
+
+func TestBatchingClientGetsOneCallPerRequest(t *testing.T) {
+	p := &countingProvider{values: map[string]string{"a": "1", "b": "2", "c": "3"}, batch: true}
+	l, _ := newLayer(t, p, nil)
+	vals, errs := l.Get(context.Background(), req("es", time.Minute), []provider.Ref{{Key: "a"}, {Key: "b"}, {Key: "c"}, {Key: "missing"}})
+	if len(vals) != 3 || !errors.Is(errs[provider.Ref{Key: "missing"}], provider.ErrNotFound) {
+		t.Fatalf("vals %v errs %v", vals, errs)
+	}
+	if b, c := p.batches.Load(), p.calls.Load(); b != 1 || c != 0 {
+		t.Fatalf("%d batch calls and %d single calls, want 1 and 0", b, c)
+	}
+}
+
+func TestFailingStoreIsBackedOffNotHammered(t *testing.T) {
+	p := &countingProvider{err: fmt.Errorf("%w: connection refused", provider.ErrUnreachable)}
+	l, clk := newLayer(t, p, nil)
+	for i := 0; i < 100; i++ {
+		_, errs := l.Get(context.Background(), req(fmt.Sprint("es", i), time.Minute), []provider.Ref{{Key: "k"}})
+		if !errors.Is(errs[provider.Ref{Key: "k"}], provider.ErrUnreachable) {
+			t.Fatalf("error %v does not say the store is unreachable", errs)
+		}
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Fatalf("100 requests to a failing store made %d calls, want 1", n)
+	}
+	// After the backoff (1s) one more call is allowed; it fails again and
+	// the next wait doubles.
+	clk.Add(1100 * time.Millisecond)
+	l.Get(context.Background(), req("es", time.Minute), []provider.Ref{{Key: "k"}})
+	l.Get(context.Background(), req("es", time.Minute), []provider.Ref{{Key: "k"}})
+	if n := p.calls.Load(); n != 2 {
+		t.Fatalf("after the first backoff: %d calls, want 2", n)
+	}
+	clk.Add(1100 * time.Millisecond)
+	l.Get(context.Background(), req("es", time.Minute), []provider.Ref{{Key: "k"}})
+	if n := p.calls.Load(); n != 2 {
+		t.Fatalf("the second backoff did not double: %d calls", n)
+	}
+}
+
+func TestThrottledStoreWaitsAsAsked(t *testing.T) {
+	p := &countingProvider{err: &provider.ThrottledError{RetryAfter: 30 * time.Second, Err: errors.New("429")}}
+	l, clk := newLayer(t, p, nil)
+	l.Get(context.Background(), req("es", time.Minute), []provider.Ref{{Key: "k"}})
+	clk.Add(20 * time.Second)
+	_, errs := l.Get(context.Background(), req("es", time.Minute), []provider.Ref{{Key: "k"}})
+	var be *BackoffError
+	if !errors.As(errs[provider.Ref{Key: "k"}], &be) || p.calls.Load() != 1 {
+		t.Fatalf("store called again before Retry-After: %d calls, err %v", p.calls.Load(), errs)
+	}
+	clk.Add(11 * time.Second)
+	l.Get(context.Background(), req("es", time.Minute), []provider.Ref{{Key: "k"}})
+	if p.calls.Load() != 2 {
+		t.Fatalf("store not called after Retry-After")
+	}
+}
+
+func TestAChangedValueNotifiesTheOtherSubscribers(t *testing.T) {
+	p := &countingProvider{values: map[string]string{"k": "v1"}}
+	var mu sync.Mutex
+	var notified []string
+	l, _ := newLayer(t, p, func(s []string) { mu.Lock(); notified = append(notified, s...); mu.Unlock() })
+	for _, sub := range []string{"a", "b", "c"} {
+		l.Get(context.Background(), req(sub, time.Minute), []provider.Ref{{Key: "k"}})
+	}
+	// unchanged refresh: nobody is told
+	l.Get(context.Background(), req("a", 0), []provider.Ref{{Key: "k"}})
+	if len(notified) != 0 {
+		t.Fatalf("notified %v of an unchanged value", notified)
+	}
+	p.mu.Lock()
+	p.values["k"] = "v2"
+	p.mu.Unlock()
+	l.Get(context.Background(), req("a", 0), []provider.Ref{{Key: "k"}})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notified) != 2 || (notified[0] != "b" && notified[1] != "b") {
+		t.Fatalf("notified %v, want b and c", notified)
+	}
+	l.Unsubscribe("b")
+}
+
+func TestNeedsNamespace(t *testing.T) {
+	ns := "creds"
+	tests := []struct {
+		name string
+		p    esv1.SecretStoreProvider
+		want bool
+	}{
+		{"fake has no references", esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}, false},
+		{"reference with namespace", esv1.SecretStoreProvider{Vault: &esv1.VaultProvider{Auth: &esv1.VaultAuth{TokenSecretRef: &esv1.SecretKeySelector{Name: "t", Key: "k", Namespace: &ns}}}}, false},
+		{"reference without namespace", esv1.SecretStoreProvider{Vault: &esv1.VaultProvider{Auth: &esv1.VaultAuth{TokenSecretRef: &esv1.SecretKeySelector{Name: "t", Key: "k"}}}}, true},
+		{"service account without namespace", esv1.SecretStoreProvider{AzureKV: &esv1.AzureKVProvider{ServiceAccountRef: &esv1.ServiceAccountSelector{Name: "sa"}}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NeedsNamespace(&esv1.SecretStoreSpec{Provider: &tt.p}); got != tt.want {
+				t.Fatalf("NeedsNamespace = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,211 @@
+// Package testenv starts what keyferry's integration tests run against: the
+// real control plane (devcluster) with keyferry's CRDs installed, and the
+// operator itself with its logs captured at debug level so tests can assert
+// that no secret value is ever logged.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	uzap "go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/keyferry/keyferry/internal/devcluster"
+	"github.com/keyferry/keyferry/internal/manifest"
+	"github.com/keyferry/keyferry/internal/operator"
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// Options configure an Env.
+type Options struct {
+	// Registry overrides the providers; nil means every provider.
+	Registry *provider.Registry
+	// ControllerManager also runs kube-controller-manager (garbage
+	// collection, namespace deletion).
+	ControllerManager bool
+	// Operator tweaks the operator's options before it starts.
+	Operator func(*operator.Options)
+	// NoOperator starts only the control plane.
+	NoOperator bool
+	// Setup, when set, is called with the operator's manager before it
+	// starts, to register controllers the operator does not (yet) wire.
+	Setup func(ctx context.Context, mgr manager.Manager) error
+}
+
+// Env is a running control plane and operator.
+type Env struct {
+	Cluster *devcluster.Cluster
+	// Client is an admin client (uncached).
+	Client client.Client
+	Op     *operator.Operator
+	Root   string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start starts the control plane with the CRDs and, unless NoOperator, the
+// operator. Call Stop when done (TestMain).
+func Start(opts Options) (*Env, error) {
+	root, err := devcluster.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cl, err := devcluster.Start(ctx, devcluster.Options{
+		CRDDirs:           []string{filepath.Join(root, "config", "crd")},
+		ControllerManager: opts.ControllerManager,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	c, err := client.New(cl.Config, client.Options{Scheme: operator.NewScheme()})
+	if err != nil {
+		cancel()
+		_ = cl.Stop()
+		return nil, err
+	}
+	e := &Env{Cluster: cl, Client: c, Root: root, logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	if opts.NoOperator {
+		return e, nil
+	}
+	logger := zap.New(zap.WriteTo(e.logs), zap.Level(uzap.NewAtomicLevelAt(zapcore.DebugLevel)))
+	log.SetLogger(logger) // client-go's informers log through the global logger
+	oo := operator.Options{Registry: opts.Registry, Log: logger, StartupSpread: time.Second}
+	if opts.Operator != nil {
+		opts.Operator(&oo)
+	}
+	op, err := operator.New(ctx, cl.Config, oo)
+	if err != nil {
+		e.Stop()
+		return nil, err
+	}
+	if opts.Setup != nil {
+		if err := opts.Setup(ctx, op.Manager); err != nil {
+			e.Stop()
+			return nil, err
+		}
+	}
+	e.Op = op
+	go func() { e.done <- op.Manager.Start(ctx) }()
+	return e, nil
+}
+
+// Stop stops the operator and the control plane.
+func (e *Env) Stop() {
+	e.cancel()
+	if e.Op != nil {
+		select {
+		case <-e.done:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	_ = e.Cluster.Stop()
+}
+
+// Logs returns everything the operator logged so far.
+func (e *Env) Logs() string { return e.logs.String() }
+
+// Namespace creates a fresh namespace for one test.
+func (e *Env) Namespace(t testing.TB, labels ...string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-", Labels: map[string]string{}}}
+	for i := 0; i+1 < len(labels); i += 2 {
+		ns.Labels[labels[i]] = labels[i+1]
+	}
+	if err := e.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// Apply applies a manifest file or directory (relative to the repository
+// root) or inline YAML into ns.
+func (e *Env) Apply(t testing.TB, ns, pathOrYAML string) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	var err error
+	if strings.Contains(pathOrYAML, "\n") {
+		objs, err = manifest.Parse([]byte(pathOrYAML))
+	} else {
+		objs, err = manifest.Read(filepath.Join(e.Root, pathOrYAML))
+	}
+	if err != nil {
+		t.Fatalf("reading manifests: %v", err)
+	}
+	if err := manifest.Apply(context.Background(), e.Client, ns, objs); err != nil {
+		t.Fatalf("applying manifests: %v", err)
+	}
+	return objs
+}
+
+// Eventually polls cond every 50ms until it returns true or the deadline
+// (30s) passes, then fails with the last message cond gave.
+func Eventually(t testing.TB, what string, cond func(ctx context.Context) (bool, string)) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		ok, msg := cond(ctx)
+		last = msg
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("timed out waiting for %s: %s", what, last)
+	}
+}
+
+// Events lists the events.k8s.io Events about an object.
+func (e *Env) Events(ctx context.Context, ns, name string) ([]eventsv1.Event, error) {
+	var list eventsv1.EventList
+	if err := e.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	var out []eventsv1.Event
+	for _, ev := range list.Items {
+		if ev.Regarding.Name == name {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// AssertNoLeak fails when canary appears in the operator's logs.
+func (e *Env) AssertNoLeak(t testing.TB, canary string) {
+	t.Helper()
+	if strings.Contains(e.Logs(), canary) {
+		t.Fatalf("secret value %q appeared in the operator's logs", canary)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,127 @@
+// Package test holds keyferry's integration tests: each runs the real
+// kube-apiserver and etcd (and kube-controller-manager for garbage
+// collection), the operator in-process, and applies manifests, many straight
+// from examples/, then asserts what a user would see.
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start(testenv.Options{ControllerManager: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting test environment:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	env.Stop()
+	os.Exit(code)
+}
+
+// readyCondition returns the ExternalSecret's Ready condition, if any.
+func readyCondition(es *esv1.ExternalSecret) *esv1.ExternalSecretStatusCondition {
+	for i := range es.Status.Conditions {
+		if es.Status.Conditions[i].Type == esv1.ExternalSecretReady {
+			return &es.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// waitCondition waits for the ExternalSecret's Ready condition to have the
+// status and reason given and returns the object.
+func waitCondition(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *esv1.ExternalSecret {
+	t.Helper()
+	es := &esv1.ExternalSecret{}
+	testenv.Eventually(t, fmt.Sprintf("ExternalSecret %s/%s Ready=%s (%s)", ns, name, status, reason), func(ctx context.Context) (bool, string) {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, es); err != nil {
+			return false, err.Error()
+		}
+		c := readyCondition(es)
+		if c == nil {
+			return false, "no Ready condition"
+		}
+		return c.Status == status && c.Reason == reason, fmt.Sprintf("Ready=%s reason=%s message=%s", c.Status, c.Reason, c.Message)
+	})
+	return es
+}
+
+func waitSecret(t *testing.T, ns, name string, check func(*corev1.Secret) (bool, string)) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	testenv.Eventually(t, fmt.Sprintf("Secret %s/%s", ns, name), func(ctx context.Context) (bool, string) {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+			return false, err.Error()
+		}
+		return check(s)
+	})
+	return s
+}
+
+func hasData(want map[string]string) func(*corev1.Secret) (bool, string) {
+	return func(s *corev1.Secret) (bool, string) {
+		for k, v := range want {
+			if string(s.Data[k]) != v {
+				return false, fmt.Sprintf("key %q is %d bytes, not the expected %d", k, len(s.Data[k]), len(v))
+			}
+		}
+		return true, ""
+	}
+}
+
+func getSecret(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		t.Fatalf("reading Secret %s/%s: %v", ns, name, err)
+	}
+	return s
+}
+
+// assertEventsClean fails when a canary value appears in the Events about
+// an object or in its status.
+func assertNoLeakInObject(t *testing.T, ns, name, canary string) {
+	t.Helper()
+	evs, err := env.Events(context.Background(), ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if strings.Contains(ev.Note, canary) || strings.Contains(ev.Reason, canary) {
+			t.Fatalf("secret value appeared in Event %s: %s", ev.Reason, ev.Note)
+		}
+	}
+	es := &esv1.ExternalSecret{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, es); err == nil {
+		for _, c := range es.Status.Conditions {
+			if strings.Contains(c.Message, canary) {
+				t.Fatalf("secret value appeared in status: %s", c.Message)
+			}
+		}
+	}
+}
+
+// fakeStore returns a SecretStore manifest with the fake provider's data.
+func fakeStore(name string, kv ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata:\n  name: %s\nspec:\n  provider:\n    fake:\n      data:\n", name)
+	for i := 0; i+1 < len(kv); i += 2 {
+		fmt.Fprintf(&b, "        - key: %q\n          value: %q\n", kv[i], kv[i+1])
+	}
+	return b.String()
+}
