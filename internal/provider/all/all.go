@@ -5,7 +5,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/provider/azurekv"
 	"github.com/keyferry/keyferry/internal/provider/fake"
+	"github.com/keyferry/keyferry/internal/provider/gcpsm"
 )
 
 // Options carry what some providers need from the operator.
@@ -19,5 +21,7 @@ type Options struct {
 func Registry(opts Options) *provider.Registry {
 	r := provider.NewRegistry()
 	r.Register("fake", fake.New())
+	r.Register(azurekv.Name, azurekv.New())
+	r.Register(gcpsm.Name, gcpsm.New())
 	return r
 }
