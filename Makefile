@@ -63,3 +63,8 @@ dev: control-plane ## local control plane + operator + the quickstart example
 .PHONY: clean
 clean:
 	rm -rf bin .keyferry
+
+BENCH_FLAGS ?=
+.PHONY: bench
+bench: control-plane build ## scale benchmark at 1,000 ExternalSecrets (BENCH_FLAGS="-n 10000 -namespaces 50" for 10k)
+	go run ./bench $(BENCH_FLAGS)

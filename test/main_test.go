@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,8 +117,17 @@ func assertNoLeakInObject(t *testing.T, ns, name, canary string) {
 	}
 }
 
+var storeSeq atomic.Int64
+
 // fakeStore returns a SecretStore manifest with the fake provider's data.
+// Each call's configuration is unique (an extra "_store" entry), so tests do
+// not share a client and its call count; sharedFakeStore does not add it.
 func fakeStore(name string, kv ...string) string {
+	return sharedFakeStore(name, append(kv, "_store", fmt.Sprint(storeSeq.Add(1)))...)
+}
+
+// sharedFakeStore returns a SecretStore manifest with exactly the given data.
+func sharedFakeStore(name string, kv ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata:\n  name: %s\nspec:\n  provider:\n    fake:\n      data:\n", name)
 	for i := 0; i+1 < len(kv); i += 2 {

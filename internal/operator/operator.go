@@ -29,6 +29,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	secretsstorev1 "github.com/keyferry/keyferry/apis/secretsstore/v1"
 	secretsyncv1alpha1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
+	"github.com/keyferry/keyferry/internal/controller/clusterexternalsecret"
 	"github.com/keyferry/keyferry/internal/controller/externalsecret"
 	"github.com/keyferry/keyferry/internal/controller/secretstore"
 	"github.com/keyferry/keyferry/internal/engine"
@@ -136,6 +137,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		Changes: changes, Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
 	}
 	if err := esr.SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	cesr := &clusterexternalsecret.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Concurrency: opts.Concurrency}
+	if err := cesr.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	for _, cluster := range []bool{false, true} {

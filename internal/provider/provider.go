@@ -91,6 +91,17 @@ type Watcher interface {
 	Watch(ctx context.Context, changed func(keys []string)) error
 }
 
+// Shareable is implemented by providers whose clients depend only on the
+// provider configuration: no credential is resolved in the store's
+// namespace and nothing depends on the store's name. Stores whose
+// configuration is identical then share one client and one cache, so the
+// same SecretStore copied into N namespaces costs one call per value, not N.
+// A provider must return false whenever the client would differ by store
+// identity or namespace (credentials, CA bundles from ConfigMaps, ...).
+type Shareable interface {
+	Shareable(store Store) bool
+}
+
 // Store is the store a client is built for.
 type Store struct {
 	// Kind is SecretStore or ClusterSecretStore.

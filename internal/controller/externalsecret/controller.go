@@ -68,11 +68,15 @@ type Reconciler struct {
 	seen map[types.NamespacedName]record
 }
 
+// pendingFresh marks a record whose next sync must fetch fresh values.
+const pendingFresh = "\x00pending-fresh"
+
 // record is what this process knows of an ExternalSecret's last sync.
 type record struct {
-	version  string
-	fetched  time.Time
-	secretRV string
+	version   string
+	fetched   time.Time
+	secretRV  string
+	forceSync string
 }
 
 // StoreKeys returns the index values of the stores an ExternalSecret uses.
@@ -215,9 +219,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	plan.MaxAge = maxAge
 	res, err := r.Engine.Execute(ctx, plan)
 	if err != nil {
-		return r.failed(ctx, &es, version, err)
+		result, rerr := r.failed(ctx, &es, version, err)
+		if maxAge == 0 {
+			// A fresh fetch (force-sync) failed: its retries must fetch fresh
+			// too, or an older cached value would hide the failure.
+			r.mu.Lock()
+			r.seen[req.NamespacedName] = record{forceSync: pendingFresh}
+			r.mu.Unlock()
+		}
+		return result, rerr
 	}
-	r.remember(ctx, req.NamespacedName, version, now, plan)
+	r.remember(ctx, &es, version, now, plan)
 
 	switch {
 	case res.Created:
@@ -260,9 +272,10 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 
 	switch {
 	case !synced:
-		// new object, spec/metadata edit, force-sync, or last sync failed:
-		// fetch fresh (a failed sync retries through the cache window).
-		if ready || !known {
+		// New object, spec or metadata edit, or the last sync failed: values
+		// fetched within the window are good enough, except after a
+		// force-sync, which asks for fresh ones.
+		if known && es.Annotations[esv1.AnnotationForceSync] != rec.forceSync {
 			return true, 0, 0
 		}
 		return true, 0, interval
@@ -274,7 +287,7 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 		return true, 0, interval // someone edited the Secret: restore
 	case es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || interval == 0:
 		if !known {
-			r.remember(ctx, key, version, now, plan)
+			r.remember(ctx, es, version, now, plan)
 		}
 		return false, 0, 0
 	case !known:
@@ -285,7 +298,7 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 			next = now.Add(rand.N(min(interval, r.StartupSpread) + 1))
 		}
 		r.mu.Lock()
-		r.seen[key] = record{version: version, fetched: next.Add(-interval), secretRV: secret.ResourceVersion}
+		r.seen[key] = record{version: version, fetched: next.Add(-interval), secretRV: secret.ResourceVersion, forceSync: es.Annotations[esv1.AnnotationForceSync]}
 		r.mu.Unlock()
 		return false, next.Sub(now), 0
 	default:
@@ -295,14 +308,14 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 	}
 }
 
-func (r *Reconciler) remember(ctx context.Context, key types.NamespacedName, version string, now time.Time, plan engine.Plan) {
+func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, version string, now time.Time, plan engine.Plan) {
 	var s corev1.Secret
 	rv := ""
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: plan.Target.Name}, &s); err == nil {
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &s); err == nil {
 		rv = s.ResourceVersion
 	}
 	r.mu.Lock()
-	r.seen[key] = record{version: version, fetched: now, secretRV: rv}
+	r.seen[client.ObjectKeyFromObject(es)] = record{version: version, fetched: now, secretRV: rv, forceSync: es.Annotations[esv1.AnnotationForceSync]}
 	r.mu.Unlock()
 }
 
@@ -315,6 +328,10 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 
 // failed reports a failed sync; the existing Secret is left untouched.
 func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, version string, err error) (reconcile.Result, error) {
+	if ctx.Err() != nil {
+		// Shutting down: the sync was interrupted, not failed.
+		return reconcile.Result{}, ctx.Err()
+	}
 	var ee *engine.Error
 	if !errors.As(err, &ee) {
 		ee = &engine.Error{Reason: engine.ReasonProviderError, Err: err}

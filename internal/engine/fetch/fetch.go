@@ -18,6 +18,7 @@ package fetch
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +40,7 @@ type Options struct {
 	Kube   client.Reader
 	Tokens provider.TokenRequester
 	Log    logr.Logger
-	// QPS and Burst limit calls to one store (default 20 and 40).
+	// QPS and Burst limit calls to one store (default 100 and 200).
 	QPS   float64
 	Burst int
 	// BaseBackoff and MaxBackoff bound the wait after a store fails
@@ -70,30 +71,37 @@ type Request struct {
 
 // Layer is the fetch layer. It is safe for concurrent use.
 type Layer struct {
-	opts   Options
-	ctx    context.Context
-	mu     sync.Mutex
-	stores map[storeKey]*store
+	opts       Options
+	ctx        context.Context
+	mu         sync.Mutex
+	stores     map[storeKey]*store
+	identities map[identity]storeKey
 }
 
+// storeKey identifies a client and its cache: the provider configuration,
+// plus the store's identity unless the configuration is shareable.
 type storeKey struct {
+	config                string
 	kind, namespace, name string
 	// scope is the requester namespace for clients whose credentials
-	// resolve there; empty when the client is shared by all namespaces.
+	// resolve there.
 	scope string
 }
 
 func (k storeKey) String() string {
-	if k.namespace == "" {
+	switch {
+	case k.kind == "":
+		return "shared:" + k.config
+	case k.namespace == "":
 		return k.kind + "/" + k.name
+	default:
+		return k.kind + "/" + k.namespace + "/" + k.name
 	}
-	return k.kind + "/" + k.namespace + "/" + k.name
 }
 
 type store struct {
-	key        storeKey
-	generation int64
-	created    time.Time
+	key     storeKey
+	created time.Time
 	client     provider.Client
 	cancel     context.CancelFunc
 	limiter    *rate.Limiter
@@ -128,10 +136,10 @@ type call struct {
 // New returns a Layer whose watchers and clients live until ctx ends.
 func New(ctx context.Context, opts Options) *Layer {
 	if opts.QPS == 0 {
-		opts.QPS = 20
+		opts.QPS = 100
 	}
 	if opts.Burst == 0 {
-		opts.Burst = 40
+		opts.Burst = 200
 	}
 	if opts.BaseBackoff == 0 {
 		opts.BaseBackoff = time.Second
@@ -148,7 +156,7 @@ func New(ctx context.Context, opts Options) *Layer {
 	if opts.OnChange == nil {
 		opts.OnChange = func([]string) {}
 	}
-	l := &Layer{opts: opts, ctx: ctx, stores: map[storeKey]*store{}}
+	l := &Layer{opts: opts, ctx: ctx, stores: map[storeKey]*store{}, identities: map[identity]storeKey{}}
 	go func() {
 		<-ctx.Done()
 		l.closeAll()
@@ -526,38 +534,38 @@ func (l *Layer) Unsubscribe(subscriber string) {
 	}
 }
 
-// Calls returns how many calls were made to the store named by kind,
-// namespace and name, across all its clients (metrics and tests).
+// Calls returns how many calls were made through the client the store
+// named by kind, namespace and name uses (shared with identical stores when
+// its provider is Shareable), for metrics and tests.
 func (l *Layer) Calls(kind, namespace, name string) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	seen := map[storeKey]bool{}
 	var n int64
-	for k, s := range l.stores {
-		if k.kind == kind && k.namespace == namespace && k.name == name {
-			s.mu.Lock()
-			n += s.calls
-			s.mu.Unlock()
+	for id, k := range l.identities {
+		if id.kind == kind && id.namespace == namespace && id.name == name && !seen[k] {
+			seen[k] = true
+			if s, ok := l.stores[k]; ok {
+				s.mu.Lock()
+				n += s.calls
+				s.mu.Unlock()
+			}
 		}
 	}
 	return n
 }
 
-// storeFor returns the store state for req, building its client when there
-// is none, the store changed, or the client is older than ClientTTL.
+// identity names a store object (and, for a ClusterSecretStore whose
+// credentials resolve in the user's namespace, that namespace).
+type identity struct {
+	kind, namespace, name, scope string
+}
+
+// storeFor returns the client state for req. Stores whose provider is
+// Shareable and whose configuration is identical share one state; others
+// get one per store object (and namespace scope). A changed configuration
+// gets a new client; the old one is closed once no store uses it.
 func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
-	key := storeKey{kind: req.Store.Kind, namespace: req.Store.Namespace, name: req.Store.Name}
-	if req.Store.IsCluster() && NeedsNamespace(req.Store.Spec) {
-		key.scope = req.Namespace
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.opts.Now()
-	if s, ok := l.stores[key]; ok {
-		if s.generation == req.Generation && now.Sub(s.created) < l.opts.ClientTTL {
-			return s, nil
-		}
-		s.close(ctx)
-	}
 	name, err := provider.SelectedName(req.Store.Spec.Provider)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", provider.ErrInvalidConfig, err)
@@ -565,6 +573,31 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 	p, ok := l.opts.Registry.Get(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: provider %q is not supported by keyferry", provider.ErrNotSupported, name)
+	}
+	id := identity{kind: req.Store.Kind, namespace: req.Store.Namespace, name: req.Store.Name}
+	if req.Store.IsCluster() && NeedsNamespace(req.Store.Spec) {
+		id.scope = req.Namespace
+	}
+	specJSON, _ := json.Marshal(req.Store.Spec.Provider)
+	sum := sha256.Sum256(specJSON)
+	key := storeKey{config: name + "/" + hex.EncodeToString(sum[:12])}
+	if sh, ok := p.(provider.Shareable); !ok || !sh.Shareable(req.Store) {
+		key.kind, key.namespace, key.name, key.scope = id.kind, id.namespace, id.name, id.scope
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opts.Now()
+	if prev, ok := l.identities[id]; ok && prev != key {
+		l.identities[id] = key
+		l.release(ctx, prev)
+	}
+	l.identities[id] = key
+	if s, ok := l.stores[key]; ok {
+		if now.Sub(s.created) < l.opts.ClientTTL {
+			return s, nil
+		}
+		s.close(ctx) // rebuilt below, keeping its cache and subscribers
 	}
 	ns := req.Store.Namespace
 	if req.Store.IsCluster() {
@@ -575,18 +608,17 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 		Log: l.opts.Log.WithValues("store", key.String()),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("building %s client for store %s: %w", name, key, err)
+		return nil, fmt.Errorf("building %s client for %s: %w", name, key, err)
 	}
 	wctx, cancel := context.WithCancel(l.ctx)
 	s := &store{
-		key: key, generation: req.Generation, created: now, client: c, cancel: cancel,
+		key: key, created: now, client: c, cancel: cancel,
 		limiter:  rate.NewLimiter(rate.Limit(l.opts.QPS), l.opts.Burst),
 		entries:  map[provider.Ref]*entry{},
 		finds:    map[string]*entry{},
 		inflight: map[string]*call{},
 	}
 	if old, ok := l.stores[key]; ok {
-		// keep subscribers and change detection across client rebuilds
 		s.entries, s.finds, s.calls = old.entries, old.finds, old.calls
 	}
 	l.stores[key] = s
@@ -594,6 +626,19 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 		go l.watch(wctx, s, w)
 	}
 	return s, nil
+}
+
+// release closes a store state no identity uses any more (under l.mu).
+func (l *Layer) release(ctx context.Context, key storeKey) {
+	for _, k := range l.identities {
+		if k == key {
+			return
+		}
+	}
+	if s, ok := l.stores[key]; ok {
+		s.close(ctx)
+		delete(l.stores, key)
+	}
 }
 
 func (l *Layer) watch(ctx context.Context, s *store, w provider.Watcher) {

@@ -5,9 +5,13 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
 	"github.com/keyferry/keyferry/internal/provider/fake"
+	"github.com/keyferry/keyferry/internal/provider/file"
 	"github.com/keyferry/keyferry/internal/provider/gcpsm"
+	"github.com/keyferry/keyferry/internal/provider/kubernetes"
+	"github.com/keyferry/keyferry/internal/provider/webhook"
 )
 
 // Options carry what some providers need from the operator.
@@ -23,5 +27,9 @@ func Registry(opts Options) *provider.Registry {
 	r.Register("fake", fake.New())
 	r.Register(azurekv.Name, azurekv.New())
 	r.Register(gcpsm.Name, gcpsm.New())
+	r.Register(aws.Name, aws.New())
+	r.Register("kubernetes", kubernetes.New(opts.Config))
+	r.Register("file", file.New())
+	r.Register("webhook", webhook.New())
 	return r
 }

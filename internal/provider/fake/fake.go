@@ -32,6 +32,9 @@ func (Provider) ValidateSpec(store provider.Store) error {
 	return nil
 }
 
+// Shareable: a fake store's values depend only on its spec.
+func (Provider) Shareable(provider.Store) bool { return true }
+
 // NewClient returns a client over a copy of the store's data.
 func (p Provider) NewClient(_ context.Context, opts provider.Options) (provider.Client, error) {
 	if err := p.ValidateSpec(opts.Store); err != nil {

@@ -1,0 +1,78 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Provider is the name of a Secrets Store CSI driver provider, such as
+// "azure".
+type Provider string
+
+// SecretObjectData defines the desired state of synced K8s secret object data
+type SecretObjectData struct {
+	// name of the object to sync
+	// +optional
+	ObjectName string `json:"objectName,omitempty"`
+	// data field to populate
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// SecretObject defines the desired state of synced K8s secret objects
+type SecretObject struct {
+	// name of the K8s secret object
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// type of K8s secret object
+	// +optional
+	Type string `json:"type,omitempty"`
+	// labels of K8s secret object
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations of k8s secret object
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// +optional
+	Data []*SecretObjectData `json:"data,omitempty"`
+}
+
+// SecretProviderClassSpec defines the desired state of SecretProviderClass
+type SecretProviderClassSpec struct {
+	// Configuration for provider name
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+	// Configuration for specific provider
+	// +optional
+	Parameters map[string]string `json:"parameters,omitempty"`
+	// +optional
+	SecretObjects []*SecretObject `json:"secretObjects,omitempty"`
+}
+
+// SecretProviderClassStatus defines the observed state of SecretProviderClass
+type SecretProviderClassStatus struct{}
+
+// SecretProviderClass is the Schema for the secretproviderclasses API
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:storageversion
+// +kubebuilder:resource:scope=Namespaced
+type SecretProviderClass struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SecretProviderClassSpec   `json:"spec,omitempty"`
+	Status SecretProviderClassStatus `json:"status,omitempty"`
+}
+
+// SecretProviderClassList contains a list of SecretProviderClass
+//
+// +kubebuilder:object:root=true
+type SecretProviderClassList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SecretProviderClass `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SecretProviderClass{}, &SecretProviderClassList{})
+}
