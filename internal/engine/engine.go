@@ -19,6 +19,7 @@ import (
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/engine/render"
 	"github.com/keyferry/keyferry/internal/engine/values"
+	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -32,6 +33,8 @@ type Engine struct {
 	APIReader client.Reader
 	Fetch     *fetch.Layer
 	Registry  *provider.Registry
+	// Metrics counts Secret writes; nil counts nothing.
+	Metrics *metrics.Metrics
 	// Resolvers resolve store kinds other than SecretStore and
 	// ClusterSecretStore (for example a SecretProviderClass), by kind.
 	Resolvers map[string]StoreResolver
@@ -79,7 +82,15 @@ func (e *Engine) Execute(ctx context.Context, plan Plan) (Result, error) {
 	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {
 		return res, nil
 	}
-	return e.apply(ctx, plan, d, res)
+	res, err = e.apply(ctx, plan, d, res)
+	if e.Metrics != nil {
+		for op, done := range map[string]bool{"create": res.Created, "update": res.Updated, "delete": res.Deleted} {
+			if done {
+				e.Metrics.SecretWrites.WithLabelValues(op).Inc()
+			}
+		}
+	}
+	return res, err
 }
 
 // build fetches every source and renders the template.

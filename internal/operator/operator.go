@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -35,6 +36,7 @@ import (
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/kube"
+	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/all"
 )
@@ -120,6 +122,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if reg == nil {
 		reg = all.Registry(all.Options{Config: cfg})
 	}
+	m := metrics.New(crmetrics.Registry)
 	changes := make(chan event.GenericEvent, 1024)
 	layer := fetch.New(ctx, fetch.Options{
 		Registry: reg,
@@ -129,12 +132,13 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		QPS:      opts.StoreQPS,
 		Burst:    opts.StoreBurst,
 		OnChange: func(subs []string) { notify(ctx, changes, subs) },
+		Metrics:  m,
 	})
-	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg}
+	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg, Metrics: m}
 
 	esr := &externalsecret.Reconciler{
 		Client: mgr.GetClient(), Engine: eng, Recorder: mgr.GetEventRecorder("keyferry"),
-		Changes: changes, Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
+		Changes: changes, Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
 	}
 	if err := esr.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err

@@ -40,8 +40,9 @@ func (r Ref) String() string {
 // Value is one fetched remote value.
 type Value struct {
 	// Data is the value as the store keeps it. For a structured value (a Vault
-	// KV entry, a Kubernetes Secret) it is the JSON encoding of Fields, with
-	// each field a JSON string.
+	// KV entry, a Kubernetes Secret) it is the JSON document, byte for byte
+	// what ESO would write for the whole value, so property paths into nested
+	// fields work.
 	Data []byte
 	// Fields, when set, are the exact bytes of a structured value's fields. The
 	// engine reads a property from Fields first (binary-safe) and falls back to

@@ -29,6 +29,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/metrics"
 )
 
 // Ready condition reasons that are not engine failure reasons (ESO's).
@@ -63,6 +64,8 @@ type Reconciler struct {
 	StartupSpread time.Duration
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Metrics counts syncs; nil counts nothing.
+	Metrics *metrics.Metrics
 
 	mu   sync.Mutex
 	seen map[types.NamespacedName]record
@@ -118,6 +121,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if r.StartupSpread == 0 {
 		r.StartupSpread = 5 * time.Minute
+	}
+	if r.Metrics == nil {
+		r.Metrics = metrics.New(nil)
 	}
 	r.seen = map[types.NamespacedName]record{}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1.ExternalSecret{}, IndexStore, func(o client.Object) []string {
@@ -239,6 +245,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case res.Deleted:
 		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventDeleted, "Sync", "Deleted Secret %s: every remote value is gone and deletionPolicy is Delete", res.SecretName)
 	}
+	r.Metrics.Syncs.WithLabelValues("ExternalSecret", "success", "").Inc()
 	reason, msg := ReasonSecretSynced, "Secret was synced"
 	if res.Gone {
 		reason, msg = ReasonSecretDeleted, "Secret was deleted: every remote value is gone and deletionPolicy is Delete"
@@ -336,6 +343,7 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 	if !errors.As(err, &ee) {
 		ee = &engine.Error{Reason: engine.ReasonProviderError, Err: err}
 	}
+	r.Metrics.Syncs.WithLabelValues("ExternalSecret", "error", ee.Reason).Inc()
 	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, ee.Reason, "Sync", "%s", ee.Error())
 	r.mu.Lock()
 	delete(r.seen, client.ObjectKeyFromObject(es))

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/time/rate"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -53,6 +54,8 @@ type Options struct {
 	OnChange func(subscribers []string)
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Metrics receives call and cache counts; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Request describes who asks, through which store, how fresh.
@@ -100,11 +103,12 @@ func (k storeKey) String() string {
 }
 
 type store struct {
-	key     storeKey
-	created time.Time
-	client     provider.Client
-	cancel     context.CancelFunc
-	limiter    *rate.Limiter
+	key      storeKey
+	provider string
+	created  time.Time
+	client   provider.Client
+	cancel   context.CancelFunc
+	limiter  *rate.Limiter
 
 	mu       sync.Mutex
 	entries  map[provider.Ref]*entry
@@ -156,6 +160,9 @@ func New(ctx context.Context, opts Options) *Layer {
 	if opts.OnChange == nil {
 		opts.OnChange = func([]string) {}
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New(nil)
+	}
 	l := &Layer{opts: opts, ctx: ctx, stores: map[storeKey]*store{}, identities: map[identity]storeKey{}}
 	go func() {
 		<-ctx.Done()
@@ -198,13 +205,16 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 			} else {
 				vals[r] = e.value
 			}
+			l.opts.Metrics.CacheLookups.WithLabelValues("hit").Inc()
 			continue
 		}
 		if c, ok := s.inflight[refKey(r)]; ok {
 			waits = append(waits, r)
 			waitCalls[r] = c
+			l.opts.Metrics.CacheLookups.WithLabelValues("coalesced").Inc()
 			continue
 		}
+		l.opts.Metrics.CacheLookups.WithLabelValues("miss").Inc()
 		c := &call{done: make(chan struct{})}
 		s.inflight[refKey(r)] = c
 		waitCalls[r] = c
@@ -419,6 +429,11 @@ func (l *Layer) admit(ctx context.Context, s *store) error {
 
 // record updates the store's backoff state after a call.
 func (l *Layer) record(s *store, err error) {
+	outcome := "ok"
+	if err != nil && !isCacheable(err) {
+		outcome = "error"
+	}
+	l.opts.Metrics.ProviderCalls.WithLabelValues(s.provider, outcome).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !isStoreFailure(err) {
@@ -612,7 +627,7 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 	}
 	wctx, cancel := context.WithCancel(l.ctx)
 	s := &store{
-		key: key, created: now, client: c, cancel: cancel,
+		key: key, provider: name, created: now, client: c, cancel: cancel,
 		limiter:  rate.NewLimiter(rate.Limit(l.opts.QPS), l.opts.Burst),
 		entries:  map[provider.Ref]*entry{},
 		finds:    map[string]*entry{},

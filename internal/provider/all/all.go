@@ -11,6 +11,7 @@ import (
 	"github.com/keyferry/keyferry/internal/provider/file"
 	"github.com/keyferry/keyferry/internal/provider/gcpsm"
 	"github.com/keyferry/keyferry/internal/provider/kubernetes"
+	"github.com/keyferry/keyferry/internal/provider/vault"
 	"github.com/keyferry/keyferry/internal/provider/webhook"
 )
 
@@ -30,6 +31,7 @@ func Registry(opts Options) *provider.Registry {
 	r.Register(aws.Name, aws.New())
 	r.Register("kubernetes", kubernetes.New(opts.Config))
 	r.Register("file", file.New())
+	r.Register("vault", vault.New())
 	r.Register("webhook", webhook.New())
 	return r
 }

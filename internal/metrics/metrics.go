@@ -1,0 +1,66 @@
+// Package metrics defines keyferry's Prometheus metrics. Labels carry kinds,
+// provider names, results and reasons only: never object names (unbounded)
+// and never values.
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the operator's collectors.
+type Metrics struct {
+	// Syncs counts syncs by front-end kind, result (success, error) and
+	// reason (the status reason).
+	Syncs *prometheus.CounterVec
+	// ProviderCalls counts calls to stores by provider and outcome (ok,
+	// error).
+	ProviderCalls *prometheus.CounterVec
+	// CacheLookups counts fetch-layer lookups by result (hit, miss,
+	// coalesced).
+	CacheLookups *prometheus.CounterVec
+	// SecretWrites counts Secret writes by operation (create, update,
+	// delete).
+	SecretWrites *prometheus.CounterVec
+}
+
+// New creates the collectors and registers them with reg (nil registers
+// nothing). Collectors already registered by an earlier New in the same
+// process are reused.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_syncs_total", Help: "Syncs by kind, result and reason.",
+		}, []string{"kind", "result", "reason"}),
+		ProviderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_provider_calls_total", Help: "Calls to secret stores by provider and outcome.",
+		}, []string{"provider", "outcome"}),
+		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_fetch_lookups_total", Help: "Fetch-layer lookups by result: hit (cached within the window), coalesced (joined an in-flight call) or miss (called the store).",
+		}, []string{"result"}),
+		SecretWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_secret_writes_total", Help: "Secret writes by operation.",
+		}, []string{"operation"}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.Syncs = register(reg, m.Syncs)
+	m.ProviderCalls = register(reg, m.ProviderCalls)
+	m.CacheLookups = register(reg, m.CacheLookups)
+	m.SecretWrites = register(reg, m.SecretWrites)
+	return m
+}
+
+func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
