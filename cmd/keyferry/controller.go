@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -20,6 +21,7 @@ func runController(ctx context.Context, args []string) error {
 	fs.IntVar(&opts.Concurrency, "concurrent", 16, "parallel reconciles per controller")
 	fs.Float64Var(&opts.StoreQPS, "store-qps", 100, "calls per second to one store")
 	fs.IntVar(&opts.StoreBurst, "store-burst", 200, "burst of calls to one store")
+	fs.DurationVar(&opts.SecretSyncRotationPollInterval, "secretsync-rotation-poll-interval", time.Hour, "how often SecretSyncs re-check their vault")
 	qps := fs.Float64("client-qps", 1000, "Kubernetes API client queries per second")
 	burst := fs.Int("client-burst", 2000, "Kubernetes API client burst")
 	newLog := logFlags(fs)

@@ -33,6 +33,7 @@ import (
 	"github.com/keyferry/keyferry/internal/controller/clusterexternalsecret"
 	"github.com/keyferry/keyferry/internal/controller/externalsecret"
 	"github.com/keyferry/keyferry/internal/controller/secretstore"
+	"github.com/keyferry/keyferry/internal/controller/secretsync"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/kube"
@@ -56,7 +57,10 @@ type Options struct {
 	Registry *provider.Registry
 	// StartupSpread bounds how a restart spreads first refreshes.
 	StartupSpread time.Duration
-	Log           logr.Logger
+	// SecretSyncRotationPollInterval is how often SecretSyncs re-check their
+	// vault (default 1h).
+	SecretSyncRotationPollInterval time.Duration
+	Log                            logr.Logger
 }
 
 // Operator is a configured manager plus the pieces tests inspect.
@@ -122,8 +126,14 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if reg == nil {
 		reg = all.Registry(all.Options{Config: cfg})
 	}
+	if err := secretsync.WrapAzureProvider(reg); err != nil {
+		return nil, err
+	}
 	m := metrics.New(crmetrics.Registry)
-	changes := make(chan event.GenericEvent, 1024)
+	changes := map[string]chan event.GenericEvent{
+		"ExternalSecret": make(chan event.GenericEvent, 1024),
+		"SecretSync":     make(chan event.GenericEvent, 1024),
+	}
 	layer := fetch.New(ctx, fetch.Options{
 		Registry: reg,
 		Kube:     mgr.GetAPIReader(),
@@ -134,17 +144,30 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		OnChange: func(subs []string) { notify(ctx, changes, subs) },
 		Metrics:  m,
 	})
-	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg, Metrics: m}
+	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg, Metrics: m,
+		Resolvers: map[string]engine.StoreResolver{
+			secretsync.StoreKind: secretsync.NewResolver(mgr.GetClient(), secretsync.ResolverOptions{}),
+		},
+	}
 
 	esr := &externalsecret.Reconciler{
 		Client: mgr.GetClient(), Engine: eng, Recorder: mgr.GetEventRecorder("keyferry"),
-		Changes: changes, Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
+		Changes: changes["ExternalSecret"], Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
 	}
 	if err := esr.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	cesr := &clusterexternalsecret.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Concurrency: opts.Concurrency}
 	if err := cesr.SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	ssr := &secretsync.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng,
+		Recorder: mgr.GetEventRecorder("keyferry"), Changes: changes["SecretSync"],
+		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
+		RotationPollInterval: opts.SecretSyncRotationPollInterval,
+	}
+	if err := ssr.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	for _, cluster := range []bool{false, true} {
@@ -156,21 +179,26 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	return &Operator{Manager: mgr, Fetch: layer, Engine: eng}, nil
 }
 
-// notify turns fetch-layer change notifications into reconcile events. A
-// subscriber is "Kind/namespace/name".
-func notify(ctx context.Context, ch chan<- event.GenericEvent, subs []string) {
+// notify turns fetch-layer change notifications into reconcile events for
+// the controller of each subscriber's kind. A subscriber is
+// "Kind/namespace/name".
+func notify(ctx context.Context, chans map[string]chan event.GenericEvent, subs []string) {
 	for _, s := range subs {
 		parts := strings.SplitN(s, "/", 3)
 		if len(parts) != 3 {
 			continue
 		}
 		kind, ns, name := parts[0], parts[1], parts[2]
+		ch, ok := chans[kind]
+		if !ok {
+			continue
+		}
 		var obj client.Object
 		switch kind {
 		case "ExternalSecret":
 			obj = &esv1.ExternalSecret{}
-		default:
-			continue
+		case "SecretSync":
+			obj = &secretsyncv1alpha1.SecretSync{}
 		}
 		obj.SetNamespace(ns)
 		obj.SetName(name)

@@ -404,8 +404,10 @@ type BackoffError struct {
 	Err   error
 }
 
+// Error names the store and the failure, not the retry time, so a status
+// built from it does not change (and is not rewritten) on every retry.
 func (e *BackoffError) Error() string {
-	return fmt.Sprintf("store %s failed recently; not calling it again before %s: %v", e.Store, e.Until.UTC().Format(time.RFC3339), e.Err)
+	return fmt.Sprintf("store %s failed recently and is backed off: %v", e.Store, e.Err)
 }
 
 func (e *BackoffError) Unwrap() error { return e.Err }

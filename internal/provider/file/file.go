@@ -58,7 +58,9 @@ const (
 )
 
 // Provider builds file clients.
-type Provider struct{}
+type Provider struct {
+	opts Options
+}
 
 // New returns the file provider.
 func New() provider.Provider { return &Provider{} }
@@ -115,7 +117,7 @@ func (p *Provider) NewClient(_ context.Context, opts provider.Options) (provider
 	}
 	spec, _ := specOf(opts.Store)
 	poll, _ := pollInterval(spec)
-	dir := filepath.Clean(spec.Path)
+	dir := p.root(spec.Path)
 	fi, err := os.Stat(dir)
 	switch {
 	case isNotFound(err):

@@ -49,7 +49,9 @@ const (
 )
 
 // Provider builds webhook clients.
-type Provider struct{}
+type Provider struct {
+	opts Options
+}
 
 // New returns the webhook provider.
 func New() provider.Provider { return &Provider{} }
@@ -189,7 +191,7 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 	if err != nil {
 		return nil, err
 	}
-	setup, err := buildTLS(ctx, opts, spec, timeout)
+	setup, err := buildTLS(ctx, opts, p.mapSpec(spec), timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +199,7 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 	if setup.config != nil {
 		transport.TLSClientConfig = setup.config
 	}
+	p.mapDial(transport)
 	method := spec.Method
 	if method == "" {
 		method = http.MethodGet
@@ -211,6 +214,7 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 		http:      &http.Client{Transport: transport, Timeout: timeout},
 		timeout:   timeout,
 		closeTLS:  setup.close,
+		mapAddr:   p.opts.MapAddr,
 	}, nil
 }
 
@@ -257,6 +261,7 @@ type Client struct {
 	http      *http.Client
 	timeout   time.Duration
 	closeTLS  func() error
+	mapAddr   func(string) string // test-only, see Options
 }
 
 var _ provider.Client = &Client{}
@@ -453,7 +458,7 @@ func (c *Client) Validate(ctx context.Context) error {
 			port = "80"
 		}
 	}
-	addr := net.JoinHostPort(target.Hostname(), port)
+	addr := c.dialAddr(net.JoinHostPort(target.Hostname(), port))
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var conn net.Conn

@@ -1,0 +1,289 @@
+package secretsync
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Object types of the Azure provider's `objects` parameter.
+const (
+	ObjectTypeSecret = "secret"
+	ObjectTypeKey    = "key"
+	ObjectTypeCert   = "cert"
+)
+
+// Encodings of a secret's value (objectEncoding): the value in Key Vault is
+// text in that encoding and the decoded bytes are synchronized.
+const (
+	EncodingUTF8   = "utf-8"
+	EncodingHex    = "hex"
+	EncodingBase64 = "base64"
+)
+
+// Formats of a certificate-backed secret (objectFormat).
+const (
+	FormatPEM = "pem"
+	FormatPFX = "pfx"
+)
+
+// maxObjectsLen bounds the `objects` parameter keyferry parses (the whole
+// SecretProviderClass is far smaller in practice; etcd caps objects at 1.5MB).
+const maxObjectsLen = 1 << 20
+
+// Object is one entry of a SecretProviderClass's `objects` parameter
+// (provider azure), after trimming and defaulting.
+type Object struct {
+	// Name is the Key Vault object name (objectName).
+	Name string
+	// Type is secret, key or cert (objectType).
+	Type string
+	// Version pins a version (objectVersion); empty means the latest.
+	Version string
+	// VersionHistory is how many versions to synchronize, newest first
+	// (objectVersionHistory); 0 and 1 mean only the one version.
+	VersionHistory int
+	// Alias is the file name the object is known by (objectAlias); empty
+	// means Name.
+	Alias string
+	// Encoding is the encoding of a secret's value (objectEncoding): empty
+	// or utf-8 (as it is), hex or base64.
+	Encoding string
+	// Format is pem or pfx for a certificate-backed secret (objectFormat).
+	Format string
+}
+
+// FileName is the name sourcePath uses for the object: its alias, or its
+// name.
+func (o Object) FileName() string {
+	if o.Alias != "" {
+		return o.Alias
+	}
+	return o.Name
+}
+
+// Files returns the sourcePaths the object provides: its file name, or with
+// objectVersionHistory > 1, "<file name>/0" (the newest) to
+// "<file name>/<history-1>".
+func (o Object) Files() []string {
+	if o.VersionHistory <= 1 {
+		return []string{o.FileName()}
+	}
+	out := make([]string, o.VersionHistory)
+	for i := range out {
+		out[i] = o.FileName() + "/" + strconv.Itoa(i)
+	}
+	return out
+}
+
+// vaultObjectName is what Key Vault allows in a secret, key or certificate
+// name.
+var vaultObjectName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+
+// ParseObjects parses the `objects` parameter of a SecretProviderClass with
+// provider azure: a YAML document whose `array` lists the objects, each
+// either a YAML document in a string (the documented form, `- |`) or a
+// mapping. Unknown fields are ignored, as the Azure provider ignores them;
+// values are trimmed. Errors name the entry and the field, and quote only
+// names, never a whole entry.
+func ParseObjects(s string) (objs []Object, err error) {
+	defer func() {
+		// The YAML decoder is not documented never to panic; user input must
+		// never crash the controller.
+		if r := recover(); r != nil {
+			objs, err = nil, fmt.Errorf("objects is not valid YAML")
+		}
+	}()
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("objects is empty: list the Key Vault objects under `array`")
+	}
+	if len(s) > maxObjectsLen {
+		return nil, fmt.Errorf("objects is larger than %d bytes", maxObjectsLen)
+	}
+	root, err := parseMapping(s)
+	if err != nil {
+		return nil, fmt.Errorf("objects: %v", err)
+	}
+	var arr *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if resolveAlias(root.Content[i]).Value == "array" {
+			arr = resolveAlias(root.Content[i+1])
+		}
+	}
+	if arr == nil || arr.Tag == "!!null" {
+		return nil, fmt.Errorf("objects has no `array`: list the Key Vault objects under `array`")
+	}
+	if arr.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("objects: `array` is not a list")
+	}
+	if len(arr.Content) == 0 {
+		return nil, fmt.Errorf("objects: `array` is empty")
+	}
+	for i, item := range arr.Content {
+		o, err := parseObject(item)
+		if err != nil {
+			return nil, fmt.Errorf("objects: array[%d]: %v", i, err)
+		}
+		objs = append(objs, o)
+	}
+	return objs, nil
+}
+
+// parseMapping parses a YAML document that must be a mapping.
+func parseMapping(s string) (*yaml.Node, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
+		return nil, fmt.Errorf("not valid YAML (%s)", yamlErrorLine(err))
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return nil, fmt.Errorf("not a YAML mapping")
+	}
+	n := resolveAlias(doc.Content[0])
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("not a YAML mapping")
+	}
+	return n, nil
+}
+
+// yamlErrorLine keeps the position of a YAML error and drops the rest,
+// which can quote the input.
+func yamlErrorLine(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "line "); i >= 0 {
+		end := i + len("line ")
+		for end < len(msg) && msg[end] >= '0' && msg[end] <= '9' {
+			end++
+		}
+		return msg[i:end]
+	}
+	return "syntax error"
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for depth := 0; n != nil && n.Kind == yaml.AliasNode && depth < 8; depth++ {
+		n = n.Alias
+	}
+	if n == nil {
+		return &yaml.Node{}
+	}
+	return n
+}
+
+// parseObject reads one entry: a string holding a YAML mapping, or a
+// mapping.
+func parseObject(item *yaml.Node) (Object, error) {
+	item = resolveAlias(item)
+	var m *yaml.Node
+	switch item.Kind {
+	case yaml.ScalarNode:
+		var err error
+		if m, err = parseMapping(item.Value); err != nil {
+			return Object{}, err
+		}
+	case yaml.MappingNode:
+		m = item
+	default:
+		return Object{}, fmt.Errorf("not a YAML mapping")
+	}
+	var o Object
+	var history string
+	fields := map[string]*string{
+		"objectName":           &o.Name,
+		"objectType":           &o.Type,
+		"objectVersion":        &o.Version,
+		"objectVersionHistory": &history,
+		"objectAlias":          &o.Alias,
+		"objectEncoding":       &o.Encoding,
+		"objectFormat":         &o.Format,
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key := resolveAlias(m.Content[i])
+		dst, ok := fields[key.Value]
+		if !ok || key.Kind != yaml.ScalarNode {
+			continue // filePermission and unknown fields
+		}
+		v := resolveAlias(m.Content[i+1])
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			*dst = ""
+		case v.Kind == yaml.ScalarNode:
+			*dst = strings.TrimSpace(v.Value)
+		default:
+			return Object{}, fmt.Errorf("%s is not a single value", key.Value)
+		}
+	}
+	if history != "" {
+		n, err := strconv.ParseInt(history, 10, 32)
+		if err != nil || n < 0 {
+			return Object{}, fmt.Errorf("objectVersionHistory must be a whole number of versions (0 or more)")
+		}
+		o.VersionHistory = int(n)
+	}
+	o.Type = strings.ToLower(o.Type)
+	o.Encoding = strings.ToLower(o.Encoding)
+	o.Format = strings.ToLower(o.Format)
+	if strings.EqualFold(o.Version, "latest") {
+		o.Version = ""
+	}
+	if err := validateObject(o); err != nil {
+		return Object{}, err
+	}
+	return o, nil
+}
+
+// validateObject checks one object as the Azure provider does, plus what
+// keyferry cannot do.
+func validateObject(o Object) error {
+	switch {
+	case o.Name == "":
+		return fmt.Errorf("objectName is required")
+	case !vaultObjectName.MatchString(o.Name):
+		return fmt.Errorf("objectName %q is not a Key Vault object name (1-127 letters, digits and dashes)", o.Name)
+	}
+	switch o.Type {
+	case ObjectTypeSecret, ObjectTypeKey, ObjectTypeCert:
+	case "":
+		return fmt.Errorf("object %q: objectType is required (secret, key or cert)", o.Name)
+	default:
+		return fmt.Errorf("object %q: objectType %q is not secret, key or cert", o.Name, o.Type)
+	}
+	switch o.Encoding {
+	case "", EncodingUTF8:
+	case EncodingHex, EncodingBase64:
+		if o.Type != ObjectTypeSecret {
+			return fmt.Errorf("object %q: objectEncoding is only supported for objectType secret", o.Name)
+		}
+	default:
+		return fmt.Errorf("object %q: objectEncoding %q is not utf-8, hex or base64", o.Name, o.Encoding)
+	}
+	switch o.Format {
+	case "":
+	case FormatPEM, FormatPFX:
+		if o.Type != ObjectTypeSecret {
+			return fmt.Errorf("object %q: objectFormat is only supported for objectType secret", o.Name)
+		}
+	default:
+		return fmt.Errorf("object %q: objectFormat %q is not pem or pfx", o.Name, o.Format)
+	}
+	if o.Version != "" && !validVersion(o.Version) {
+		return fmt.Errorf("object %q: objectVersion %q is not a Key Vault version identifier", o.Name, o.Version)
+	}
+	if o.Alias != "" && !validFileName(o.Alias) {
+		return fmt.Errorf("object %q: objectAlias %q must be a file name (no '/', not '.' or '..')", o.Name, o.Alias)
+	}
+	if o.VersionHistory > 1 && o.Version != "" {
+		return fmt.Errorf("object %q: objectVersion with objectVersionHistory is not supported by keyferry: remove objectVersion to synchronize the newest versions", o.Name)
+	}
+	return nil
+}
+
+var versionID = regexp.MustCompile(`^[0-9A-Za-z]{1,64}$`)
+
+func validVersion(v string) bool { return versionID.MatchString(v) }
+
+func validFileName(s string) bool {
+	return s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00") && strings.TrimSpace(s) == s && len(s) <= 253
+}
