@@ -41,8 +41,9 @@ type Engine struct {
 }
 
 // StoreResolver resolves a store reference for a plan into the store a
-// client is built for and the generation that invalidates the client.
-type StoreResolver func(ctx context.Context, plan Plan, ref StoreRef) (provider.Store, int64, error)
+// client is built for. The fetch layer rebuilds the client when the store's
+// provider configuration changes.
+type StoreResolver func(ctx context.Context, plan Plan, ref StoreRef) (provider.Store, error)
 
 // Result is what a sync did. It holds key names and a hash, never values.
 type Result struct {
@@ -324,17 +325,16 @@ func (e *Engine) templateFrom(ctx context.Context, ns string, from TemplateFrom)
 // request, enforcing ClusterSecretStore namespace conditions.
 func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Request, error) {
 	var spec esv1.SecretStoreSpec
-	var gen int64
 	st := provider.Store{Kind: ref.Kind, Name: ref.Name}
 	if resolve, ok := e.Resolvers[ref.Kind]; ok {
-		st, gen, err := resolve(ctx, plan, ref)
+		st, err := resolve(ctx, plan, ref)
 		if err != nil {
 			return fetch.Request{}, err
 		}
 		if err := CheckProvider(e.Registry, st); err != nil {
 			return fetch.Request{}, err
 		}
-		return fetch.Request{Store: st, Generation: gen, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
+		return fetch.Request{Store: st, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
 	}
 	switch ref.Kind {
 	case esv1.ClusterSecretStoreKind:
@@ -345,7 +345,7 @@ func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Re
 			}
 			return fetch.Request{}, fail(ReasonStoreNotFound, "reading ClusterSecretStore %q: %v", ref.Name, err)
 		}
-		spec, gen = css.Spec, css.Generation
+		spec = css.Spec
 		if err := e.namespaceAllowed(ctx, plan.Owner.Namespace, spec.Conditions); err != nil {
 			return fetch.Request{}, fail(ReasonStoreNotAllowed, "ClusterSecretStore %q does not allow namespace %q: %v", ref.Name, plan.Owner.Namespace, err)
 		}
@@ -359,13 +359,13 @@ func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Re
 			}
 			return fetch.Request{}, fail(ReasonStoreNotFound, "reading SecretStore %q: %v", ref.Name, err)
 		}
-		spec, gen = ss.Spec, ss.Generation
+		spec = ss.Spec
 	}
 	st.Spec = &spec
 	if err := CheckProvider(e.Registry, st); err != nil {
 		return fetch.Request{}, err
 	}
-	return fetch.Request{Store: st, Generation: gen, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
+	return fetch.Request{Store: st, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
 }
 
 // CheckProvider validates a store's provider selection and configuration

@@ -155,12 +155,17 @@ func (e *Env) Apply(t testing.TB, ns, pathOrYAML string) []*unstructured.Unstruc
 	return objs
 }
 
-// Eventually polls cond every 50ms until it returns true or the deadline
-// (30s) passes, then fails with the last message cond gave.
+// EventuallyTimeout bounds Eventually. It only decides how long a failing
+// test takes to fail; it is generous so a loaded CI machine (two cores, an
+// API server per test package) never fails a test that would pass.
+const EventuallyTimeout = 90 * time.Second
+
+// Eventually polls cond every 50ms until it returns true or
+// EventuallyTimeout passes, then fails with the last message cond gave.
 func Eventually(t testing.TB, what string, cond func(ctx context.Context) (bool, string)) {
 	t.Helper()
 	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, EventuallyTimeout, true, func(ctx context.Context) (bool, error) {
 		ok, msg := cond(ctx)
 		last = msg
 		return ok, nil

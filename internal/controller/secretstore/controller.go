@@ -72,19 +72,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	cond := esv1.SecretStoreStatusCondition{Type: esv1.SecretStoreReady, Status: metav1.ConditionTrue, Reason: esv1.ReasonStoreValid, Message: "store validated"}
 	var requeue time.Duration
-	if err := r.validate(ctx, st, obj.GetGeneration()); err != nil {
+	if err := engine.CheckProvider(r.Registry, st); err != nil {
+		// The spec itself is wrong: wait for the user to change it.
 		cond.Status, cond.Message = metav1.ConditionFalse, err.Error()
-		var ee *engine.Error
-		switch {
-		case errors.As(err, &ee) && ee.Reason == engine.ReasonUnsupportedProvider:
+		cond.Reason = esv1.ReasonInvalidProviderConfig
+		if ee := (*engine.Error)(nil); errors.As(err, &ee) && ee.Reason == engine.ReasonUnsupportedProvider {
 			cond.Reason = esv1.ReasonUnsupportedProvider
-		case errors.As(err, &ee) && ee.Reason == engine.ReasonInvalidStoreConfig:
-			cond.Reason = esv1.ReasonInvalidProviderConfig
-		case errors.Is(err, provider.ErrInvalidConfig):
-			cond.Reason = esv1.ReasonInvalidProviderConfig
-		default:
-			cond.Reason = esv1.ReasonValidationFailed
-			requeue = time.Minute
+		}
+	} else if err := r.validate(ctx, st); err != nil {
+		// Something outside the spec is wrong (a credential Secret not
+		// created yet, the store unreachable): check again later.
+		cond.Status, cond.Message = metav1.ConditionFalse, err.Error()
+		cond.Reason, requeue = esv1.ReasonValidationFailed, time.Minute
+		if errors.Is(err, provider.ErrInvalidConfig) {
+			cond.Reason, requeue = esv1.ReasonInvalidProviderConfig, 15*time.Second
 		}
 	}
 	setCondition(status, cond, r.Now())
@@ -103,16 +104,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
-func (r *Reconciler) validate(ctx context.Context, st provider.Store, generation int64) error {
-	if err := engine.CheckProvider(r.Registry, st); err != nil {
-		return err
-	}
+// validate builds the store's client and asks it to validate itself.
+func (r *Reconciler) validate(ctx context.Context, st provider.Store) error {
 	if st.IsCluster() && fetch.NeedsNamespace(st.Spec) {
 		// Credentials resolve in each user's namespace; nothing to try here.
 		return nil
 	}
 	ns := st.Namespace
-	req := fetch.Request{Store: st, Generation: generation, Namespace: ns}
+	req := fetch.Request{Store: st, Namespace: ns}
 	if err := r.Fetch.Validate(ctx, req); err != nil {
 		return fmt.Errorf("validating %s %q: %w", st.Kind, st.Name, err)
 	}

@@ -39,35 +39,35 @@ func NewResolver(c client.Reader, opts ResolverOptions) engine.StoreResolver {
 	if vaultURL == nil {
 		vaultURL = azurekv.VaultURLFromName
 	}
-	return func(ctx context.Context, plan engine.Plan, ref engine.StoreRef) (provider.Store, int64, error) {
+	return func(ctx context.Context, plan engine.Plan, ref engine.StoreRef) (provider.Store, error) {
 		spcName, sa, ok := splitStoreName(ref.Name)
 		if !ok {
-			return provider.Store{}, 0, &engine.Error{Reason: engine.ReasonInvalidStoreConfig, Err: fmt.Errorf("%q does not name a SecretProviderClass and a ServiceAccount", ref.Name)}
+			return provider.Store{}, &engine.Error{Reason: engine.ReasonInvalidStoreConfig, Err: fmt.Errorf("%q does not name a SecretProviderClass and a ServiceAccount", ref.Name)}
 		}
 		ns := plan.Owner.Namespace
 		var spc spcv1.SecretProviderClass
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: spcName}, &spc); err != nil {
 			if apierrors.IsNotFound(err) {
-				return provider.Store{}, 0, &engine.Error{Reason: engine.ReasonStoreNotFound, Err: fmt.Errorf("SecretProviderClass %q not found in namespace %q", spcName, ns)}
+				return provider.Store{}, &engine.Error{Reason: engine.ReasonStoreNotFound, Err: fmt.Errorf("SecretProviderClass %q not found in namespace %q", spcName, ns)}
 			}
-			return provider.Store{}, 0, &engine.Error{Reason: engine.ReasonStoreNotFound, Err: fmt.Errorf("reading SecretProviderClass %q: %w", spcName, err)}
+			return provider.Store{}, &engine.Error{Reason: engine.ReasonStoreNotFound, Err: fmt.Errorf("reading SecretProviderClass %q: %w", spcName, err)}
 		}
 		if err := providerIsAzure(&spc); err != nil {
-			return provider.Store{}, 0, &engine.Error{Reason: engine.ReasonUnsupportedProvider, Err: err}
+			return provider.Store{}, &engine.Error{Reason: engine.ReasonUnsupportedProvider, Err: err}
 		}
 		conn, err := parseConnection(spc.Spec.Parameters)
 		if err != nil {
-			return provider.Store{}, 0, &engine.Error{Reason: engine.ReasonInvalidStoreConfig, Err: fmt.Errorf("SecretProviderClass %q: %w", spcName, err)}
+			return provider.Store{}, &engine.Error{Reason: engine.ReasonInvalidStoreConfig, Err: fmt.Errorf("SecretProviderClass %q: %w", spcName, err)}
 		}
 		u, err := vaultURL(conn.VaultName, conn.Cloud)
 		if err != nil {
-			return provider.Store{}, 0, &engine.Error{Reason: engine.ReasonInvalidStoreConfig, Err: fmt.Errorf("SecretProviderClass %q: parameters.keyvaultName: %w", spcName, err)}
+			return provider.Store{}, &engine.Error{Reason: engine.ReasonInvalidStoreConfig, Err: fmt.Errorf("SecretProviderClass %q: parameters.keyvaultName: %w", spcName, err)}
 		}
 		st := provider.Store{
 			Kind: StoreKind, Namespace: ns, Name: storeName(spcName, sa),
 			Spec: &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{AzureKV: azureSpec(conn, u, sa)}},
 		}
-		return st, spc.Generation, nil
+		return st, nil
 	}
 }
 

@@ -3,7 +3,8 @@
 //   - a value many objects reference is fetched once per refresh window per
 //     store: concurrent identical requests coalesce and results are cached in
 //     memory for the requester's window only;
-//   - the refs of one sync that a client can batch are fetched in one call;
+//   - refs a client can batch are collected for a few milliseconds across
+//     every object syncing at that moment and fetched in one call;
 //   - calls to one store are rate-limited, and a failing store is backed off
 //     exponentially (or as its Retry-After says) however many objects use it;
 //   - when a refreshed value differs from the one cached, every other object
@@ -56,13 +57,20 @@ type Options struct {
 	Now func() time.Time
 	// Metrics receives call and cache counts; nil counts nothing.
 	Metrics *metrics.Metrics
+	// BatchDelay is how long misses for a batching client are collected
+	// before one batch call fetches them all (default 10ms).
+	BatchDelay time.Duration
+	// CallTimeout bounds a batch call, which runs on behalf of many
+	// objects (default 1m).
+	CallTimeout time.Duration
+	// BatchSize is how many refs a batch call is topped up to with values
+	// due soon (default 20, AWS's BatchGetSecretValue page).
+	BatchSize int
 }
 
 // Request describes who asks, through which store, how fresh.
 type Request struct {
 	Store provider.Store
-	// Generation of the store object; a change rebuilds the client.
-	Generation int64
 	// Namespace of the requesting object (where a ClusterSecretStore's
 	// namespace-less credential references resolve).
 	Namespace string
@@ -114,6 +122,9 @@ type store struct {
 	entries  map[provider.Ref]*entry
 	finds    map[string]*entry
 	inflight map[string]*call
+	// pending refs wait for the next batch call
+	pending        []provider.Ref
+	flushScheduled bool
 	// backoff state
 	failures     int
 	backoffUntil time.Time
@@ -128,6 +139,8 @@ type entry struct {
 	fetched     time.Time
 	hash        [32]byte
 	subscribers map[string]struct{}
+	// window is the refresh window of the value's latest requester.
+	window time.Duration
 }
 
 type call struct {
@@ -162,6 +175,15 @@ func New(ctx context.Context, opts Options) *Layer {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New(nil)
+	}
+	if opts.BatchDelay == 0 {
+		opts.BatchDelay = 10 * time.Millisecond
+	}
+	if opts.CallTimeout == 0 {
+		opts.CallTimeout = time.Minute
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = 20
 	}
 	l := &Layer{opts: opts, ctx: ctx, stores: map[storeKey]*store{}, identities: map[identity]storeKey{}}
 	go func() {
@@ -199,6 +221,9 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 		if req.Subscriber != "" {
 			e.subscribers[req.Subscriber] = struct{}{}
 		}
+		if req.MaxAge > 0 {
+			e.window = req.MaxAge
+		}
 		if !e.fetched.IsZero() && req.MaxAge > 0 && now.Sub(e.fetched) < req.MaxAge {
 			if e.err != nil {
 				errs[r] = e.err
@@ -224,7 +249,13 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 	s.mu.Unlock()
 
 	if len(mine) > 0 {
-		l.fetch(ctx, s, req.Subscriber, mine)
+		if _, ok := s.client.(provider.BatchGetter); ok {
+			// Collect misses from every object syncing now, so one batch
+			// call serves them all.
+			l.enqueueBatch(s, mine)
+		} else {
+			l.fetch(ctx, s, req.Subscriber, mine)
+		}
 	}
 	for _, r := range waits {
 		c := waitCalls[r]
@@ -253,6 +284,58 @@ func uniq(refs []provider.Ref) []provider.Ref {
 			seen[r] = struct{}{}
 			out = append(out, r)
 		}
+	}
+	return out
+}
+
+// enqueueBatch adds refs (whose calls the caller created) to the store's
+// pending batch, flushed BatchDelay after the first ref arrived.
+func (l *Layer) enqueueBatch(s *store, refs []provider.Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = append(s.pending, refs...)
+	if !s.flushScheduled {
+		s.flushScheduled = true
+		time.AfterFunc(l.opts.BatchDelay, func() { l.flush(s) })
+	}
+}
+
+// flush fetches the store's pending batch. It runs on the layer's context:
+// the objects waiting for it may give up, the fetch still completes and
+// fills the cache.
+func (l *Layer) flush(s *store) {
+	s.mu.Lock()
+	refs := s.pending
+	s.pending, s.flushScheduled = nil, false
+	refs = append(refs, s.topUp(l.opts.Now(), l.opts.BatchSize-len(refs))...)
+	s.mu.Unlock()
+	if len(refs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, l.opts.CallTimeout)
+	defer cancel()
+	l.fetch(ctx, s, "", refs)
+}
+
+// topUp returns up to n more refs worth refreshing in a batch call that is
+// going out anyway: values other objects use that are past half their
+// window. Fetched now, they are fresh when those objects refresh, so one
+// batch call per BatchSize keys serves a whole refresh window instead of one
+// call per object. It creates their calls (under s.mu).
+func (s *store) topUp(now time.Time, n int) []provider.Ref {
+	var out []provider.Ref
+	for r, e := range s.entries {
+		if len(out) >= n {
+			break
+		}
+		if e.fetched.IsZero() || e.err != nil || e.window <= 0 || now.Sub(e.fetched) < e.window/2 {
+			continue
+		}
+		if _, busy := s.inflight[refKey(r)]; busy {
+			continue
+		}
+		s.inflight[refKey(r)] = &call{done: make(chan struct{})}
+		out = append(out, r)
 	}
 	return out
 }

@@ -94,18 +94,24 @@ func (c *clock) Add(d time.Duration) {
 
 func newLayer(t *testing.T, p *countingProvider, onChange func([]string)) (*Layer, *clock) {
 	t.Helper()
+	return newLayerWith(t, p, Options{OnChange: onChange})
+}
+
+func newLayerWith(t *testing.T, p *countingProvider, opts Options) (*Layer, *clock) {
+	t.Helper()
 	reg := provider.NewRegistry()
 	reg.Register("fake", p)
 	clk := &clock{now: time.Unix(1_000_000, 0)}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return New(ctx, Options{Registry: reg, Now: clk.Now, OnChange: onChange, QPS: 1e6, Burst: 1e6}), clk
+	opts.Registry, opts.Now, opts.QPS, opts.Burst = reg, clk.Now, 1e6, 1e6
+	return New(ctx, opts), clk
 }
 
 func req(sub string, maxAge time.Duration) Request {
 	return Request{
 		Store:      provider.Store{Kind: "SecretStore", Namespace: "ns", Name: "s", Spec: &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}}},
-		Generation: 1, Namespace: "ns", Subscriber: sub, MaxAge: maxAge,
+		Namespace: "ns", Subscriber: sub, MaxAge: maxAge,
 	}
 }
 
@@ -179,6 +185,61 @@ func TestBatchingClientGetsOneCallPerRequest(t *testing.T) {
 	}
 	if b, c := p.batches.Load(), p.calls.Load(); b != 1 || c != 0 {
 		t.Fatalf("%d batch calls and %d single calls, want 1 and 0", b, c)
+	}
+}
+
+func TestBatchingSpansConcurrentRequests(t *testing.T) {
+	p := &countingProvider{values: map[string]string{}, batch: true}
+	for i := 0; i < 30; i++ {
+		p.values[fmt.Sprint("k", i)] = "v"
+	}
+	// A batch delay far longer than it takes to start ten goroutines, so
+	// all their refs are pending when the batch is flushed.
+	l, _ := newLayerWith(t, p, Options{BatchDelay: 2 * time.Second})
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			refs := []provider.Ref{{Key: fmt.Sprint("k", 3*i)}, {Key: fmt.Sprint("k", 3*i+1)}, {Key: fmt.Sprint("k", 3*i+2)}}
+			if vals, errs := l.Get(context.Background(), req(fmt.Sprint("es", i), time.Minute), refs); len(vals) != 3 || len(errs) != 0 {
+				t.Errorf("request %d: %d values, errors %v", i, len(vals), errs)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if b, c := p.batches.Load(), p.calls.Load(); b != 1 || c != 0 {
+		t.Fatalf("10 concurrent requests for 30 keys made %d batch and %d single calls, want 1 and 0", b, c)
+	}
+}
+
+func TestBatchCallsAreToppedUpWithValuesDueSoon(t *testing.T) {
+	p := &countingProvider{values: map[string]string{}, batch: true}
+	for i := 0; i < 30; i++ {
+		p.values[fmt.Sprint("k", i)] = "v"
+	}
+	l, clk := newLayerWith(t, p, Options{BatchDelay: time.Millisecond})
+	get := func(i int) {
+		t.Helper()
+		refs := []provider.Ref{{Key: fmt.Sprint("k", 3*i)}, {Key: fmt.Sprint("k", 3*i+1)}, {Key: fmt.Sprint("k", 3*i+2)}}
+		if vals, errs := l.Get(context.Background(), req(fmt.Sprint("es", i), time.Minute), refs); len(vals) != 3 || len(errs) != 0 {
+			t.Fatalf("request %d: %d values, errors %v", i, len(vals), errs)
+		}
+	}
+	for i := 0; i < 10; i++ { // first syncs, one after another
+		get(i)
+	}
+	first := p.batches.Load()
+	// One window later the ten objects refresh one after another, spread
+	// by jitter: the first refresh's batch call is topped up to 20 refs, so
+	// the refreshes cost 2 batch calls, not 10.
+	clk.Add(61 * time.Second)
+	for i := 0; i < 10; i++ {
+		get(i)
+		clk.Add(100 * time.Millisecond)
+	}
+	if b := p.batches.Load() - first; b != 2 {
+		t.Fatalf("a refresh window of 10 objects × 3 of 30 keys made %d batch calls, want 2", b)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -38,10 +39,21 @@ import (
 // deadline.
 const requestTimeout = 60 * time.Second
 
-type vaultProvider struct{}
+type vaultProvider struct{ opts Options }
 
 // New returns the vault provider.
 func New() provider.Provider { return vaultProvider{} }
+
+// Options are settings of the provider that no SecretStore can reach.
+type Options struct {
+	// DialContext, when set, opens every connection to Vault in place of
+	// the system dialer. Tests use it to send the server of a manifest (such
+	// as http://my.vault.server:8200) to a local dev server, as DNS would.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// NewWithOptions returns the vault provider with opts.
+func NewWithOptions(opts Options) provider.Provider { return vaultProvider{opts: opts} }
 
 // ValidateSpec checks the store's vault configuration without any I/O.
 func (vaultProvider) ValidateSpec(store provider.Store) error {
@@ -208,7 +220,7 @@ func sameNamespace(store provider.Store, field string, ns *string) error {
 }
 
 // NewClient builds a client. It reads TLS material; it logs in on first use.
-func (vaultProvider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
+func (p vaultProvider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
 	spec, err := specOf(opts.Store)
 	if err != nil {
 		return nil, err
@@ -222,6 +234,9 @@ func (vaultProvider) NewClient(ctx context.Context, opts provider.Options) (prov
 		tr = def.Clone()
 	}
 	tr.TLSClientConfig = tlsCfg
+	if p.opts.DialContext != nil {
+		tr.DialContext = p.opts.DialContext
+	}
 	hc := &http.Client{
 		Transport: tr,
 		// The Vault client follows redirects itself.

@@ -1,0 +1,452 @@
+// Package providers holds keyferry's end-to-end tests of the AWS, GCP and
+// Vault providers: the real kube-apiserver and etcd, the operator
+// in-process, and for each provider the real server its tests use — moto
+// for AWS Secrets Manager and STS, the GCP Secret Manager emulator, and a
+// HashiCorp Vault dev server. The examples in examples/aws, examples/gcp and
+// examples/vault, taken from ESO's documentation, are applied as they are.
+//
+// Manifests name real endpoints (AWS regions, Google's Secret Manager,
+// http://my.vault.server:8200); the providers are built with test-only
+// options that send those to the local servers, as DNS sends them to the
+// real services. A server binary that is missing fails the package.
+package providers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/provider"
+	awsprovider "github.com/keyferry/keyferry/internal/provider/aws"
+	"github.com/keyferry/keyferry/internal/provider/fake"
+	"github.com/keyferry/keyferry/internal/provider/gcpsm"
+	"github.com/keyferry/keyferry/internal/provider/vault"
+	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
+	"github.com/keyferry/keyferry/internal/testserver/motoserver"
+	"github.com/keyferry/keyferry/internal/testserver/vaultserver"
+)
+
+// canary is part of every value the servers hold and of every credential
+// the tests create: it must never appear in the operator's logs, an Event or
+// a status.
+const canary = "kf-providers-canary-8d2f"
+
+const synced = "SecretSynced"
+
+var (
+	env *testenv.Env
+	cs  kubernetes.Interface
+
+	// moto serves AWS; awsRoutes sends each region to its moto.
+	moto, enforcingMoto *motoserver.Server
+	awsRoutes           *awsRouter
+
+	// gcp is the Secret Manager emulator, gcpFront its TLS front (what the
+	// provider talks to); adcKey signs the operator's default credentials.
+	gcp      *gcpsmemulator.Server
+	gcpFront *gcpsmemulator.Front
+	adcKey   *rsa.PrivateKey
+
+	// vaultSrv is the Vault dev server; vaultRoutes reaches it for the
+	// manifests' server and counts requests.
+	vaultSrv    *vaultserver.Server
+	vaultRoutes *vaultProxy
+
+	// leaks are strings besides canary that must never be seen: the
+	// examples' credentials and the tokens and keys the tests create.
+	leaksMu sync.Mutex
+	leaks   []string
+)
+
+// secretMustNotLeak adds s to the strings assertNoLeak looks for.
+func secretMustNotLeak(s string) {
+	leaksMu.Lock()
+	defer leaksMu.Unlock()
+	leaks = append(leaks, s)
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	tb := &mainTB{}
+	defer tb.cleanup()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	reg := provider.NewRegistry()
+	reg.Register("fake", fake.New())
+
+	// AWS: one open moto, and one that enforces IAM for the region
+	// forbiddenRegion. Each fails with the way to install moto when
+	// moto_server is missing.
+	var err error
+	if moto, err = motoserver.Run(ctx, motoserver.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, "starting moto (AWS):", err)
+		return 1
+	}
+	defer moto.Stop()
+	if enforcingMoto, err = motoserver.Run(ctx, motoserver.Options{Env: []string{fmt.Sprintf("INITIAL_NO_AUTH_ACTION_COUNT=%d", enforcingSetupCalls)}}); err != nil {
+		fmt.Fprintln(os.Stderr, "starting moto (AWS, enforcing IAM):", err)
+		return 1
+	}
+	defer enforcingMoto.Stop()
+	if err := setupEnforcingMoto(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "setting up IAM in moto:", err)
+		return 1
+	}
+	awsRoutes = newAWSRouter(moto, enforcingMoto)
+	reg.Register(awsprovider.Name, &awsprovider.Provider{
+		Endpoints:  awsprovider.Endpoints{SecretsManager: moto.Endpoint(), SSM: moto.Endpoint(), STS: moto.Endpoint()},
+		HTTPClient: awsRoutes,
+	})
+
+	// GCP: the emulator behind a TLS front, so that the stores' credentials
+	// are sent (and recorded) as they are to Google.
+	if err := tb.do(func() {
+		gcp = gcpsmemulator.Start(tb)
+		gcpFront = gcp.TLS(tb)
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "starting the GCP Secret Manager emulator:", err)
+		return 1
+	}
+	if err := setupApplicationDefaultCredentials(tb); err != nil {
+		fmt.Fprintln(os.Stderr, "writing the operator's GCP application default credentials:", err)
+		return 1
+	}
+	reg.Register(gcpsm.Name, gcpsm.NewWithClientOptions(gcpFront.ClientOptions()...))
+
+	// Vault: a dev server whose root token is "root", the token of ESO's
+	// example, reached for http://my.vault.server:8200.
+	if err := tb.do(func() {
+		vaultSrv = vaultserver.StartWithOptions(tb, vaultserver.Options{RootToken: "root"})
+		vaultRoutes = newVaultProxy(tb, vaultSrv.Addr)
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "starting the Vault dev server:", err)
+		return 1
+	}
+	reg.Register("vault", vault.NewWithOptions(vault.Options{DialContext: vaultRoutes.DialContext}))
+
+	env, err = testenv.Start(testenv.Options{Registry: reg})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the test environment:", err)
+		return 1
+	}
+	defer env.Stop()
+	if cs, err = kubernetes.NewForConfig(env.Cluster.Config); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// setupApplicationDefaultCredentials gives the operator's process
+// application default credentials, as GOOGLE_APPLICATION_CREDENTIALS does
+// on a pod: a service account key that stores without auth use.
+func setupApplicationDefaultCredentials(tb *mainTB) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	adcKey = key
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	file, err := json.Marshal(map[string]string{
+		"type":           "service_account",
+		"project_id":     "kf-adc",
+		"private_key_id": "adc-1",
+		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email":   adcServiceAccount,
+		"client_id":      "1",
+		// Never called: Secret Manager clients sign their own tokens.
+		"token_uri": "https://oauth2.googleapis.com/token",
+	})
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "keyferry-gcp-adc-")
+	if err != nil {
+		return err
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	path := filepath.Join(dir, "application_default_credentials.json")
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		return err
+	}
+	return os.Setenv("GOOGLE_APPLICATION_CREDENTIALS", path)
+}
+
+// --- waiting and checking ---------------------------------------------------
+
+func readyCondition(es *esv1.ExternalSecret) *esv1.ExternalSecretStatusCondition {
+	for i := range es.Status.Conditions {
+		if es.Status.Conditions[i].Type == esv1.ExternalSecretReady {
+			return &es.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// waitReady waits for the ExternalSecret's Ready condition to have status
+// and reason.
+func waitReady(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *esv1.ExternalSecret {
+	t.Helper()
+	es := &esv1.ExternalSecret{}
+	seen := "nothing yet"
+	testenv.Eventually(t, fmt.Sprintf("ExternalSecret %s/%s Ready=%s (%s)", ns, name, status, reason), func(ctx context.Context) (bool, string) {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, es); err != nil {
+			return false, fmt.Sprintf("%s (last seen: %s)", err, seen)
+		}
+		c := readyCondition(es)
+		if c == nil {
+			seen = "no Ready condition"
+			return false, seen
+		}
+		seen = fmt.Sprintf("Ready=%s reason=%s message=%s", c.Status, c.Reason, c.Message)
+		return c.Status == status && c.Reason == reason, seen
+	})
+	return es
+}
+
+// waitStoreReady waits for a SecretStore to be validated.
+func waitStoreReady(t *testing.T, ns, name string) {
+	t.Helper()
+	seen := "nothing yet"
+	testenv.Eventually(t, fmt.Sprintf("SecretStore %s/%s Ready", ns, name), func(ctx context.Context) (bool, string) {
+		var st esv1.SecretStore
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &st); err != nil {
+			return false, fmt.Sprintf("%s (last seen: %s)", err, seen)
+		}
+		seen = "no Ready condition"
+		for _, c := range st.Status.Conditions {
+			if c.Type == esv1.SecretStoreReady {
+				seen = fmt.Sprintf("Ready=%s reason=%s message=%s", c.Status, c.Reason, c.Message)
+				return c.Status == metav1.ConditionTrue && c.Reason == esv1.ReasonStoreValid, seen
+			}
+		}
+		return false, seen
+	})
+}
+
+func waitSecret(t *testing.T, ns, name string, check func(*corev1.Secret) (bool, string)) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	seen := "nothing yet"
+	testenv.Eventually(t, fmt.Sprintf("Secret %s/%s", ns, name), func(ctx context.Context) (bool, string) {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+			return false, fmt.Sprintf("%s (last seen: %s)", err, seen)
+		}
+		ok, msg := check(s)
+		seen = msg
+		return ok, msg
+	})
+	return s
+}
+
+// hasData checks the Secret's keys and values exactly; its messages never
+// show a value.
+func hasData(want map[string]string) func(*corev1.Secret) (bool, string) {
+	return func(s *corev1.Secret) (bool, string) {
+		if len(s.Data) != len(want) {
+			return false, fmt.Sprintf("keys %v, want %d keys", keys(s.Data), len(want))
+		}
+		for k, v := range want {
+			got, ok := s.Data[k]
+			if !ok {
+				return false, fmt.Sprintf("key %q missing (keys %v)", k, keys(s.Data))
+			}
+			if string(got) != v {
+				return false, fmt.Sprintf("key %q holds %d bytes that differ from the expected %d", k, len(got), len(v))
+			}
+		}
+		return true, ""
+	}
+}
+
+func getSecret(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		t.Fatalf("reading Secret %s/%s: %v", ns, name, err)
+	}
+	return s
+}
+
+// assertUnchanged fails when the Secret was written since before.
+func assertUnchanged(t *testing.T, before *corev1.Secret) {
+	t.Helper()
+	after := getSecret(t, before.Namespace, before.Name)
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Fatalf("Secret %s/%s was written after the failure (resourceVersion %s → %s)", before.Namespace, before.Name, before.ResourceVersion, after.ResourceVersion)
+	}
+	if ok, msg := hasData(stringData(before))(after); !ok {
+		t.Fatalf("Secret %s/%s changed after the failure: %s", before.Namespace, before.Name, msg)
+	}
+}
+
+func stringData(s *corev1.Secret) map[string]string {
+	out := make(map[string]string, len(s.Data))
+	for k, v := range s.Data {
+		out[k] = string(v)
+	}
+	return out
+}
+
+// waitWarning waits for a Warning Event with reason about an object.
+func waitWarning(t *testing.T, ns, name, reason string) {
+	t.Helper()
+	testenv.Eventually(t, fmt.Sprintf("a Warning Event %s about %s/%s", reason, ns, name), func(ctx context.Context) (bool, string) {
+		evs, err := env.Events(ctx, ns, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range evs {
+			if ev.Type == corev1.EventTypeWarning && ev.Reason == reason {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d Events, none a Warning %s", len(evs), reason)
+	})
+}
+
+// assertNoLeak fails when the canary, or a credential registered with
+// secretMustNotLeak, appears in the operator's logs, in the Events about
+// the ExternalSecrets named, or in their status.
+func assertNoLeak(t *testing.T, ns string, names ...string) {
+	t.Helper()
+	leaksMu.Lock()
+	secrets := append([]string{canary}, leaks...)
+	leaksMu.Unlock()
+	for _, s := range secrets {
+		env.AssertNoLeak(t, s)
+	}
+	ctx := context.Background()
+	for _, name := range names {
+		evs, err := env.Events(ctx, ns, name)
+		if err != nil {
+			t.Fatalf("listing Events of %s/%s: %v", ns, name, err)
+		}
+		var es esv1.ExternalSecret
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &es); err != nil {
+			t.Fatalf("reading ExternalSecret %s/%s: %v", ns, name, err)
+		}
+		status, err := json.Marshal(es.Status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			for _, ev := range evs {
+				if strings.Contains(ev.Note, s) || strings.Contains(ev.Reason, s) {
+					t.Fatalf("a secret value appeared in Event %s of %s/%s", ev.Reason, ns, name)
+				}
+			}
+			if strings.Contains(string(status), s) {
+				t.Fatalf("a secret value appeared in the status of %s/%s", ns, name)
+			}
+		}
+	}
+}
+
+// deleteOnCleanup deletes ExternalSecrets when the test ends, so the fast
+// refreshes of one test do not keep running through the next ones.
+func deleteOnCleanup(t *testing.T, ns string, names ...string) {
+	t.Cleanup(func() {
+		for _, name := range names {
+			es := &esv1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+			if err := client.IgnoreNotFound(env.Client.Delete(context.Background(), es)); err != nil {
+				t.Errorf("deleting ExternalSecret %s/%s: %v", ns, name, err)
+			}
+		}
+	})
+}
+
+func keys(m map[string][]byte) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// --- TestMain's testing.TB --------------------------------------------------
+
+// mainTB lets TestMain use the test servers' helpers, which take a
+// testing.TB: Fatalf ends the helper (see do), Cleanup and TempDir are
+// undone at exit. No other method of testing.TB is called by them.
+type mainTB struct {
+	testing.TB
+	cleanups []func()
+}
+
+type mainFailure string
+
+func (tb *mainTB) Helper()          {}
+func (tb *mainTB) Name() string     { return "TestMain" }
+func (tb *mainTB) Failed() bool     { return false }
+func (tb *mainTB) Cleanup(f func()) { tb.cleanups = append(tb.cleanups, f) }
+func (tb *mainTB) Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+func (tb *mainTB) Fatalf(format string, args ...any) {
+	panic(mainFailure(fmt.Sprintf(format, args...)))
+}
+
+func (tb *mainTB) TempDir() string {
+	dir, err := os.MkdirTemp("", "keyferry-providers-")
+	if err != nil {
+		tb.Fatalf("creating a temporary directory: %v", err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// do runs f and turns a Fatalf inside it into an error.
+func (tb *mainTB) do(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, ok := r.(mainFailure)
+			if !ok {
+				panic(r)
+			}
+			err = errors.New(string(msg))
+		}
+	}()
+	f()
+	return nil
+}
+
+func (tb *mainTB) cleanup() {
+	for i := len(tb.cleanups) - 1; i >= 0; i-- {
+		tb.cleanups[i]()
+	}
+}
+
+// getExternalSecret reads an ExternalSecret; nil when it cannot be read.
+func getExternalSecret(ctx context.Context, ns, name string) *esv1.ExternalSecret {
+	es := &esv1.ExternalSecret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, es); err != nil {
+		return nil
+	}
+	return es
+}
