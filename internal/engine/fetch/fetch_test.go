@@ -110,7 +110,7 @@ func newLayerWith(t *testing.T, p *countingProvider, opts Options) (*Layer, *clo
 
 func req(sub string, maxAge time.Duration) Request {
 	return Request{
-		Store:      provider.Store{Kind: "SecretStore", Namespace: "ns", Name: "s", Spec: &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}}},
+		Store:     provider.Store{Kind: "SecretStore", Namespace: "ns", Name: "s", Spec: &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}}},
 		Namespace: "ns", Subscriber: sub, MaxAge: maxAge,
 	}
 }
