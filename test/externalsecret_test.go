@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,8 +20,8 @@ import (
 func TestQuickstartExampleSyncs(t *testing.T) {
 	ns := env.Namespace(t)
 	env.Apply(t, ns, "examples/quickstart")
-	es := waitCondition(t, ns, "database", metav1.ConditionTrue, "SecretSynced")
-	s := waitSecret(t, ns, "database-credentials", hasData(map[string]string{
+	es := env.WaitReady(t, ns, "database", metav1.ConditionTrue, "SecretSynced")
+	s := env.WaitSecret(t, ns, "database-credentials", testenv.HasData(map[string]string{
 		"username": "app",
 		"password": "quickstart-not-a-real-password",
 		"url":      "postgres://app:quickstart-not-a-real-password@db.demo.svc:5432/app",
@@ -45,8 +44,8 @@ func TestQuickstartExampleSyncs(t *testing.T) {
 
 func TestESOAzureBlogExampleProducesDockerConfigJSON(t *testing.T) {
 	env.Apply(t, "", "examples/eso-azure-blog-fake")
-	waitCondition(t, "jenkins", "regcred", metav1.ConditionTrue, "SecretSynced")
-	s := waitSecret(t, "jenkins", "regcred", func(s *corev1.Secret) (bool, string) { return len(s.Data) > 0, "no data" })
+	env.WaitReady(t, "jenkins", "regcred", metav1.ConditionTrue, "SecretSynced")
+	s := env.WaitSecret(t, "jenkins", "regcred", func(s *corev1.Secret) (bool, string) { return len(s.Data) > 0, "no data" })
 	if s.Type != corev1.SecretTypeDockerConfigJson {
 		t.Fatalf("type = %s, want %s", s.Type, corev1.SecretTypeDockerConfigJson)
 	}
@@ -99,7 +98,7 @@ spec:
 		}
 		return false, "no condition"
 	})
-	waitCondition(t, ns, "from-oracle", metav1.ConditionFalse, engine.ReasonUnsupportedProvider)
+	env.WaitReady(t, ns, "from-oracle", metav1.ConditionFalse, engine.ReasonUnsupportedProvider)
 }
 
 func TestClusterSecretStoreConditionsRefuseOtherNamespaces(t *testing.T) {
@@ -128,10 +127,10 @@ spec:
 `, allowed)
 	env.Apply(t, allowed, es)
 	env.Apply(t, denied, es)
-	waitCondition(t, allowed, "es", metav1.ConditionTrue, "SecretSynced")
-	got := waitCondition(t, denied, "es", metav1.ConditionFalse, engine.ReasonStoreNotAllowed)
-	if !strings.Contains(readyCondition(got).Message, denied) {
-		t.Errorf("message does not name the namespace: %s", readyCondition(got).Message)
+	env.WaitReady(t, allowed, "es", metav1.ConditionTrue, "SecretSynced")
+	got := env.WaitReady(t, denied, "es", metav1.ConditionFalse, engine.ReasonStoreNotAllowed)
+	if !strings.Contains(testenv.ReadyCondition(got).Message, denied) {
+		t.Errorf("message does not name the namespace: %s", testenv.ReadyCondition(got).Message)
 	}
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: denied, Name: "es"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a Secret was written in the disallowed namespace (err=%v)", err)
@@ -162,11 +161,11 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	es := waitCondition(t, ns, "app", metav1.ConditionFalse, engine.ReasonSecretNotOwned)
-	if msg := readyCondition(es).Message; !strings.Contains(msg, engine.AnnotationAdopt) {
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonSecretNotOwned)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, engine.AnnotationAdopt) {
 		t.Errorf("message does not say how to adopt: %s", msg)
 	}
-	s := getSecret(t, ns, "app")
+	s := env.GetSecret(t, ns, "app")
 	if string(s.Data["precious"]) != "keep-me" || len(s.Data) != 1 || s.ResourceVersion != existing.ResourceVersion {
 		t.Fatalf("the unowned Secret was modified: keys %v", keys(s.Data))
 	}
@@ -177,9 +176,9 @@ spec:
 		t.Fatal(err)
 	}
 	// the adoption annotation is a change to an unmanaged Secret; nudge the ExternalSecret
-	forceSync(t, ns, "app")
-	waitCondition(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
-	waitSecret(t, ns, "app", hasData(map[string]string{"k": "new"}))
+	env.ForceSync(t, ns, "app")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "new"}))
 }
 
 func TestMergeTouchesOnlyItsOwnKeys(t *testing.T) {
@@ -200,8 +199,8 @@ spec:
     - {secretKey: a, remoteRef: {key: a}}
     - {secretKey: b, remoteRef: {key: b}}
 `)
-	waitCondition(t, ns, "merger", metav1.ConditionTrue, "SecretSynced")
-	waitSecret(t, ns, "shared", hasData(map[string]string{"theirs": "untouched", "a": "1", "b": "2"}))
+	env.WaitReady(t, ns, "merger", metav1.ConditionTrue, "SecretSynced")
+	env.WaitSecret(t, ns, "shared", testenv.HasData(map[string]string{"theirs": "untouched", "a": "1", "b": "2"}))
 	// Dropping key b from the spec removes only b.
 	env.Apply(t, ns, `apiVersion: external-secrets.io/v1
 kind: ExternalSecret
@@ -214,11 +213,11 @@ spec:
   data:
     - {secretKey: a, remoteRef: {key: a}}
 `)
-	waitSecret(t, ns, "shared", func(s *corev1.Secret) (bool, string) {
+	env.WaitSecret(t, ns, "shared", func(s *corev1.Secret) (bool, string) {
 		_, hasB := s.Data["b"]
 		return !hasB && string(s.Data["theirs"]) == "untouched" && string(s.Data["a"]) == "1", fmt.Sprintf("keys %v", keys(s.Data))
 	})
-	if ref := metav1.GetControllerOf(getSecret(t, ns, "shared")); ref != nil {
+	if ref := metav1.GetControllerOf(env.GetSecret(t, ns, "shared")); ref != nil {
 		t.Errorf("Merge set an ownerReference on a Secret it does not own: %v", ref)
 	}
 }
@@ -235,7 +234,7 @@ spec:
   target: {creationPolicy: Merge}
   data: [{secretKey: a, remoteRef: {key: a}}]
 `)
-	waitCondition(t, ns, "merger", metav1.ConditionFalse, engine.ReasonSecretMissing)
+	env.WaitReady(t, ns, "merger", metav1.ConditionFalse, engine.ReasonSecretMissing)
 }
 
 func TestProviderFailureKeepsTheExistingSecret(t *testing.T) {
@@ -251,24 +250,24 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: password, remoteRef: {key: db, property: password}}]
 `)
-	waitCondition(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
-	before := waitSecret(t, ns, "app", hasData(map[string]string{"password": canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
+	before := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"password": canary}))
 
 	// The remote key disappears: with deletionPolicy Retain (the default)
 	// that is an error, and the Secret keeps its value.
 	env.Apply(t, ns, fakeStore("store", "other", "x"))
-	es := waitCondition(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
-	if !strings.Contains(readyCondition(es).Message, "db") {
-		t.Errorf("message does not name the key: %s", readyCondition(es).Message)
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
+	if !strings.Contains(testenv.ReadyCondition(es).Message, "db") {
+		t.Errorf("message does not name the key: %s", testenv.ReadyCondition(es).Message)
 	}
-	after := getSecret(t, ns, "app")
+	after := env.GetSecret(t, ns, "app")
 	if string(after.Data["password"]) != canary || after.ResourceVersion != before.ResourceVersion {
 		t.Fatal("the Secret changed after a failed fetch")
 	}
 	// The property disappears: also an error that keeps the value.
 	env.Apply(t, ns, fakeStore("store", "db", `{"user":"u"}`))
-	waitCondition(t, ns, "app", metav1.ConditionFalse, engine.ReasonPropertyNotFound)
-	if got := getSecret(t, ns, "app"); got.ResourceVersion != before.ResourceVersion {
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonPropertyNotFound)
+	if got := env.GetSecret(t, ns, "app"); got.ResourceVersion != before.ResourceVersion {
 		t.Fatal("the Secret changed after a failed property lookup")
 	}
 	env.AssertNoLeak(t, canary)
@@ -288,13 +287,13 @@ spec:
   target: {deletionPolicy: Delete}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	waitSecret(t, ns, "app", hasData(map[string]string{"k": "v"}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v"}))
 	env.Apply(t, ns, fakeStore("store", "unrelated", "x"))
 	testenv.Eventually(t, "the Secret to be deleted", func(ctx context.Context) (bool, string) {
 		err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app"}, &corev1.Secret{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
-	waitCondition(t, ns, "app", metav1.ConditionTrue, "SecretDeleted")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, "SecretDeleted")
 }
 
 func TestNothingIsWrittenWhenNothingChanged(t *testing.T) {
@@ -309,8 +308,8 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	es := waitCondition(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
-	s := waitSecret(t, ns, "app", hasData(map[string]string{"k": "v"}))
+	es := env.WaitReady(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
+	s := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v"}))
 	calls := env.Op.Fetch.Calls("SecretStore", ns, "store")
 	// Wait until several refreshes have fetched again, then check that
 	// neither the Secret nor the ExternalSecret was written.
@@ -318,7 +317,7 @@ spec:
 		n := env.Op.Fetch.Calls("SecretStore", ns, "store")
 		return n >= calls+3, fmt.Sprintf("%d calls", n)
 	})
-	if got := getSecret(t, ns, "app"); got.ResourceVersion != s.ResourceVersion {
+	if got := env.GetSecret(t, ns, "app"); got.ResourceVersion != s.ResourceVersion {
 		t.Errorf("Secret was rewritten without a change (rv %s → %s)", s.ResourceVersion, got.ResourceVersion)
 	}
 	var now esv1.ExternalSecret
@@ -342,16 +341,16 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	s := waitSecret(t, ns, "app", hasData(map[string]string{"k": "v"}))
+	s := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v"}))
 	s.Data["k"] = []byte("tampered")
 	if err := env.Client.Update(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	waitSecret(t, ns, "app", hasData(map[string]string{"k": "v"}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v"}))
 	if err := env.Client.Delete(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	waitSecret(t, ns, "app", hasData(map[string]string{"k": "v"}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v"}))
 }
 
 func TestForceSyncAnnotationFetchesAtOnce(t *testing.T) {
@@ -366,10 +365,10 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	waitSecret(t, ns, "app", hasData(map[string]string{"k": "v1"}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v1"}))
 	env.Apply(t, ns, fakeStore("store", "k", "v2"))
-	forceSync(t, ns, "app")
-	waitSecret(t, ns, "app", hasData(map[string]string{"k": "v2"}))
+	env.ForceSync(t, ns, "app")
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v2"}))
 }
 
 func TestRefreshPolicyCreatedOnceNeverUpdates(t *testing.T) {
@@ -389,13 +388,13 @@ spec:
 	}
 	env.Apply(t, ns, es("once", "CreatedOnce"))
 	env.Apply(t, ns, es("probe", "Periodic"))
-	waitSecret(t, ns, "once", hasData(map[string]string{"k": "v1"}))
-	before := getSecret(t, ns, "once")
+	env.WaitSecret(t, ns, "once", testenv.HasData(map[string]string{"k": "v1"}))
+	before := env.GetSecret(t, ns, "once")
 	// The value changes; the Periodic probe on the same store picks it up,
 	// which proves refreshes ran, while CreatedOnce keeps what it created.
 	env.Apply(t, ns, fakeStore("store", "k", "v2"))
-	waitSecret(t, ns, "probe", hasData(map[string]string{"k": "v2"}))
-	if got := getSecret(t, ns, "once"); string(got.Data["k"]) != "v1" || got.ResourceVersion != before.ResourceVersion {
+	env.WaitSecret(t, ns, "probe", testenv.HasData(map[string]string{"k": "v2"}))
+	if got := env.GetSecret(t, ns, "once"); string(got.Data["k"]) != "v1" || got.ResourceVersion != before.ResourceVersion {
 		t.Fatal("CreatedOnce updated the Secret")
 	}
 }
@@ -425,8 +424,8 @@ spec:
         - regexp: {source: "^/app/db-(.*)$", target: "db_$1"}
         - transform: {template: "{{ .value | upper }}"}
 `)
-	waitCondition(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
-	waitSecret(t, ns, "app", hasData(map[string]string{
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{
 		"cfg_host": "db", "cfg_port": "5432", "cfg_nested": `{"a":"b"}`,
 		"DB_USER": "alice", "DB_PASS": "s3cret",
 	}))
@@ -466,8 +465,8 @@ spec:
     - {secretKey: user, remoteRef: {key: user}}
     - {secretKey: pass, remoteRef: {key: pass}}
 `)
-	waitCondition(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
-	s := waitSecret(t, ns, "app", hasData(map[string]string{"config.yaml": "user: alice\npassword: s3cret\n"}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
+	s := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"config.yaml": "user: alice\npassword: s3cret\n"}))
 	if s.Labels["owner"] != "alice" {
 		t.Errorf("templated label = %q", s.Labels["owner"])
 	}
@@ -489,9 +488,9 @@ spec:
     - find:
         name: {regexp: "(unclosed"}
 `)
-	es := waitCondition(t, ns, "bad", metav1.ConditionFalse, engine.ReasonInvalidSpec)
-	if !strings.Contains(readyCondition(es).Message, "spec.dataFrom[0].find.name.regexp") {
-		t.Errorf("message does not name the field: %s", readyCondition(es).Message)
+	es := env.WaitReady(t, ns, "bad", metav1.ConditionFalse, engine.ReasonInvalidSpec)
+	if !strings.Contains(testenv.ReadyCondition(es).Message, "spec.dataFrom[0].find.name.regexp") {
+		t.Errorf("message does not name the field: %s", testenv.ReadyCondition(es).Message)
 	}
 }
 
@@ -506,7 +505,7 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	waitSecret(t, ns, "app", hasData(map[string]string{"k": "v"}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v"}))
 	if err := env.Client.Delete(context.Background(), &esv1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +532,7 @@ spec:
   secretStoreRef: {name: not-yet}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	es := waitCondition(t, ns, "app", metav1.ConditionFalse, engine.ReasonStoreNotFound)
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonStoreNotFound)
 	esoSecret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: ns, Name: "app",
@@ -557,8 +556,8 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	waitCondition(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
-	if got := getSecret(t, ns, "app"); got.ResourceVersion != esoSecret.ResourceVersion {
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, "SecretSynced")
+	if got := env.GetSecret(t, ns, "app"); got.ResourceVersion != esoSecret.ResourceVersion {
 		t.Fatalf("the ESO-created Secret was rewritten although nothing changed")
 	}
 }
@@ -576,31 +575,15 @@ spec:
   target: {immutable: true}
   data: [{secretKey: k, remoteRef: {key: k}}]
 `)
-	s := waitSecret(t, ns, "app", hasData(map[string]string{"k": "v1"}))
+	s := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"k": "v1"}))
 	if s.Immutable == nil || !*s.Immutable {
 		t.Fatal("Secret is not immutable")
 	}
 	env.Apply(t, ns, fakeStore("store", "k", "v2"))
-	forceSync(t, ns, "app")
-	waitCondition(t, ns, "app", metav1.ConditionFalse, engine.ReasonSecretImmutable)
-	if got := getSecret(t, ns, "app"); string(got.Data["k"]) != "v1" {
+	env.ForceSync(t, ns, "app")
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonSecretImmutable)
+	if got := env.GetSecret(t, ns, "app"); string(got.Data["k"]) != "v1" {
 		t.Fatal("immutable Secret changed")
-	}
-}
-
-func forceSync(t *testing.T, ns, name string) {
-	t.Helper()
-	var es esv1.ExternalSecret
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &es); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(es.DeepCopy())
-	if es.Annotations == nil {
-		es.Annotations = map[string]string{}
-	}
-	es.Annotations[esv1.AnnotationForceSync] = time.Now().Format(time.RFC3339Nano)
-	if err := env.Client.Patch(context.Background(), &es, patch); err != nil {
-		t.Fatal(err)
 	}
 }
 

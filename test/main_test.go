@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -32,66 +30,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	env.Stop()
 	os.Exit(code)
-}
-
-// readyCondition returns the ExternalSecret's Ready condition, if any.
-func readyCondition(es *esv1.ExternalSecret) *esv1.ExternalSecretStatusCondition {
-	for i := range es.Status.Conditions {
-		if es.Status.Conditions[i].Type == esv1.ExternalSecretReady {
-			return &es.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-// waitCondition waits for the ExternalSecret's Ready condition to have the
-// status and reason given and returns the object.
-func waitCondition(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *esv1.ExternalSecret {
-	t.Helper()
-	es := &esv1.ExternalSecret{}
-	testenv.Eventually(t, fmt.Sprintf("ExternalSecret %s/%s Ready=%s (%s)", ns, name, status, reason), func(ctx context.Context) (bool, string) {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, es); err != nil {
-			return false, err.Error()
-		}
-		c := readyCondition(es)
-		if c == nil {
-			return false, "no Ready condition"
-		}
-		return c.Status == status && c.Reason == reason, fmt.Sprintf("Ready=%s reason=%s message=%s", c.Status, c.Reason, c.Message)
-	})
-	return es
-}
-
-func waitSecret(t *testing.T, ns, name string, check func(*corev1.Secret) (bool, string)) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	testenv.Eventually(t, fmt.Sprintf("Secret %s/%s", ns, name), func(ctx context.Context) (bool, string) {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-			return false, err.Error()
-		}
-		return check(s)
-	})
-	return s
-}
-
-func hasData(want map[string]string) func(*corev1.Secret) (bool, string) {
-	return func(s *corev1.Secret) (bool, string) {
-		for k, v := range want {
-			if string(s.Data[k]) != v {
-				return false, fmt.Sprintf("key %q is %d bytes, not the expected %d", k, len(s.Data[k]), len(v))
-			}
-		}
-		return true, ""
-	}
-}
-
-func getSecret(t *testing.T, ns, name string) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-		t.Fatalf("reading Secret %s/%s: %v", ns, name, err)
-	}
-	return s
 }
 
 // assertEventsClean fails when a canary value appears in the Events about

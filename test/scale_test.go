@@ -79,7 +79,7 @@ spec:
 	}
 	for _, ns := range nss {
 		for j := 0; j < 4; j++ {
-			waitSecret(t, ns, fmt.Sprintf("es-%d", j), hasData(map[string]string{"a": "1", "b": "2"}))
+			env.WaitSecret(t, ns, fmt.Sprintf("es-%d", j), testenv.HasData(map[string]string{"a": "1", "b": "2"}))
 		}
 	}
 	if n := env.Op.Fetch.Calls("SecretStore", nss[0], "shared-config"); n != 2 {

@@ -38,9 +38,9 @@ func TestBlogExampleSyncsRegcredFromKeyVault(t *testing.T) {
 	before := router.requestsTo("zaldre.vault.azure.net")
 
 	env.Apply(t, "", exampleDir)
-	waitStoreReady(t, "", "azure-keyvault-cluster-store")
-	es := waitReady(t, "jenkins", "regcred", metav1.ConditionTrue, synced)
-	s := waitSecret(t, "jenkins", "regcred", hasData(map[string]string{corev1.DockerConfigJsonKey: dockerConfig}))
+	env.WaitStoreReady(t, "", "azure-keyvault-cluster-store")
+	es := env.WaitReady(t, "jenkins", "regcred", metav1.ConditionTrue, synced)
+	s := env.WaitSecret(t, "jenkins", "regcred", testenv.HasData(map[string]string{corev1.DockerConfigJsonKey: dockerConfig}))
 	if s.Type != corev1.SecretTypeDockerConfigJson {
 		t.Errorf("Secret type = %s, want %s", s.Type, corev1.SecretTypeDockerConfigJson)
 	}
@@ -59,7 +59,7 @@ func TestBlogNamespacedSecretStoreServesJenkins(t *testing.T) {
 	value := "jenkins-admin-" + canary
 	srv.SetSecret("jenkins-admin-password", value)
 	env.Apply(t, "", exampleDir)
-	waitStoreReady(t, "jenkins", "jenkins-secretstore")
+	env.WaitStoreReady(t, "jenkins", "jenkins-secretstore")
 	env.Apply(t, "jenkins", `apiVersion: external-secrets.io/v1
 kind: ExternalSecret
 metadata:
@@ -74,8 +74,8 @@ spec:
       remoteRef:
         key: jenkins-admin-password
 `)
-	waitReady(t, "jenkins", "jenkins-admin", metav1.ConditionTrue, synced)
-	waitSecret(t, "jenkins", "jenkins-admin", hasData(map[string]string{"password": value}))
+	env.WaitReady(t, "jenkins", "jenkins-admin", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, "jenkins", "jenkins-admin", testenv.HasData(map[string]string{"password": value}))
 	if router.requestsTo("zaldres-secret-vault.vault.azure.net") == 0 {
 		t.Errorf("no request went to the manifest's vault zaldres-secret-vault.vault.azure.net")
 	}
@@ -90,7 +90,7 @@ func TestBlogWorkloadIdentityStoreUsesTheOperatorsIdentity(t *testing.T) {
 	value := "my-namespace-config-" + canary
 	srv.SetSecret("my-namespace-config", value)
 	env.Apply(t, "", exampleDir)
-	waitStoreReady(t, "my-namespace", "azure-keyvault-ns-store")
+	env.WaitStoreReady(t, "my-namespace", "azure-keyvault-ns-store")
 	env.Apply(t, "my-namespace", `apiVersion: external-secrets.io/v1
 kind: ExternalSecret
 metadata:
@@ -104,8 +104,8 @@ spec:
       remoteRef:
         key: my-namespace-config
 `)
-	waitReady(t, "my-namespace", "app-config", metav1.ConditionTrue, synced)
-	waitSecret(t, "my-namespace", "app-config", hasData(map[string]string{"config": value}))
+	env.WaitReady(t, "my-namespace", "app-config", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, "my-namespace", "app-config", testenv.HasData(map[string]string{"config": value}))
 	assertNoLeak(t, "my-namespace", "app-config")
 }
 
@@ -149,9 +149,9 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: value, remoteRef: {key: %s}}]
 `, clientID, indent(pemBundle(t, cert, key), 4), tenantID, vaultURL, name))
-	waitStoreReady(t, ns, "store")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": value}))
+	env.WaitStoreReady(t, ns, "store")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": value}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -202,9 +202,9 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: value, remoteRef: {key: %s}}]
 `, azurekv.AnnotationClientID, clientID, tenantID, vaultURL, name))
-	waitStoreReady(t, ns, "store")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": value}))
+	env.WaitStoreReady(t, ns, "store")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": value}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -228,8 +228,8 @@ spec:
     - secretKey: current
       remoteRef: {key: %[1]s}
 `, name, v1))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -267,8 +267,8 @@ spec:
     - secretKey: signing.n
       remoteRef: {key: key/%[2]s, property: "n"}
 `, certName, keyName))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	s := waitSecret(t, ns, "app", func(s *corev1.Secret) (bool, string) { return len(s.Data) == 4, fmt.Sprintf("keys %v", keys(s.Data)) })
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	s := env.WaitSecret(t, ns, "app", func(s *corev1.Secret) (bool, string) { return len(s.Data) == 4, fmt.Sprintf("keys %v", keys(s.Data)) })
 
 	if string(s.Data["tls.der"]) != string(cert.Raw) {
 		t.Errorf("tls.der is not the certificate's DER bytes")
@@ -333,8 +333,8 @@ spec:
           team: %s
           env: prod
 `, ns))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{a: "a-" + canary, b: "b-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{a: "a-" + canary, b: "b-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -366,18 +366,18 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: value, remoteRef: {key: %s}}]
 `, periodic, manual))
-	waitSecret(t, ns, "periodic", hasData(map[string]string{"value": "v1-" + canary}))
-	waitSecret(t, ns, "manual", hasData(map[string]string{"value": "v1-" + canary}))
+	env.WaitSecret(t, ns, "periodic", testenv.HasData(map[string]string{"value": "v1-" + canary}))
+	env.WaitSecret(t, ns, "manual", testenv.HasData(map[string]string{"value": "v1-" + canary}))
 
 	// A new version, as `az keyvault secret set` or the portal's
 	// "+ New Version" creates it.
 	srv.SetSecret(periodic, "v2-"+canary)
-	waitSecret(t, ns, "periodic", hasData(map[string]string{"value": "v2-" + canary}))
+	env.WaitSecret(t, ns, "periodic", testenv.HasData(map[string]string{"value": "v2-" + canary}))
 
 	srv.SetSecret(manual, "v2-"+canary)
-	forceSync(t, ns, "manual")
-	waitSecret(t, ns, "manual", hasData(map[string]string{"value": "v2-" + canary}))
-	waitReady(t, ns, "manual", metav1.ConditionTrue, synced)
+	env.ForceSync(t, ns, "manual")
+	env.WaitSecret(t, ns, "manual", testenv.HasData(map[string]string{"value": "v2-" + canary}))
+	env.WaitReady(t, ns, "manual", metav1.ConditionTrue, synced)
 	assertNoLeak(t, ns, "periodic", "manual")
 }
 
@@ -399,13 +399,13 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: value, remoteRef: {key: %s}}]
 `, name))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	before := waitSecret(t, ns, "app", hasData(map[string]string{"value": "old-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	before := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "old-" + canary}))
 
 	srv.SetAccess(clientID, kvserver.NoAccess)
 	srv.SetSecret(name, "new-"+canary) // a version the principal may no longer read
-	es := waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
-	if msg := readyCondition(es).Message; !strings.Contains(msg, name) {
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, name) {
 		t.Errorf("the message does not name the secret %q: %s", name, msg)
 	}
 	// Two more refreshes are refused too, and still nothing is written.
@@ -414,8 +414,8 @@ spec:
 		n := srv.VaultRequests(path)
 		return n >= refused+2, fmt.Sprintf("%d requests for %s since the first refusal", n-refused, path)
 	})
-	waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
-	after := getSecret(t, ns, "app")
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
+	after := env.GetSecret(t, ns, "app")
 	if after.ResourceVersion != before.ResourceVersion || string(after.Data["value"]) != "old-"+canary {
 		t.Fatalf("the Secret changed after forbidden fetches (resourceVersion %s → %s)", before.ResourceVersion, after.ResourceVersion)
 	}
@@ -459,7 +459,7 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: value, remoteRef: {key: %s}}]
 `, warm))
-	waitReady(t, ns, "warm", metav1.ConditionTrue, synced)
+	env.WaitReady(t, ns, "warm", metav1.ConditionTrue, synced)
 
 	path := "/secrets/" + shared
 	srv.Throttle(path, retryAfter, 1<<30)
@@ -491,7 +491,7 @@ spec:
 			if !strings.HasPrefix(es.Name, "app-") {
 				continue
 			}
-			c := readyCondition(es)
+			c := testenv.ReadyCondition(es)
 			switch {
 			case c != nil && c.Status == metav1.ConditionFalse && c.Reason == engine.ReasonThrottled:
 				throttled++

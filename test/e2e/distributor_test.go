@@ -57,8 +57,8 @@ func TestDistributorExampleFansMountedFilesOutToNamespaces(t *testing.T) {
 	step("every labelled namespace gets a kubernetes.io/tls Secret", func(t *testing.T) {
 		env.Apply(t, "", "examples/distributor")
 		for _, ns := range namespaces {
-			waitCondition(t, ns, ces, metav1.ConditionTrue, "SecretSynced")
-			s := waitSecret(t, ns, secretName, hasData(map[string]string{"tls.crt": string(cert1), "tls.key": string(key1)}))
+			env.WaitReady(t, ns, ces, metav1.ConditionTrue, "SecretSynced")
+			s := env.WaitSecret(t, ns, secretName, testenv.HasData(map[string]string{"tls.crt": string(cert1), "tls.key": string(key1)}))
 			if s.Type != corev1.SecretTypeTLS {
 				t.Errorf("Secret %s/%s has type %s, want %s", ns, secretName, s.Type, corev1.SecretTypeTLS)
 			}
@@ -79,17 +79,17 @@ func TestDistributorExampleFansMountedFilesOutToNamespaces(t *testing.T) {
 	step("a rotation reaches every namespace through the filesystem watch", func(t *testing.T) {
 		var before []*corev1.Secret
 		for _, ns := range namespaces {
-			before = append(before, getSecret(t, ns, secretName))
+			before = append(before, env.GetSecret(t, ns, secretName))
 		}
 		// refreshInterval is 1h: only the watch on the ..data swap can
 		// bring the new files within the deadline.
 		mount.write(t, map[string][]byte{"WildcardCertificate": cert2, "WildcardCertificateKey": key2})
 		for i, ns := range namespaces {
-			s := waitSecret(t, ns, secretName, hasData(map[string]string{"tls.crt": string(cert2), "tls.key": string(key2)}))
+			s := env.WaitSecret(t, ns, secretName, testenv.HasData(map[string]string{"tls.crt": string(cert2), "tls.key": string(key2)}))
 			if s.UID != before[i].UID || s.Type != corev1.SecretTypeTLS {
 				t.Errorf("Secret %s/%s was recreated or changed type instead of updated", ns, secretName)
 			}
-			waitCondition(t, ns, ces, metav1.ConditionTrue, "SecretSynced")
+			env.WaitReady(t, ns, ces, metav1.ConditionTrue, "SecretSynced")
 		}
 		if got := calls() - afterFirstSync; got != 2 {
 			t.Fatalf("the rotation read the store %d times for 3 namespaces, want 2 (one read per file)", got)
@@ -104,8 +104,8 @@ func TestDistributorExampleFansMountedFilesOutToNamespaces(t *testing.T) {
 		}}); err != nil {
 			t.Fatal(err)
 		}
-		waitCondition(t, late, ces, metav1.ConditionTrue, "SecretSynced")
-		s := waitSecret(t, late, secretName, hasData(map[string]string{"tls.crt": string(cert2), "tls.key": string(key2)}))
+		env.WaitReady(t, late, ces, metav1.ConditionTrue, "SecretSynced")
+		s := env.WaitSecret(t, late, secretName, testenv.HasData(map[string]string{"tls.crt": string(cert2), "tls.key": string(key2)}))
 		if s.Type != corev1.SecretTypeTLS {
 			t.Errorf("type = %s, want %s", s.Type, corev1.SecretTypeTLS)
 		}
@@ -133,12 +133,12 @@ spec:
 `, store, key)
 		}
 		env.Apply(t, ns, probe("WildcardCertificate"))
-		waitCondition(t, ns, "escape-probe", metav1.ConditionTrue, "SecretSynced")
-		before := waitSecret(t, ns, "escape-probe", hasData(map[string]string{"value": string(cert2)}))
+		env.WaitReady(t, ns, "escape-probe", metav1.ConditionTrue, "SecretSynced")
+		before := env.WaitSecret(t, ns, "escape-probe", testenv.HasData(map[string]string{"value": string(cert2)}))
 
 		env.Apply(t, ns, probe("../x"))
-		es := waitCondition(t, ns, "escape-probe", metav1.ConditionFalse, engine.ReasonForbidden)
-		if msg := readyCondition(es).Message; !strings.Contains(msg, "escapes the store root") || !strings.Contains(msg, "../x") {
+		es := env.WaitReady(t, ns, "escape-probe", metav1.ConditionFalse, engine.ReasonForbidden)
+		if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, "escapes the store root") || !strings.Contains(msg, "../x") {
 			t.Errorf("message does not say which key escapes the root: %s", msg)
 		}
 		assertUntouched(t, before)
@@ -147,7 +147,7 @@ spec:
 		})
 		// The fanned-out Secrets are not affected.
 		for _, ns := range namespaces {
-			waitCondition(t, ns, ces, metav1.ConditionTrue, "SecretSynced")
+			env.WaitReady(t, ns, ces, metav1.ConditionTrue, "SecretSynced")
 		}
 	})
 

@@ -21,10 +21,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -105,96 +103,12 @@ func (r *redirects) addr(a string) string {
 	return a
 }
 
-// readyCondition returns the ExternalSecret's Ready condition, if any.
-func readyCondition(es *esv1.ExternalSecret) *esv1.ExternalSecretStatusCondition {
-	for i := range es.Status.Conditions {
-		if es.Status.Conditions[i].Type == esv1.ExternalSecretReady {
-			return &es.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-// waitCondition waits for the ExternalSecret's Ready condition to have the
-// status and reason given and returns the object.
-func waitCondition(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *esv1.ExternalSecret {
-	t.Helper()
-	es := &esv1.ExternalSecret{}
-	testenv.Eventually(t, fmt.Sprintf("ExternalSecret %s/%s Ready=%s (%s)", ns, name, status, reason), func(ctx context.Context) (bool, string) {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, es); err != nil {
-			return false, err.Error()
-		}
-		c := readyCondition(es)
-		if c == nil {
-			return false, "no Ready condition"
-		}
-		return c.Status == status && c.Reason == reason, fmt.Sprintf("Ready=%s reason=%s message=%s", c.Status, c.Reason, c.Message)
-	})
-	return es
-}
-
-// waitSecret waits until the Secret exists and check accepts it.
-func waitSecret(t *testing.T, ns, name string, check func(*corev1.Secret) (bool, string)) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	testenv.Eventually(t, fmt.Sprintf("Secret %s/%s", ns, name), func(ctx context.Context) (bool, string) {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-			return false, err.Error()
-		}
-		return check(s)
-	})
-	return s
-}
-
-// hasData accepts a Secret whose data is exactly want. Messages name keys
-// and lengths, never values.
-func hasData(want map[string]string) func(*corev1.Secret) (bool, string) {
-	return func(s *corev1.Secret) (bool, string) {
-		if len(s.Data) != len(want) {
-			return false, fmt.Sprintf("keys %v, want %d keys", keys(s.Data), len(want))
-		}
-		for k, v := range want {
-			if string(s.Data[k]) != v {
-				return false, fmt.Sprintf("key %q is %d bytes and not the expected value (%d bytes)", k, len(s.Data[k]), len(v))
-			}
-		}
-		return true, ""
-	}
-}
-
-func getSecret(t *testing.T, ns, name string) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-		t.Fatalf("reading Secret %s/%s: %v", ns, name, err)
-	}
-	return s
-}
-
 // assertUntouched fails when the Secret changed since before was read.
 func assertUntouched(t *testing.T, before *corev1.Secret) {
 	t.Helper()
-	after := getSecret(t, before.Namespace, before.Name)
+	after := env.GetSecret(t, before.Namespace, before.Name)
 	if after.ResourceVersion != before.ResourceVersion {
 		t.Fatalf("Secret %s/%s was written after a failed sync (resourceVersion %s -> %s)", before.Namespace, before.Name, before.ResourceVersion, after.ResourceVersion)
-	}
-}
-
-// forceSync sets ESO's force-sync annotation, which makes keyferry fetch
-// fresh values at once.
-func forceSync(t *testing.T, ns, name string) {
-	t.Helper()
-	var es esv1.ExternalSecret
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &es); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(es.DeepCopy())
-	if es.Annotations == nil {
-		es.Annotations = map[string]string{}
-	}
-	es.Annotations[esv1.AnnotationForceSync] = time.Now().Format(time.RFC3339Nano)
-	if err := env.Client.Patch(context.Background(), &es, patch); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -203,7 +203,7 @@ func TestVSecMExampleSyncsOverSPIFFEMutualTLS(t *testing.T) {
 
 	ns := env.Namespace(t)
 	wantSecret := func(password, envName string) func(*corev1.Secret) (bool, string) {
-		data := hasData(map[string]string{"username": "cocacola", "password": password})
+		data := testenv.HasData(map[string]string{"username": "cocacola", "password": password})
 		return func(s *corev1.Secret) (bool, string) {
 			if ok, msg := data(s); !ok {
 				return false, msg
@@ -218,8 +218,8 @@ func TestVSecMExampleSyncsOverSPIFFEMutualTLS(t *testing.T) {
 	step("the Secret gets data, a label and an annotation from the document", func(t *testing.T) {
 		env.Apply(t, ns, "examples/vsecm")
 		waitStoreValid(t, ns, "vsecm-safe")
-		waitCondition(t, ns, name, metav1.ConditionTrue, "SecretSynced")
-		waitSecret(t, ns, name, wantSecret(password1, "production"))
+		env.WaitReady(t, ns, name, metav1.ConditionTrue, "SecretSynced")
+		env.WaitSecret(t, ns, name, wantSecret(password1, "production"))
 		if !safe.sawPeer(keyferryID) {
 			t.Fatalf("VSecM Safe never saw keyferry's SVID %s", keyferryID)
 		}
@@ -228,8 +228,8 @@ func TestVSecMExampleSyncsOverSPIFFEMutualTLS(t *testing.T) {
 	step("a changed document reaches the Secret on the next refresh", func(t *testing.T) {
 		doc["password"], doc["env"] = password2, "staging"
 		safe.answerJSON(t, doc)
-		waitSecret(t, ns, name, wantSecret(password2, "staging"))
-		waitCondition(t, ns, name, metav1.ConditionTrue, "SecretSynced")
+		env.WaitSecret(t, ns, name, wantSecret(password2, "staging"))
+		env.WaitReady(t, ns, name, metav1.ConditionTrue, "SecretSynced")
 	})
 
 	// refused breaks something, forces a sync, and checks that it fails with
@@ -238,12 +238,12 @@ func TestVSecMExampleSyncsOverSPIFFEMutualTLS(t *testing.T) {
 	// repairs and waits for the sync to recover.
 	refused := func(t *testing.T, reason string, reached bool, inMessage []string, breakIt, repair func()) {
 		t.Helper()
-		before := getSecret(t, ns, name)
+		before := env.GetSecret(t, ns, name)
 		hits := safe.hits.Load()
 		breakIt()
-		forceSync(t, ns, name)
-		es := waitCondition(t, ns, name, metav1.ConditionFalse, reason)
-		msg := readyCondition(es).Message
+		env.ForceSync(t, ns, name)
+		es := env.WaitReady(t, ns, name, metav1.ConditionFalse, reason)
+		msg := testenv.ReadyCondition(es).Message
 		t.Logf("Ready=False %s: %s", reason, msg)
 		for _, s := range inMessage {
 			if !strings.Contains(msg, s) {
@@ -260,8 +260,8 @@ func TestVSecMExampleSyncsOverSPIFFEMutualTLS(t *testing.T) {
 		assertNoLeak(t, canaries, ns)
 
 		repair()
-		forceSync(t, ns, name)
-		waitCondition(t, ns, name, metav1.ConditionTrue, "SecretSynced")
+		env.ForceSync(t, ns, name)
+		env.WaitReady(t, ns, name, metav1.ConditionTrue, "SecretSynced")
 		assertUntouched(t, before) // same values: nothing to write
 	}
 
@@ -302,7 +302,7 @@ func TestVSecMExampleSyncsOverSPIFFEMutualTLS(t *testing.T) {
 			func() { safe.answerJSON(t, doc) })
 	})
 
-	waitSecret(t, ns, name, wantSecret(password2, "staging"))
+	env.WaitSecret(t, ns, name, wantSecret(password2, "staging"))
 	assertNoLeak(t, canaries, ns)
 }
 

@@ -71,9 +71,9 @@ func TestAWSExampleReadsStagesThroughTheAssumedRole(t *testing.T) {
 
 	ns := env.Namespace(t)
 	env.Apply(t, ns, awsExampleDir)
-	waitStoreReady(t, ns, "aws-secretsmanager")
-	waitReady(t, ns, "versioned-api-key", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "versioned-api-key", hasData(map[string]string{"previous-api-key": previous, "current-api-key": current}))
+	env.WaitStoreReady(t, ns, "aws-secretsmanager")
+	env.WaitReady(t, ns, "versioned-api-key", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "versioned-api-key", testenv.HasData(map[string]string{"previous-api-key": previous, "current-api-key": current}))
 
 	var assumed []awsRequest
 	for _, r := range awsRoutes.requests(func(r awsRequest) bool { return r.Action == "AssumeRole" && r.AccessKey == keyID }) {
@@ -126,8 +126,8 @@ spec:
   - secretKey: current
     remoteRef: {key: %[1]s}
 `, name, aws.ToString(v1.VersionId)))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -142,13 +142,13 @@ func TestAWSRotationReachesTheSecret(t *testing.T) {
 	}
 	env.Apply(t, ns, awsStore("store", awsRegion, newAccessKeyID(), "")+refreshingExternalSecret("app", "store", name))
 	deleteOnCleanup(t, ns, "app")
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "v1-" + canary}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "v1-" + canary}))
 
 	if _, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("v2-" + canary)}); err != nil {
 		t.Fatal(err)
 	}
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "v2-" + canary}))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "v2-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
 	assertNoLeak(t, ns, "app")
 }
 
@@ -165,19 +165,19 @@ func TestAWSDeletedSecretIsNotFoundAndTheSecretStays(t *testing.T) {
 	}
 	env.Apply(t, ns, awsStore("store", awsRegion, keyID, "")+refreshingExternalSecret("app", "store", name))
 	deleteOnCleanup(t, ns, "app")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	before := waitSecret(t, ns, "app", hasData(map[string]string{"value": "old-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	before := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "old-" + canary}))
 
 	if _, err := sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	es := waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
-	if msg := readyCondition(es).Message; !strings.Contains(msg, name) {
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, name) {
 		t.Errorf("the message does not name the secret %q: %s", name, msg)
 	}
 	assertUnchanged(t, before)
 	awsRoutes.waitMoreReads(t, keyID, 2)
-	waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
 	assertUnchanged(t, before)
 	waitWarning(t, ns, "app", engine.ReasonRemoteNotFound)
 	assertNoLeak(t, ns, "app")
@@ -198,8 +198,8 @@ func TestAWSForbiddenUserKeepsTheOldSecret(t *testing.T) {
 	}
 	env.Apply(t, ns, awsStoreWithSecret("store", forbiddenRegion, keyID, secret, "")+refreshingExternalSecret("app", "store", name))
 	deleteOnCleanup(t, ns, "app")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	before := waitSecret(t, ns, "app", hasData(map[string]string{"value": "old-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	before := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "old-" + canary}))
 
 	// The policy now allows nothing, and a new value is written that the
 	// user may no longer read.
@@ -208,13 +208,13 @@ func TestAWSForbiddenUserKeepsTheOldSecret(t *testing.T) {
 	if _, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("new-" + canary)}); err != nil {
 		t.Fatal(err)
 	}
-	es := waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
-	if msg := readyCondition(es).Message; !strings.Contains(msg, name) {
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, name) {
 		t.Errorf("the message does not name the secret %q: %s", name, msg)
 	}
 	assertUnchanged(t, before)
 	awsRoutes.waitMoreReads(t, keyID, 2)
-	waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
 	assertUnchanged(t, before)
 	waitWarning(t, ns, "app", engine.ReasonForbidden)
 	assertNoLeak(t, ns, "app")
@@ -260,9 +260,9 @@ spec:
         team: %s
         env: prod
 `, ns))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
 	a, b := "find-a-"+ns, "find-b-"+ns
-	waitSecret(t, ns, "app", hasData(map[string]string{a: a + "-" + canary, b: b + "-" + canary}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{a: a + "-" + canary, b: b + "-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -307,8 +307,8 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: value, remoteRef: {key: %s}}]
 `, role, awsRegion, name))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "irsa-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "irsa-" + canary}))
 
 	exchanges := awsRoutes.requests(func(r awsRequest) bool {
 		return r.Action == "AssumeRoleWithWebIdentity" && r.Form.Get("RoleArn") == role
@@ -371,7 +371,7 @@ func TestAWSRefreshBatchesReadsAcrossExternalSecrets(t *testing.T) {
 			for j := range perExternal {
 				want[fmt.Sprintf("v%d", j)] = names[i*perExternal+j] + "-" + suffix
 			}
-			waitSecret(t, ns, name, hasData(want))
+			env.WaitSecret(t, ns, name, testenv.HasData(want))
 		}
 	}
 	waitAll(canary)

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/testenv"
 )
 
 // The GCP Secret Manager emulator ignores credentials: it cannot refuse a
@@ -52,9 +53,9 @@ func TestGCPExampleSignsWithTheServiceAccountKey(t *testing.T) {
 
 	ns := env.Namespace(t)
 	env.Apply(t, ns, gcpExampleDir)
-	waitStoreReady(t, ns, "example")
-	waitReady(t, ns, "example", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "secret-to-be-created", hasData(map[string]string{"dev-secret-test": value}))
+	env.WaitStoreReady(t, ns, "example")
+	env.WaitReady(t, ns, "example", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "secret-to-be-created", testenv.HasData(map[string]string{"dev-secret-test": value}))
 
 	if !signedBy(t, gcpFront.Authorizations()[before:], &key.PublicKey, sa.ClientEmail) {
 		t.Fatalf("no request carried a JWT of %s signed with the example's key", sa.ClientEmail)
@@ -79,8 +80,8 @@ spec:
   secretStoreRef: {name: store}
   data: [{secretKey: value, remoteRef: {key: db}}]
 `)
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "adc-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "adc-" + canary}))
 	if !signedBy(t, gcpFront.Authorizations()[before:], &adcKey.PublicKey, adcServiceAccount) {
 		t.Fatalf("no request carried a JWT of %s signed with the default credentials' key", adcServiceAccount)
 	}
@@ -108,8 +109,8 @@ spec:
   - secretKey: current
     remoteRef: {key: api-key}
 `, first))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -121,11 +122,11 @@ func TestGCPRotationReachesTheSecret(t *testing.T) {
 	gcp.AddVersion(t, name, []byte("v1-"+canary))
 	env.Apply(t, ns, gcpStore("store", project)+refreshingExternalSecret("app", "store", "rotating"))
 	deleteOnCleanup(t, ns, "app")
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "v1-" + canary}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "v1-" + canary}))
 
 	gcp.AddVersion(t, name, []byte("v2-"+canary))
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "v2-" + canary}))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "v2-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
 	assertNoLeak(t, ns, "app")
 }
 
@@ -137,19 +138,19 @@ func TestGCPDeletedSecretIsNotFoundAndTheSecretStays(t *testing.T) {
 	gcp.AddVersion(t, name, []byte("old-"+canary))
 	env.Apply(t, ns, gcpStore("store", project)+refreshingExternalSecret("app", "store", "doomed"))
 	deleteOnCleanup(t, ns, "app")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	before := waitSecret(t, ns, "app", hasData(map[string]string{"value": "old-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	before := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "old-" + canary}))
 
 	if err := gcp.Client.DeleteSecret(context.Background(), &secretmanagerpb.DeleteSecretRequest{Name: name}); err != nil {
 		t.Fatalf("deleting %s: %v", name, err)
 	}
-	es := waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
-	if msg := readyCondition(es).Message; !strings.Contains(msg, "doomed") {
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, "doomed") {
 		t.Errorf("the message does not name the secret: %s", msg)
 	}
 	assertUnchanged(t, before)
 	waitWarning(t, ns, "app", engine.ReasonRemoteNotFound)
-	waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
 	assertUnchanged(t, before)
 	assertNoLeak(t, ns, "app")
 }
@@ -187,8 +188,8 @@ spec:
         team: %s
         env: prod
 `, ns))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"app-a": "app-a-" + canary, "app-b": "app-b-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"app-a": "app-a-" + canary, "app-b": "app-b-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 

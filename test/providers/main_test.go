@@ -198,108 +198,14 @@ func setupApplicationDefaultCredentials(tb *mainTB) error {
 
 // --- waiting and checking ---------------------------------------------------
 
-func readyCondition(es *esv1.ExternalSecret) *esv1.ExternalSecretStatusCondition {
-	for i := range es.Status.Conditions {
-		if es.Status.Conditions[i].Type == esv1.ExternalSecretReady {
-			return &es.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-// waitReady waits for the ExternalSecret's Ready condition to have status
-// and reason.
-func waitReady(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *esv1.ExternalSecret {
-	t.Helper()
-	es := &esv1.ExternalSecret{}
-	seen := "nothing yet"
-	testenv.Eventually(t, fmt.Sprintf("ExternalSecret %s/%s Ready=%s (%s)", ns, name, status, reason), func(ctx context.Context) (bool, string) {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, es); err != nil {
-			return false, fmt.Sprintf("%s (last seen: %s)", err, seen)
-		}
-		c := readyCondition(es)
-		if c == nil {
-			seen = "no Ready condition"
-			return false, seen
-		}
-		seen = fmt.Sprintf("Ready=%s reason=%s message=%s", c.Status, c.Reason, c.Message)
-		return c.Status == status && c.Reason == reason, seen
-	})
-	return es
-}
-
-// waitStoreReady waits for a SecretStore to be validated.
-func waitStoreReady(t *testing.T, ns, name string) {
-	t.Helper()
-	seen := "nothing yet"
-	testenv.Eventually(t, fmt.Sprintf("SecretStore %s/%s Ready", ns, name), func(ctx context.Context) (bool, string) {
-		var st esv1.SecretStore
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &st); err != nil {
-			return false, fmt.Sprintf("%s (last seen: %s)", err, seen)
-		}
-		seen = "no Ready condition"
-		for _, c := range st.Status.Conditions {
-			if c.Type == esv1.SecretStoreReady {
-				seen = fmt.Sprintf("Ready=%s reason=%s message=%s", c.Status, c.Reason, c.Message)
-				return c.Status == metav1.ConditionTrue && c.Reason == esv1.ReasonStoreValid, seen
-			}
-		}
-		return false, seen
-	})
-}
-
-func waitSecret(t *testing.T, ns, name string, check func(*corev1.Secret) (bool, string)) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	seen := "nothing yet"
-	testenv.Eventually(t, fmt.Sprintf("Secret %s/%s", ns, name), func(ctx context.Context) (bool, string) {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-			return false, fmt.Sprintf("%s (last seen: %s)", err, seen)
-		}
-		ok, msg := check(s)
-		seen = msg
-		return ok, msg
-	})
-	return s
-}
-
-// hasData checks the Secret's keys and values exactly; its messages never
-// show a value.
-func hasData(want map[string]string) func(*corev1.Secret) (bool, string) {
-	return func(s *corev1.Secret) (bool, string) {
-		if len(s.Data) != len(want) {
-			return false, fmt.Sprintf("keys %v, want %d keys", keys(s.Data), len(want))
-		}
-		for k, v := range want {
-			got, ok := s.Data[k]
-			if !ok {
-				return false, fmt.Sprintf("key %q missing (keys %v)", k, keys(s.Data))
-			}
-			if string(got) != v {
-				return false, fmt.Sprintf("key %q holds %d bytes that differ from the expected %d", k, len(got), len(v))
-			}
-		}
-		return true, ""
-	}
-}
-
-func getSecret(t *testing.T, ns, name string) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-		t.Fatalf("reading Secret %s/%s: %v", ns, name, err)
-	}
-	return s
-}
-
 // assertUnchanged fails when the Secret was written since before.
 func assertUnchanged(t *testing.T, before *corev1.Secret) {
 	t.Helper()
-	after := getSecret(t, before.Namespace, before.Name)
+	after := env.GetSecret(t, before.Namespace, before.Name)
 	if after.ResourceVersion != before.ResourceVersion {
 		t.Fatalf("Secret %s/%s was written after the failure (resourceVersion %s → %s)", before.Namespace, before.Name, before.ResourceVersion, after.ResourceVersion)
 	}
-	if ok, msg := hasData(stringData(before))(after); !ok {
+	if ok, msg := testenv.HasData(stringData(before))(after); !ok {
 		t.Fatalf("Secret %s/%s changed after the failure: %s", before.Namespace, before.Name, msg)
 	}
 }

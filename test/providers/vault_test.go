@@ -50,13 +50,13 @@ func TestVaultExampleReadsAPropertyWithAToken(t *testing.T) {
 	vaultSrv.PutKV(t, "secret", 2, "foo", map[string]any{"my-value": value})
 	ns := env.Namespace(t)
 	env.Apply(t, ns, vaultExampleDir)
-	waitReady(t, ns, "vault-example", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "example-sync", hasData(map[string]string{"foobar": value}))
+	env.WaitReady(t, ns, "vault-example", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "example-sync", testenv.HasData(map[string]string{"foobar": value}))
 	if n := vaultRoutes.requests(vaultServerAddr, "/v1/secret/data/foo"); n == 0 {
 		t.Fatalf("no request for secret/data/foo reached Vault as %s", vaultServerAddr)
 	}
 	assertNoLeak(t, ns, "vault-example")
-	waitStoreReady(t, ns, "vault-backend")
+	env.WaitStoreReady(t, ns, "vault-backend")
 }
 
 // AppRole: the role id in the store, the secret id in a Secret.
@@ -84,9 +84,9 @@ stringData:
   secretRef:
     name: "approle"
     key: "secret-id"`, roleID))+vaultExternalSecret("app", ns+"/db", "password", "1h"))
-	waitStoreReady(t, ns, "store")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "approle-" + canary}))
+	env.WaitStoreReady(t, ns, "store")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "approle-" + canary}))
 	if n := vaultRoutes.requests(vaultServerAddr, "/v1/auth/approle/login"); n == 0 {
 		t.Fatal("the operator never logged in at auth/approle/login")
 	}
@@ -116,9 +116,9 @@ stringData:
   secretRef:
     name: "vault-password"
     key: "password"`, ns))+vaultExternalSecret("app", ns+"/db", "password", "1h"))
-	waitStoreReady(t, ns, "store")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "userpass-" + canary}))
+	env.WaitStoreReady(t, ns, "store")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "userpass-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -158,9 +158,9 @@ func TestVaultKubernetesAuth(t *testing.T) {
   role: "demo"
   serviceAccountRef:
     name: "app"`, mount))+vaultExternalSecret("app", ns+"/db", "password", "1h"))
-	waitStoreReady(t, ns, "store")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "k8s-" + canary}))
+	env.WaitStoreReady(t, ns, "store")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "k8s-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -193,9 +193,9 @@ func TestVaultJWTAuthWithAServiceAccountToken(t *testing.T) {
   kubernetesServiceAccountToken:
     serviceAccountRef:
       name: "app"`, mount))+vaultExternalSecret("app", ns+"/db", "password", "1h"))
-	waitStoreReady(t, ns, "store")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "jwt-" + canary}))
+	env.WaitStoreReady(t, ns, "store")
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "jwt-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -218,8 +218,8 @@ spec:
   - secretKey: current
     remoteRef: {key: %[1]s, property: key}
 `, ns+"/api", first))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	waitSecret(t, ns, "app", hasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"pinned": "v1-" + canary, "current": "v2-" + canary}))
 	assertNoLeak(t, ns, "app")
 }
 
@@ -230,11 +230,11 @@ func TestVaultRotationReachesTheSecret(t *testing.T) {
 	vaultSrv.PutKV(t, "secret", 2, path, map[string]any{"password": "v1-" + canary})
 	env.Apply(t, ns, tokenStore(t, ns, "store")+vaultExternalSecret("app", path, "password", "1s"))
 	deleteOnCleanup(t, ns, "app")
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "v1-" + canary}))
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "v1-" + canary}))
 
 	vaultSrv.PutKV(t, "secret", 2, path, map[string]any{"password": "v2-" + canary})
-	waitSecret(t, ns, "app", hasData(map[string]string{"value": "v2-" + canary}))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "v2-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
 	assertNoLeak(t, ns, "app")
 }
 
@@ -247,17 +247,17 @@ func TestVaultDeletedEntryIsNotFoundAndTheSecretStays(t *testing.T) {
 	vaultSrv.PutKV(t, "secret", 2, path, map[string]any{"password": "old-" + canary})
 	env.Apply(t, ns, tokenStore(t, ns, "store")+vaultExternalSecret("app", path, "password", "1s"))
 	deleteOnCleanup(t, ns, "app")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	before := waitSecret(t, ns, "app", hasData(map[string]string{"value": "old-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	before := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "old-" + canary}))
 
 	vaultSrv.Delete(t, "secret/metadata/"+path)
-	es := waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
-	if msg := readyCondition(es).Message; !strings.Contains(msg, path) {
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, path) {
 		t.Errorf("the message does not name %s: %s", path, msg)
 	}
 	assertUnchanged(t, before)
 	vaultRoutes.waitMoreRequests(t, "/v1/secret/data/"+path, 2)
-	waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonRemoteNotFound)
 	assertUnchanged(t, before)
 	waitWarning(t, ns, "app", engine.ReasonRemoteNotFound)
 	assertNoLeak(t, ns, "app")
@@ -271,19 +271,19 @@ func TestVaultForbiddenTokenKeepsTheOldSecret(t *testing.T) {
 	vaultSrv.PutKV(t, "secret", 2, path, map[string]any{"password": "old-" + canary})
 	env.Apply(t, ns, tokenStore(t, ns, "store")+vaultExternalSecret("app", path, "password", "1s"))
 	deleteOnCleanup(t, ns, "app")
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
-	before := waitSecret(t, ns, "app", hasData(map[string]string{"value": "old-" + canary}))
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	before := env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "old-" + canary}))
 
 	// The token keeps its policy, which now grants nothing on the path.
 	vaultSrv.PutPolicy(t, "reader-"+ns, `path "secret/data/`+path+`" { capabilities = ["deny"] }`)
 	vaultSrv.PutKV(t, "secret", 2, path, map[string]any{"password": "new-" + canary})
-	es := waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
-	if msg := readyCondition(es).Message; !strings.Contains(msg, path) {
+	es := env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, path) {
 		t.Errorf("the message does not name %s: %s", path, msg)
 	}
 	assertUnchanged(t, before)
 	vaultRoutes.waitMoreRequests(t, "/v1/secret/data/"+path, 2)
-	waitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
+	env.WaitReady(t, ns, "app", metav1.ConditionFalse, engine.ReasonForbidden)
 	assertUnchanged(t, before)
 	waitWarning(t, ns, "app", engine.ReasonForbidden)
 	assertNoLeak(t, ns, "app")
@@ -326,9 +326,9 @@ spec:
       tags:
         team: %[1]s
 `, ns))
-	waitReady(t, ns, "app", metav1.ConditionTrue, synced)
+	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
 	entry := func(p string) string { return `{"v":"` + p + "-" + canary + `"}` }
-	waitSecret(t, ns, "app", hasData(map[string]string{
+	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{
 		ns + "_app-a":     entry("app-a"),
 		ns + "_sub_app-b": entry("sub/app-b"),
 	}))
