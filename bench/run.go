@@ -225,6 +225,10 @@ func run(ctx context.Context, c config) (Result, error) {
 		return res, fmt.Errorf("creating ExternalSecrets: %w", err)
 	}
 
+	tr, err := track(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
 	fmt.Println("sync: starting the controller...")
 	be.calls.Store(0)
 	start = time.Now()
@@ -237,7 +241,7 @@ func run(ctx context.Context, c config) (Result, error) {
 			proc.stop()
 		}
 	}()
-	if err := waitSynced(ctx, cl, c, be, nil, 10*time.Minute); err != nil {
+	if err := waitSynced(ctx, tr, c, be, nil, 10*time.Minute); err != nil {
 		return res, fmt.Errorf("sync: %w", err)
 	}
 	res.SyncSeconds = time.Since(start).Seconds()
@@ -280,7 +284,7 @@ func run(ctx context.Context, c config) (Result, error) {
 	fmt.Printf("rotation: changing %s (used by %d ExternalSecrets)...\n", rotated, len(targets))
 	be.set(rotated, "value-0-v2")
 	start = time.Now()
-	if err := waitSynced(ctx, cl, c, be, targets, 2*c.Refresh+time.Minute); err != nil {
+	if err := waitSynced(ctx, tr, c, be, targets, 2*c.Refresh+time.Minute); err != nil {
 		return res, fmt.Errorf("rotation: %w", err)
 	}
 	res.RotationSeconds = time.Since(start).Seconds()
@@ -334,9 +338,9 @@ func run(ctx context.Context, c config) (Result, error) {
 	return res, nil
 }
 
-// waitSynced polls until every target Secret (or the listed ones) holds
+// waitSynced waits until every target Secret (or the listed ones) holds
 // the backend's current values.
-func waitSynced(ctx context.Context, cl client.Client, c config, be *backend, only []int, timeout time.Duration) error {
+func waitSynced(ctx context.Context, tr *tracker, c config, be *backend, only []int, timeout time.Duration) error {
 	want := only
 	if want == nil {
 		want = make([]int, c.N)
@@ -344,36 +348,23 @@ func waitSynced(ctx context.Context, cl client.Client, c config, be *backend, on
 			want[i] = i
 		}
 	}
-	var missing int
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		var list corev1.SecretList
-		if err := cl.List(ctx, &list, client.HasLabels{managedLabel}); err != nil {
-			return false, nil
-		}
-		have := make(map[string]*corev1.Secret, len(list.Items))
-		for i := range list.Items {
-			have[list.Items[i].Namespace+"/"+list.Items[i].Name] = &list.Items[i]
-		}
-		missing = 0
+	return tr.wait(ctx, timeout, func(have map[string]map[string][]byte) (bool, string) {
+		missing := 0
 		for _, i := range want {
-			s := have[c.ns(i)+"/"+esName(i)]
-			if s == nil {
+			d, ok := have[c.ns(i)+"/"+esName(i)]
+			if !ok {
 				missing++
 				continue
 			}
 			for j := 0; j < c.D; j++ {
-				if string(s.Data[fmt.Sprintf("k%d", j)]) != be.value(c.key(i, j)) {
+				if string(d[fmt.Sprintf("k%d", j)]) != be.value(c.key(i, j)) {
 					missing++
 					break
 				}
 			}
 		}
-		return missing == 0, nil
+		return missing == 0, fmt.Sprintf("%d of %d Secrets not right", missing, len(want))
 	})
-	if err != nil {
-		return fmt.Errorf("%d of %d Secrets not right after %s", missing, len(want), timeout)
-	}
-	return nil
 }
 
 // countWrites counts modifications of managed Secrets and of

@@ -47,17 +47,25 @@ func adoptable(s *corev1.Secret, plan Plan) bool {
 	return plan.Target.ManagedBy != "" && s.Annotations[AnnotationAdopt] == plan.Target.ManagedBy
 }
 
-// existing reads the target Secret: from the cache (keyferry's Secrets),
-// then from the API server (a Secret keyferry does not manage yet).
+// existing reads the target Secret from the cache, which holds every
+// Secret keyferry manages. A Secret missing there may still exist unmanaged;
+// apply finds out by creating it (AlreadyExists) rather than spending a GET
+// on every new Secret.
 func (e *Engine) existing(ctx context.Context, key client.ObjectKey) (*corev1.Secret, error) {
 	var s corev1.Secret
 	err := e.Client.Get(ctx, key, &s)
 	if err == nil {
 		return &s, nil
 	}
-	if !apierrors.IsNotFound(err) {
-		return nil, err
+	if apierrors.IsNotFound(err) {
+		return nil, nil
 	}
+	return nil, err
+}
+
+// unmanaged reads a Secret the cache does not hold.
+func (e *Engine) unmanaged(ctx context.Context, key client.ObjectKey) (*corev1.Secret, error) {
+	var s corev1.Secret
 	if err := e.APIReader.Get(ctx, key, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
@@ -76,20 +84,34 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 	}
 	merge := t.CreationPolicy == esv1.CreatePolicyMerge || t.CreationPolicy == esv1.CreatePolicyCreateOrMerge
 
-	if cur == nil {
-		if t.CreationPolicy == esv1.CreatePolicyMerge {
+	if cur == nil && t.CreationPolicy == esv1.CreatePolicyMerge {
+		// Merge targets a Secret keyferry does not manage yet.
+		if cur, err = e.unmanaged(ctx, key); err != nil {
+			return res, fail(ReasonWriteFailed, "reading Secret %s: %v", key.Name, err)
+		}
+		if cur == nil {
 			return res, fail(ReasonSecretMissing, "Secret %q does not exist and creationPolicy Merge never creates one", t.Name)
 		}
+	}
+	if cur == nil {
 		if d.gone {
 			res.Gone = true // nothing to create from nothing
 			return res, nil
 		}
 		s := e.newSecret(plan, d, res.Hash)
-		if err := e.Client.Create(ctx, s); err != nil {
+		err := e.Client.Create(ctx, s)
+		if err == nil {
+			res.Created = true
+			return res, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
 			return res, fail(ReasonWriteFailed, "creating Secret %q: %v", t.Name, apiMessage(err))
 		}
-		res.Created = true
-		return res, nil
+		// A Secret keyferry does not manage (or one the cache has not seen
+		// yet) is there: decide with its current state.
+		if cur, err = e.unmanaged(ctx, key); err != nil || cur == nil {
+			return res, fail(ReasonWriteFailed, "reading Secret %s after a create conflict: %v", key.Name, err)
+		}
 	}
 
 	owned := Owned(cur, plan)

@@ -99,6 +99,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		Controller:              config.Controller{UsePriorityQueue: ptr(true)},
 		Cache: cache.Options{
+			// managedFields are a large share of every cached object and
+			// keyferry never reads them.
+			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}: {Label: managedSecrets},
 			},

@@ -148,6 +148,19 @@ type call struct {
 	value provider.Value
 	found map[string][]byte
 	err   error
+	// requesters asked for this call and get its result directly; a change
+	// it reveals is announced only to the value's other subscribers.
+	requesters map[string]struct{}
+}
+
+func (c *call) addRequester(sub string) {
+	if sub == "" {
+		return
+	}
+	if c.requesters == nil {
+		c.requesters = map[string]struct{}{}
+	}
+	c.requesters[sub] = struct{}{}
 }
 
 // New returns a Layer whose watchers and clients live until ctx ends.
@@ -234,6 +247,7 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 			continue
 		}
 		if c, ok := s.inflight[refKey(r)]; ok {
+			c.addRequester(req.Subscriber)
 			waits = append(waits, r)
 			waitCalls[r] = c
 			l.opts.Metrics.CacheLookups.WithLabelValues("coalesced").Inc()
@@ -241,6 +255,7 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 		}
 		l.opts.Metrics.CacheLookups.WithLabelValues("miss").Inc()
 		c := &call{done: make(chan struct{})}
+		c.addRequester(req.Subscriber)
 		s.inflight[refKey(r)] = c
 		waitCalls[r] = c
 		mine = append(mine, r)
@@ -254,7 +269,7 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 			// call serves them all.
 			l.enqueueBatch(s, mine)
 		} else {
-			l.fetch(ctx, s, req.Subscriber, mine)
+			l.fetch(ctx, s, mine)
 		}
 	}
 	for _, r := range waits {
@@ -314,7 +329,7 @@ func (l *Layer) flush(s *store) {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, l.opts.CallTimeout)
 	defer cancel()
-	l.fetch(ctx, s, "", refs)
+	l.fetch(ctx, s, refs)
 }
 
 // topUp returns up to n more refs worth refreshing in a batch call that is
@@ -341,7 +356,7 @@ func (s *store) topUp(now time.Time, n int) []provider.Ref {
 }
 
 // fetch fetches refs (whose calls this goroutine owns) and completes them.
-func (l *Layer) fetch(ctx context.Context, s *store, subscriber string, refs []provider.Ref) {
+func (l *Layer) fetch(ctx context.Context, s *store, refs []provider.Ref) {
 	results := make(map[provider.Ref]provider.Value, len(refs))
 	errs := make(map[provider.Ref]error, len(refs))
 	if bg, ok := s.client.(provider.BatchGetter); ok && len(refs) > 1 {
@@ -401,11 +416,8 @@ func (l *Layer) fetch(ctx context.Context, s *store, subscriber string, refs []p
 		if v, ok := results[r]; ok {
 			c.value = v
 			h := sha256.Sum256(append(append([]byte{}, v.Data...), fieldsDigest(v.Fields)...))
-			if !e.fetched.IsZero() && e.err == nil && h != e.hash {
-				changedSubs = appendSubs(changedSubs, e.subscribers, subscriber)
-			}
-			if !e.fetched.IsZero() && e.err != nil {
-				changedSubs = appendSubs(changedSubs, e.subscribers, subscriber)
+			if !e.fetched.IsZero() && (e.err != nil || h != e.hash) {
+				changedSubs = appendSubs(changedSubs, e.subscribers, c.requesters)
 			}
 			e.value, e.err, e.fetched, e.hash = v, nil, now, h
 		} else {
@@ -413,7 +425,7 @@ func (l *Layer) fetch(ctx context.Context, s *store, subscriber string, refs []p
 			c.err = err
 			if isCacheable(err) {
 				if !e.fetched.IsZero() && e.err == nil {
-					changedSubs = appendSubs(changedSubs, e.subscribers, subscriber)
+					changedSubs = appendSubs(changedSubs, e.subscribers, c.requesters)
 				}
 				e.value, e.err, e.fetched = provider.Value{}, err, now
 			}
@@ -426,9 +438,10 @@ func (l *Layer) fetch(ctx context.Context, s *store, subscriber string, refs []p
 	}
 }
 
-func appendSubs(out []string, subs map[string]struct{}, except string) []string {
+// appendSubs appends the subscribers not in except.
+func appendSubs(out []string, subs map[string]struct{}, except map[string]struct{}) []string {
 	for s := range subs {
-		if s != except {
+		if _, skip := except[s]; !skip {
 			out = append(out, s)
 		}
 	}
@@ -587,7 +600,7 @@ func (l *Layer) Find(ctx context.Context, req Request, f provider.Find) (map[str
 	if err == nil {
 		h := sha256.Sum256(fieldsDigest(found))
 		if !e.fetched.IsZero() && h != e.hash {
-			changed = appendSubs(changed, e.subscribers, req.Subscriber)
+			changed = appendSubs(changed, e.subscribers, map[string]struct{}{req.Subscriber: {}})
 		}
 		e.found, e.fetched, e.hash = found, now, h
 	}
@@ -750,11 +763,11 @@ func (l *Layer) watch(ctx context.Context, s *store, w provider.Watcher) {
 				continue
 			}
 			e.fetched = time.Time{} // stale: the next Get fetches
-			subs = appendSubs(subs, e.subscribers, "")
+			subs = appendSubs(subs, e.subscribers, nil)
 		}
 		for _, e := range s.finds {
 			e.fetched = time.Time{}
-			subs = appendSubs(subs, e.subscribers, "")
+			subs = appendSubs(subs, e.subscribers, nil)
 		}
 		s.mu.Unlock()
 		if len(subs) > 0 {
