@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -69,7 +68,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	print(res)
+	printTable(res)
 	if err := os.MkdirAll(c.Out, 0o755); err == nil {
 		name := filepath.Join(c.Out, fmt.Sprintf("bench-n%d.json", c.N))
 		b, _ := json.MarshalIndent(res, "", "  ")
@@ -97,7 +96,7 @@ type Result struct {
 	UnrelatedGrowthMiB   float64 `json:"unrelatedGrowthMiB,omitempty"`
 }
 
-func print(r Result) {
+func printTable(r Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "workload\tN=%d NS=%d D=%d K=%d refresh=%s\n", r.Config.N, r.Config.NS, r.Config.D, r.Config.K, r.Config.Refresh)
 	fmt.Fprintf(w, "controller\t%s\n", r.Config.Controller)
@@ -117,5 +116,4 @@ func print(r Result) {
 		fmt.Fprintf(w, "peak RSS with %d unrelated Secrets\t%.1f MiB (+%.1f MiB)\n", r.Config.Unrelated, r.PeakRSSUnrelatedMiB, r.UnrelatedGrowthMiB)
 	}
 	_ = w.Flush()
-	_ = strings.TrimSpace
 }

@@ -292,7 +292,7 @@ func (e *Engine) renderTemplate(ctx context.Context, plan Plan, d *desired) erro
 }
 
 func (e *Engine) templateFrom(ctx context.Context, ns string, from TemplateFrom) ([]render.Item, error) {
-	get := func(key string) (string, bool, error) { return "", false, nil }
+	var get func(key string) (string, bool)
 	var src string
 	switch {
 	case from.ConfigMap != "":
@@ -301,18 +301,20 @@ func (e *Engine) templateFrom(ctx context.Context, ns string, from TemplateFrom)
 		if err := e.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: from.ConfigMap}, &cm); err != nil {
 			return nil, fail(ReasonTemplateFailed, "reading templateFrom %s: %v", src, err)
 		}
-		get = func(key string) (string, bool, error) { v, ok := cm.Data[key]; return v, ok, nil }
+		get = func(key string) (string, bool) { v, ok := cm.Data[key]; return v, ok }
 	case from.Secret != "":
 		src = "secret " + from.Secret
 		var s corev1.Secret
 		if err := e.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: from.Secret}, &s); err != nil {
 			return nil, fail(ReasonTemplateFailed, "reading templateFrom %s: %v", src, err)
 		}
-		get = func(key string) (string, bool, error) { v, ok := s.Data[key]; return string(v), ok, nil }
+		get = func(key string) (string, bool) { v, ok := s.Data[key]; return string(v), ok }
+	default:
+		return nil, fail(ReasonInvalidSpec, "templateFrom names neither a configMap nor a secret")
 	}
 	var items []render.Item
 	for _, it := range from.Items {
-		text, ok, _ := get(it.Key)
+		text, ok := get(it.Key)
 		if !ok {
 			return nil, fail(ReasonTemplateFailed, "templateFrom %s has no key %q", src, it.Key)
 		}

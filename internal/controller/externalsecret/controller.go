@@ -76,9 +76,10 @@ const pendingFresh = "\x00pending-fresh"
 
 // record is what this process knows of an ExternalSecret's last sync.
 type record struct {
-	version   string
-	fetched   time.Time
-	secretRV  string
+	// secretRV is the target Secret's resourceVersion after the last sync;
+	// a different one means someone else changed it.
+	secretRV string
+	// forceSync is the force-sync annotation the last sync saw.
 	forceSync string
 }
 
@@ -235,7 +236,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return result, rerr
 	}
-	r.remember(ctx, &es, version, now, plan)
+	r.remember(ctx, &es, plan)
 
 	switch {
 	case res.Created:
@@ -294,7 +295,7 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 		return true, 0, interval // someone edited the Secret: restore
 	case es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || interval == 0:
 		if !known {
-			r.remember(ctx, es, version, now, plan)
+			r.remember(ctx, es, plan)
 		}
 		return false, 0, 0
 	case !known:
@@ -305,7 +306,7 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 			next = now.Add(rand.N(min(interval, r.StartupSpread) + 1))
 		}
 		r.mu.Lock()
-		r.seen[key] = record{version: version, fetched: next.Add(-interval), secretRV: secret.ResourceVersion, forceSync: es.Annotations[esv1.AnnotationForceSync]}
+		r.seen[key] = record{secretRV: secret.ResourceVersion, forceSync: es.Annotations[esv1.AnnotationForceSync]}
 		r.mu.Unlock()
 		return false, next.Sub(now), 0
 	default:
@@ -315,14 +316,14 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 	}
 }
 
-func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, version string, now time.Time, plan engine.Plan) {
+func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan) {
 	var s corev1.Secret
 	rv := ""
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &s); err == nil {
 		rv = s.ResourceVersion
 	}
 	r.mu.Lock()
-	r.seen[client.ObjectKeyFromObject(es)] = record{version: version, fetched: now, secretRV: rv, forceSync: es.Annotations[esv1.AnnotationForceSync]}
+	r.seen[client.ObjectKeyFromObject(es)] = record{secretRV: rv, forceSync: es.Annotations[esv1.AnnotationForceSync]}
 	r.mu.Unlock()
 }
 

@@ -2,6 +2,7 @@ package values
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -84,7 +85,7 @@ func TestDecode(t *testing.T) {
 		if (err != nil) != tt.wantErr || (!tt.wantErr && string(got) != tt.want) {
 			t.Errorf("Decode(%q, %s) = %q, %v", tt.in, tt.strategy, got, err)
 		}
-		if err != nil && contains(err.Error(), tt.in) {
+		if err != nil && strings.Contains(err.Error(), tt.in) {
 			t.Errorf("error quotes the value: %v", err)
 		}
 	}
