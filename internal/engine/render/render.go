@@ -1,23 +1,27 @@
 // Package render executes ExternalSecret templates (engineVersion v2): Go
 // text/template with sprig's functions, minus every function that reads the
 // environment, files, DNS or the network, plus the helpers External Secrets
-// Operator users rely on (fromJson, toYaml, fromYaml, filterPEM). Template
-// errors are reduced to their location so a value never reaches an error
-// message.
+// Operator users rely on (fromJson, toYaml, fromYaml, filterPEM).
+//
+// Templates run in a Sandbox: a bounded pool, a deadline, an output limit
+// enforced while writing, a step budget checked at every range iteration,
+// template invocation and function call, and bounded versions of the
+// functions whose cost grows with an argument. Execution errors are reduced
+// to their location and a fixed description so a value never reaches an
+// error message.
 package render
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"text/template"
 
-	"github.com/Masterminds/sprig/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -48,32 +52,40 @@ type Output struct {
 	Annotations map[string]string
 }
 
-// removed lists sprig functions that reach outside the process.
-var removed = []string{"env", "expandenv", "getHostByName"}
-
-// FuncMap returns the template functions. It builds a new map each time so
-// callers can never share mutable state.
+// FuncMap returns the functions templates may call: sprig's minus those
+// that reach outside the process, ESO's helpers, and bounded versions of
+// those whose cost grows with an argument (see docs/templates.md). It
+// builds a new map each time so callers never share mutable state.
 func FuncMap() template.FuncMap {
-	fm := sprig.TxtFuncMap()
-	for _, n := range removed {
-		delete(fm, n)
-	}
-	fm["fromJson"] = fromJSON
-	fm["toYaml"] = toYAML
-	fm["fromYaml"] = fromYAML
-	fm["filterPEM"] = filterPEM
-	return fm
+	return parseFuncs(rawFuncs())
 }
 
-// Render executes items over data (each value available as .KEY, a string).
+// Render executes items over data (each value available as .KEY, a string)
+// under the default limits. It has a pool of its own, so it bounds one
+// call but not the operator: the engine renders through a shared Sandbox.
 func Render(items []Item, data map[string][]byte) (Output, error) {
-	out := Output{Data: map[string][]byte{}, Labels: map[string]string{}, Annotations: map[string]string{}}
-	ctx := make(map[string]string, len(data))
-	for k, v := range data {
-		ctx[k] = string(v)
+	return NewSandbox(Limits{}).Render(context.Background(), items, data)
+}
+
+// Validate parses a template without executing it.
+func Validate(name, text string) error {
+	_, err := template.New(name).Funcs(FuncMap()).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return fmt.Errorf("parsing template %s: %w", name, err)
 	}
+	return nil
+}
+
+// render executes items on the calling goroutine under m's budget.
+func (s *Sandbox) render(ctx context.Context, items []Item, data map[string][]byte) (Output, error) {
+	out := Output{Data: map[string][]byte{}, Labels: map[string]string{}, Annotations: map[string]string{}}
+	dot := make(map[string]string, len(data))
+	for k, v := range data {
+		dot[k] = string(v)
+	}
+	m := newMeter(ctx, s.limits)
 	for _, it := range items {
-		text, err := execute(it, ctx)
+		text, err := s.execute(m, it, dot)
 		if err != nil {
 			return Output{}, err
 		}
@@ -91,19 +103,14 @@ func Render(items []Item, data map[string][]byte) (Output, error) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			put(&out, it.Target, k, []byte(scalar(kv[k])))
+			v, err := scalar(kv[k])
+			if err != nil {
+				return Output{}, fmt.Errorf("template %s: %w", it.Source, err)
+			}
+			put(&out, it.Target, k, []byte(v))
 		}
 	}
 	return out, nil
-}
-
-// Validate parses a template without executing it.
-func Validate(name, text string) error {
-	_, err := template.New(name).Funcs(FuncMap()).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return fmt.Errorf("parsing template %s: %w", name, err)
-	}
-	return nil
 }
 
 func put(out *Output, t Target, k string, v []byte) {
@@ -117,54 +124,55 @@ func put(out *Output, t Target, k string, v []byte) {
 	}
 }
 
-func scalar(v any) string {
+func scalar(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
-		return x
+		return x, nil
 	case nil:
-		return ""
+		return "", nil
 	default:
-		b, _ := json.Marshal(x)
-		return string(b)
+		b, err := json.Marshal(x)
+		if err != nil {
+			return "", errors.New("the value cannot be encoded as JSON")
+		}
+		return string(b), nil
 	}
 }
 
-func execute(it Item, ctx map[string]string) ([]byte, error) {
-	t, err := template.New(it.Source).Funcs(FuncMap()).Option("missingkey=error").Parse(it.Template)
+// execute parses, instruments and runs one template under m.
+func (s *Sandbox) execute(m *meter, it Item, dot map[string]string) ([]byte, error) {
+	t, err := s.parse(it.Source, it.Template)
 	if err != nil {
-		return nil, fmt.Errorf("parsing template %s: %w", it.Source, err)
+		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, ctx); err != nil {
-		return nil, fmt.Errorf("executing template %s: %s", it.Source, Sanitize(err))
+	names := instrument(t, s.enter, s.step)
+	fm := make(template.FuncMap, len(names)+2)
+	for name := range names {
+		if _, ok := s.funcs[name]; ok {
+			fm[name] = m.wrap(meteredFunc(m, name, s.raw))
+		}
 	}
-	return buf.Bytes(), nil
-}
-
-var calling = regexp.MustCompile(`^(.*?error calling [A-Za-z0-9_]+):`)
-
-// Sanitize reduces a template execution error to its location and the
-// function that failed, dropping the cause, which may quote the value.
-func Sanitize(err error) string {
-	msg := err.Error()
-	if m := calling.FindStringSubmatch(msg); m != nil {
-		return m[1]
+	fm[stepFunc] = func() (string, error) { return "", m.step() }
+	fm[enterFunc] = func() (string, error) { return "", m.enter() }
+	t.Funcs(fm)
+	w := &limitedWriter{m: m}
+	if err := t.Execute(w, dot); err != nil {
+		if be, ok := isBudget(err); ok {
+			return nil, fmt.Errorf("executing template %s: %s%w", it.Source, location(it.Source, err), be)
+		}
+		if cerr := m.ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			// The caller's context ended (shutdown, its own deadline).
+			return nil, fmt.Errorf("executing template %s: %w", it.Source, cerr)
+		}
+		return nil, fmt.Errorf("executing template %s: %s", it.Source, sanitize(it.Source, err))
 	}
-	var ee template.ExecError
-	if errors.As(err, &ee) {
-		// Errors raised by text/template itself name keys and types, not values.
-		return msg
-	}
-	if i := strings.Index(msg, ": "); i > 0 {
-		return msg[:i]
-	}
-	return "template failed"
+	return w.buf.Bytes(), nil
 }
 
 func fromJSON(s string) (any, error) {
 	var v any
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		return nil, errors.New("value is not valid JSON")
+		return nil, safeError("value is not valid JSON")
 	}
 	return v, nil
 }
@@ -172,7 +180,7 @@ func fromJSON(s string) (any, error) {
 func toYAML(v any) (string, error) {
 	b, err := yaml.Marshal(v)
 	if err != nil {
-		return "", errors.New("cannot encode as YAML")
+		return "", safeError("cannot encode as YAML")
 	}
 	return strings.TrimSuffix(string(b), "\n"), nil
 }
@@ -180,7 +188,7 @@ func toYAML(v any) (string, error) {
 func fromYAML(s string) (any, error) {
 	var v any
 	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
-		return nil, errors.New("value is not valid YAML")
+		return nil, safeError("value is not valid YAML")
 	}
 	return v, nil
 }
@@ -198,12 +206,12 @@ func filterPEM(blockType, s string) (string, error) {
 		}
 		if b.Type == blockType {
 			if err := pem.Encode(&out, b); err != nil {
-				return "", errors.New("cannot encode PEM")
+				return "", safeError("cannot encode PEM")
 			}
 		}
 	}
 	if out.Len() == 0 {
-		return "", fmt.Errorf("no PEM block of type %q", blockType)
+		return "", safeError("no PEM block of the requested type")
 	}
 	return out.String(), nil
 }

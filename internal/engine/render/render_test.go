@@ -1,8 +1,10 @@
 package render
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRender(t *testing.T) {
@@ -90,8 +92,9 @@ func FuzzRender(f *testing.F) {
 	f.Add("{{ .a }}", "x")
 	f.Add("{{ .a | b64dec | fromJson }}", "e30=")
 	f.Add("k: {{ .a }}", "v")
+	sb := NewSandbox(Limits{Timeout: 250 * time.Millisecond, MaxSteps: 100_000, MaxCostly: 1})
 	f.Fuzz(func(t *testing.T, tpl, v string) {
-		_, _ = Render([]Item{{Key: "k", Template: tpl, Source: "fuzz"}}, map[string][]byte{"a": []byte(v)})
-		_, _ = Render([]Item{{Template: tpl, KeysAndValues: true, Source: "fuzz"}}, map[string][]byte{"a": []byte(v)})
+		_, _ = sb.Render(context.Background(), []Item{{Key: "k", Template: tpl, Source: "fuzz"}}, map[string][]byte{"a": []byte(v)})
+		_, _ = sb.Render(context.Background(), []Item{{Template: tpl, KeysAndValues: true, Source: "fuzz"}}, map[string][]byte{"a": []byte(v)})
 	})
 }
