@@ -18,10 +18,11 @@ $(CONTROL_PLANE)/kube-apiserver:
 control-plane: $(CONTROL_PLANE)/kube-apiserver ## build kube-apiserver, etcd, kube-controller-manager into bin/k8s
 
 .PHONY: generate
-generate: ## regenerate deepcopy and CRDs (config/crd)
+generate: ## regenerate deepcopy, CRDs (config/crd) and the chart's CRD templates
 	go tool controller-gen object paths=./apis/...
 	rm -f config/crd/*.yaml
 	go tool controller-gen crd paths=./apis/... output:crd:artifacts:config=config/crd
+	go run ./hack/chartcrds -in config/crd -out deploy/chart/keyferry/templates/crds
 
 .PHONY: lint
 lint: ## gofmt and go vet
@@ -52,8 +53,19 @@ moto: ## check that moto_server (AWS test server) is installed
 .PHONY: test-servers
 test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build or find the real servers the tests run against
 
+# Fuzz targets run by `make test` for a short fixed time each (package:target).
+FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender internal/engine:FuzzMergedKeysRecord
+FUZZTIME ?= 10s
+
+.PHONY: fuzz-short
+fuzz-short: ## run the FUZZ_SHORT fuzz targets briefly (FUZZTIME=10s each; part of make test)
+	@set -e; for f in $(FUZZ_SHORT); do \
+		echo "fuzz $${f#*:} ($(FUZZTIME))"; \
+		go test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) -parallel 1; \
+	done
+
 .PHONY: test
-test: lint test-servers ## unit and integration tests against the real control plane and servers
+test: lint test-servers fuzz-short ## unit and integration tests against the real control plane and servers
 	go test $(GOTEST_FLAGS) ./...
 
 .PHONY: dev
@@ -68,3 +80,46 @@ BENCH_FLAGS ?=
 .PHONY: bench
 bench: control-plane build ## scale benchmark at 1,000 ExternalSecrets (BENCH_FLAGS="-n 10000 -namespaces 50" for 10k)
 	go run ./bench $(BENCH_FLAGS)
+
+# Container images, built without Docker or a base image (hack/image); see docs/install.md.
+IMAGE_REPOSITORY ?= ghcr.io/keyferry/keyferry
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_TAG ?= $(subst +,-,$(VERSION))
+PAUSE_IMAGE ?= keyferry.local/pause:1.0.0
+IMAGE_FLAGS := -ref $(IMAGE_REPOSITORY):$(IMAGE_TAG) -version $(VERSION) -revision $(REVISION) -created $(SOURCE_DATE_EPOCH)
+export KEYFERRY_IMAGE ?= $(abspath bin/image/keyferry.tar)
+export KEYFERRY_PAUSE_IMAGE ?= $(abspath bin/image/pause.tar)
+
+.PHONY: FORCE
+FORCE:
+
+# go build reuses its cache (seconds when nothing changed), and hack/image
+# rewrites a tarball only when the image's digest changed.
+bin/image/keyferry: FORCE
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $@ ./cmd/keyferry
+bin/image/pause: FORCE
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $@ ./hack/pause
+bin/image/keyferry.flags: FORCE
+	@mkdir -p $(@D); echo '$(IMAGE_FLAGS)' | cmp -s - $@ || echo '$(IMAGE_FLAGS)' > $@
+bin/image/keyferry.tar: bin/image/keyferry bin/image/keyferry.flags hack/image/main.go
+	go run ./hack/image -binary $< -args controller $(IMAGE_FLAGS) -out $@
+bin/image/pause.tar: bin/image/pause hack/image/main.go
+	go run ./hack/image -binary $< -ref $(PAUSE_IMAGE) -version 1.0.0 -created 0 -ca-certs "" -out $@
+
+.PHONY: image
+image: bin/image/keyferry.tar bin/image/pause.tar ## operator image + pause image (docker-archive tarballs) into bin/image
+	@ls -l bin/image/*.tar; cat bin/image/*.digest
+
+# A one-node cluster (kubelet + containerd) for test/node; see docs/install.md.
+NODE_DIR := bin/node/$(K8S_VERSION)
+export KEYFERRY_NODE_BIN ?= $(abspath $(NODE_DIR))
+
+.PHONY: node
+node: ## kubelet, kube-scheduler, containerd into bin/node; runc, CNI plugins, iptables from apt
+	K8S_VERSION=$(K8S_VERSION) hack/node.sh
+
+.PHONY: test-node
+test-node: control-plane vault node image ## the chart on a real one-node cluster (root; test/node)
+	KEYFERRY_NODE=1 go test -count=1 -timeout 30m $(GOTEST_FLAGS) ./test/node/

@@ -212,7 +212,7 @@ func run(ctx context.Context, c config) (Result, error) {
 	err = parallel(c.N, c.Writers, func(i int) error {
 		es := &esv1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns(i), Name: esName(i)},
 			Spec: esv1.ExternalSecretSpec{
-				RefreshInterval: &metav1.Duration{Duration: c.Refresh},
+				RefreshInterval: &esv1.Duration{Duration: c.Refresh},
 				SecretStoreRef:  esv1.SecretStoreRef{Name: "backend", Kind: "SecretStore"},
 				Target:          esv1.ExternalSecretTarget{CreationPolicy: esv1.CreatePolicyOwner, DeletionPolicy: esv1.DeletionPolicyRetain},
 			}}

@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// TestGeneratedFilesAreFresh regenerates the CRDs and deepcopy functions
-// into a temporary directory and compares them with the committed ones, so a
-// change to apis/ without `make generate` fails here.
+// TestGeneratedFilesAreFresh regenerates the CRDs, the chart's CRD
+// templates and the deepcopy functions into a temporary directory and
+// compares them with the committed ones, so a change to apis/ without `make
+// generate` fails here.
 func TestGeneratedFilesAreFresh(t *testing.T) {
 	root := env.Root
 	tmp := t.TempDir()
@@ -23,7 +24,16 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 		}
 	}
 	run("crd", "paths=./apis/...", "output:crd:artifacts:config="+filepath.Join(tmp, "crd"))
-	compareDirs(t, filepath.Join(tmp, "crd"), filepath.Join(root, "config", "crd"))
+	compareDirs(t, filepath.Join(tmp, "crd"), filepath.Join(root, "config", "crd"), "config/crd")
+
+	// The chart's CRD templates, from the freshly generated CRDs.
+	chartCRDs := filepath.Join("deploy", "chart", "keyferry", "templates", "crds")
+	gen := exec.Command("go", "run", "./hack/chartcrds", "-in", filepath.Join(tmp, "crd"), "-out", filepath.Join(tmp, "chartcrds"))
+	gen.Dir = root
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("hack/chartcrds: %v\n%s", err, out)
+	}
+	compareDirs(t, filepath.Join(tmp, "chartcrds"), filepath.Join(root, chartCRDs), filepath.ToSlash(chartCRDs))
 
 	groups, err := filepath.Glob(filepath.Join(root, "apis", "*", "*"))
 	if err != nil {
@@ -44,18 +54,20 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 	}
 }
 
-func compareDirs(t *testing.T, want, got string) {
+// compareDirs compares the YAML files of the directory got (named rel in
+// messages) with the freshly generated ones in want.
+func compareDirs(t *testing.T, want, got, rel string) {
 	t.Helper()
 	wantFiles, _ := filepath.Glob(filepath.Join(want, "*.yaml"))
 	gotFiles, _ := filepath.Glob(filepath.Join(got, "*.yaml"))
 	if len(wantFiles) != len(gotFiles) {
-		t.Errorf("config/crd has %d CRDs, generation gives %d: run `make generate`", len(gotFiles), len(wantFiles))
+		t.Errorf("%s has %d CRDs, generation gives %d: run `make generate`", rel, len(gotFiles), len(wantFiles))
 	}
 	for _, w := range wantFiles {
 		a, _ := os.ReadFile(w)
 		b, err := os.ReadFile(filepath.Join(got, filepath.Base(w)))
 		if err != nil || !bytes.Equal(a, b) {
-			t.Errorf("config/crd/%s is stale: run `make generate`", filepath.Base(w))
+			t.Errorf("%s/%s is stale: run `make generate`", rel, filepath.Base(w))
 		}
 	}
 }

@@ -4,12 +4,24 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/keyferry/keyferry/internal/operator"
+	"github.com/keyferry/keyferry/internal/provider"
 )
+
+// identityNames lists the values --allow-ambient-identity accepts.
+func identityNames() []string {
+	ids := provider.Identities()
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id)
+	}
+	return out
+}
 
 func runController(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("controller", flag.ExitOnError)
@@ -22,11 +34,29 @@ func runController(ctx context.Context, args []string) error {
 	fs.Float64Var(&opts.StoreQPS, "store-qps", 100, "calls per second to one store")
 	fs.IntVar(&opts.StoreBurst, "store-burst", 200, "burst of calls to one store")
 	fs.DurationVar(&opts.SecretSyncRotationPollInterval, "secretsync-rotation-poll-interval", time.Hour, "how often SecretSyncs re-check their vault")
+	fs.StringVar(&opts.ControllerClass, "controller-class", "", "serve only stores whose spec.controller is this class or empty (ESO's --controller-class)")
+	fs.StringVar(&opts.Namespace, "namespace", "", "serve this namespace only; turns the ClusterExternalSecret controller off")
+	clusterStores := fs.Bool("enable-cluster-store-reconciler", true, "serve ClusterSecretStores (false: not watched; ExternalSecrets using one get Ready=False ClusterSecretStoreDisabled)")
+	clusterExternalSecrets := fs.Bool("enable-cluster-external-secret-reconciler", true, "serve ClusterExternalSecrets")
+	secretSyncs := fs.Bool("enable-secretsync-reconciler", true, "serve SecretSyncs")
+	fs.BoolVar(&opts.MetricsSecure, "metrics-secure", true, "serve metrics over HTTPS to callers allowed to get the non-resource URL /metrics (TokenReview + SubjectAccessReview); false serves plain HTTP")
+	fs.StringVar(&opts.MetricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate)")
+	ambient := fs.String("allow-ambient-identity", "", "comma-separated identities of the operator that namespaced SecretStores may use, each IDENTITY (every namespace) or NAMESPACE/IDENTITY; identities: "+strings.Join(identityNames(), ", ")+" (see docs/security.md)")
+	fs.BoolVar(&opts.StorePolicy.AllowInsecureHTTP, "allow-insecure-http", false, "let stores send credentials to plain http:// servers that are not loopback addresses")
+	fs.BoolVar(&opts.WebhookAllowLinkLocal, "webhook-allow-link-local", false, "let webhook stores connect to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254)")
 	qps := fs.Float64("client-qps", 1000, "Kubernetes API client queries per second")
 	burst := fs.Int("client-burst", 2000, "Kubernetes API client burst")
 	newLog := logFlags(fs)
 	_ = fs.Parse(args)
 	opts.Log = newLog()
+	opts.DisableClusterStores = !*clusterStores
+	opts.DisableClusterExternalSecrets = !*clusterExternalSecrets
+	opts.DisableSecretSync = !*secretSyncs
+	grants, err := provider.ParseIdentityGrants(*ambient)
+	if err != nil {
+		return fmt.Errorf("--allow-ambient-identity: %w", err)
+	}
+	opts.StorePolicy.AmbientIdentities = grants
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

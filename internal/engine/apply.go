@@ -26,26 +26,16 @@ const (
 	// ("ExternalSecret/<name>"); it marks ownership where there is no
 	// ownerReference (creationPolicy Orphan, or other front-ends).
 	AnnotationOwner = "keyferry.io/owner"
-	// AnnotationMergedKeys lists the keys a Merge wrote, so that keys whose
-	// source disappears can be removed without touching anyone else's.
+	// AnnotationMergedKeys is the single list of merged keys older versions
+	// kept for whoever merged last. It is read as nobody's (its keys are
+	// never removed on its word) and replaced by
+	// AnnotationMergedKeysByWriter on the next Merge.
 	AnnotationMergedKeys = "keyferry.io/merged-keys"
 	// AnnotationAdopt on a Secret keyferry did not create allows an
 	// ExternalSecret with creationPolicy Owner or Orphan to take it over. Its
 	// value must name the adopting object ("ExternalSecret/<name>").
 	AnnotationAdopt = "keyferry.io/adopt"
 )
-
-// Owned says whether an existing Secret belongs to the plan's owner.
-func Owned(s *corev1.Secret, plan Plan) bool {
-	if ref := metav1.GetControllerOf(s); ref != nil && plan.Owner.UID != "" && ref.UID == plan.Owner.UID {
-		return true
-	}
-	return plan.Target.ManagedBy != "" && s.Annotations[AnnotationOwner] == plan.Target.ManagedBy
-}
-
-func adoptable(s *corev1.Secret, plan Plan) bool {
-	return plan.Target.ManagedBy != "" && s.Annotations[AnnotationAdopt] == plan.Target.ManagedBy
-}
 
 // existing reads the target Secret from the cache, which holds every
 // Secret keyferry manages. A Secret missing there may still exist unmanaged;
@@ -75,6 +65,9 @@ func (e *Engine) unmanaged(ctx context.Context, key client.ObjectKey) (*corev1.S
 	return &s, nil
 }
 
+// apply writes the desired content to the target Secret, after the write
+// checks (writepolicy.go) allow it. Every refusal leaves the Secret exactly
+// as it was.
 func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (Result, error) {
 	t := plan.Target
 	key := client.ObjectKey{Namespace: plan.Owner.Namespace, Name: t.Name}
@@ -82,7 +75,7 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 	if err != nil {
 		return res, fail(ReasonWriteFailed, "reading Secret %s: %v", key.Name, err)
 	}
-	merge := t.CreationPolicy == esv1.CreatePolicyMerge || t.CreationPolicy == esv1.CreatePolicyCreateOrMerge
+	w := &write{plan: plan, merge: t.CreationPolicy == esv1.CreatePolicyMerge || t.CreationPolicy == esv1.CreatePolicyCreateOrMerge, gone: d.gone}
 
 	if cur == nil && t.CreationPolicy == esv1.CreatePolicyMerge {
 		// Merge targets a Secret keyferry does not manage yet.
@@ -98,8 +91,11 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 			res.Gone = true // nothing to create from nothing
 			return res, nil
 		}
-		s := e.newSecret(plan, d, res.Hash)
-		err := e.Client.Create(ctx, s)
+		w.next = e.newSecret(plan, d, res.Hash)
+		if err := runChecks(w, contentChecks); err != nil {
+			return res, err
+		}
+		err := e.Client.Create(ctx, w.next)
 		if err == nil {
 			res.Created = true
 			return res, nil
@@ -113,13 +109,19 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 			return res, fail(ReasonWriteFailed, "reading Secret %s after a create conflict: %v", key.Name, err)
 		}
 	}
-
-	owned := Owned(cur, plan)
-	if !merge && !owned && !adoptable(cur, plan) {
-		return res, fail(ReasonSecretNotOwned, "Secret %q exists and was not created by %s; keyferry never takes over a Secret it does not own (use creationPolicy Merge, or annotate the Secret %s=%s to adopt it)", t.Name, t.ManagedBy, AnnotationAdopt, t.ManagedBy)
+	if !w.merge && !Owned(cur, plan) && !adoptable(cur, plan) && hasESOMarks(cur, plan) && cur.ManagedFields == nil {
+		// Possibly a Secret ESO created for this ExternalSecret (Orphan):
+		// its managedFields say so, and the cache strips them.
+		if cur, err = e.unmanaged(ctx, key); err != nil || cur == nil {
+			return res, fail(ReasonWriteFailed, "reading Secret %s: %v", key.Name, err)
+		}
+	}
+	w.current = cur
+	if err := runChecks(w, claimChecks); err != nil {
+		return res, err
 	}
 
-	if d.gone && t.DeletionPolicy == esv1.DeletionPolicyDelete && !merge {
+	if d.gone && t.DeletionPolicy == esv1.DeletionPolicyDelete && !w.merge {
 		if err := e.Client.Delete(ctx, cur, client.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
 			return res, fail(ReasonWriteFailed, "deleting Secret %q: %v", t.Name, apiMessage(err))
 		}
@@ -127,9 +129,13 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 		return res, nil
 	}
 
+	// A Secret ESO created for this ExternalSecret keeps ESO's marks until
+	// keyferry has something to write, so a switch rewrites nothing.
+	viaESO := !w.merge && !Owned(cur, plan) && !adoptable(cur, plan) && CreatedByESO(cur, plan)
 	next := cur.DeepCopy()
-	if merge {
-		mergeInto(next, d)
+	next.ManagedFields = nil
+	if w.merge {
+		mergeInto(next, d.data, t.ManagedBy)
 	} else {
 		next.Data = d.data
 		if t.Type != "" {
@@ -141,7 +147,7 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 		if next.Annotations == nil {
 			next.Annotations = map[string]string{}
 		}
-		if !t.SetOwnerReference {
+		if !t.SetOwnerReference && !viaESO {
 			// Without an ownerReference the annotation is the only mark of
 			// ownership; with one (Owner), the reference is enough, so Secrets
 			// ESO created are taken over without a rewrite.
@@ -152,15 +158,19 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 	next.Labels = overlay(next.Labels, t.Labels, d.labels)
 	next.Labels[LabelManaged] = LabelManagedValue
 	next.Annotations = overlay(next.Annotations, t.Annotations, d.annotations)
+	w.next = next
+	if err := runChecks(w, contentChecks); err != nil {
+		return res, err
+	}
 
 	if sameContent(cur, next) {
 		return res, nil
 	}
-	if cur.Type != next.Type {
-		return res, fail(ReasonInvalidSpec, "Secret %q has type %q; its type cannot change to %q (delete the Secret to let keyferry recreate it)", t.Name, cur.Type, next.Type)
+	if err := runChecks(w, changeChecks); err != nil {
+		return res, err
 	}
-	if cur.Immutable != nil && *cur.Immutable {
-		return res, fail(ReasonSecretImmutable, "Secret %q is immutable and its desired content changed; delete it to let keyferry recreate it", t.Name)
+	if viaESO && !t.SetOwnerReference {
+		next.Annotations[AnnotationOwner] = t.ManagedBy
 	}
 	next.Annotations[AnnotationDataHash] = res.Hash
 	if t.Immutable {
@@ -191,7 +201,7 @@ func (e *Engine) newSecret(plan Plan, d *desired, hash string) *corev1.Secret {
 	s.Labels[LabelManaged] = LabelManagedValue
 	s.Annotations[AnnotationDataHash] = hash
 	if plan.Target.CreationPolicy == esv1.CreatePolicyCreateOrMerge {
-		s.Annotations[AnnotationMergedKeys] = strings.Join(sortedKeys(d.data), ",")
+		setMergedKeys(s, map[string][]string{t.ManagedBy: sortedKeys(d.data)})
 	} else if !t.SetOwnerReference {
 		s.Annotations[AnnotationOwner] = t.ManagedBy
 	}
@@ -202,28 +212,6 @@ func (e *Engine) newSecret(plan Plan, d *desired, hash string) *corev1.Secret {
 		s.Immutable = ptr(true)
 	}
 	return s
-}
-
-// mergeInto writes d's keys into s, removing keys a previous merge wrote
-// that are no longer desired, and leaving every other key alone.
-func mergeInto(s *corev1.Secret, d *desired) {
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
-	}
-	if prev := s.Annotations[AnnotationMergedKeys]; prev != "" {
-		for _, k := range strings.Split(prev, ",") {
-			if _, still := d.data[k]; !still {
-				delete(s.Data, k)
-			}
-		}
-	}
-	for k, v := range d.data {
-		s.Data[k] = v
-	}
-	s.Annotations[AnnotationMergedKeys] = strings.Join(sortedKeys(d.data), ",")
 }
 
 func setController(s *corev1.Secret, o Owner) {

@@ -38,6 +38,17 @@ type Engine struct {
 	// Resolvers resolve store kinds other than SecretStore and
 	// ClusterSecretStore (for example a SecretProviderClass), by kind.
 	Resolvers map[string]StoreResolver
+	// Templates renders templates within a size and time budget on a
+	// bounded pool shared by every sync; nil gives each render a sandbox
+	// of its own with the default limits (no shared pool).
+	Templates *render.Sandbox
+	// ControllerClass is this keyferry's controller class
+	// (--controller-class); stores of another class are not used
+	// (HandlesStore).
+	ControllerClass string
+	// DisableClusterStores refuses ClusterSecretStores without reading them
+	// (--enable-cluster-store-reconciler=false).
+	DisableClusterStores bool
 }
 
 // StoreResolver resolves a store reference for a plan into the store a
@@ -218,7 +229,7 @@ func (e *Engine) mergeMany(dst, m map[string][]byte, dec esv1.ExternalSecretDeco
 	if len(rws) > 0 {
 		rewriters := make([]values.Rewriter, 0, len(rws))
 		for _, rw := range rws {
-			r, err := rewriter(rw)
+			r, err := e.rewriter(rw)
 			if err != nil {
 				return fail(ReasonInvalidSpec, "%v", err)
 			}
@@ -243,10 +254,10 @@ func (e *Engine) mergeMany(dst, m map[string][]byte, dec esv1.ExternalSecretDeco
 	return nil
 }
 
-func rewriter(rw Rewrite) (values.Rewriter, error) {
+func (e *Engine) rewriter(rw Rewrite) (values.Rewriter, error) {
 	if rw.Transform != "" {
 		return func(k string) (string, error) {
-			out, err := render.Render([]render.Item{{Key: "k", Template: rw.Transform, Source: "rewrite.transform"}}, map[string][]byte{"value": []byte(k)})
+			out, err := e.sandbox().Render(context.Background(), []render.Item{{Key: "k", Template: rw.Transform, Source: "rewrite.transform"}}, map[string][]byte{"value": []byte(k)})
 			if err != nil {
 				return "", err
 			}
@@ -267,9 +278,9 @@ func (e *Engine) renderTemplate(ctx context.Context, plan Plan, d *desired) erro
 		}
 		items = append(items, more...)
 	}
-	out, err := render.Render(items, d.data)
+	out, err := e.sandbox().Render(ctx, items, d.data)
 	if err != nil {
-		return fail(ReasonTemplateFailed, "%v", err)
+		return templateError(err)
 	}
 	rendersData := false
 	for _, it := range items {
@@ -340,6 +351,9 @@ func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Re
 	}
 	switch ref.Kind {
 	case esv1.ClusterSecretStoreKind:
+		if e.DisableClusterStores {
+			return fetch.Request{}, clusterStoresDisabled(ref.Name)
+		}
 		var css esv1.ClusterSecretStore
 		if err := e.Client.Get(ctx, client.ObjectKey{Name: ref.Name}, &css); err != nil {
 			if apierrors.IsNotFound(err) {
@@ -348,6 +362,9 @@ func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Re
 			return fetch.Request{}, fail(ReasonStoreNotFound, "reading ClusterSecretStore %q: %v", ref.Name, err)
 		}
 		spec = css.Spec
+		if err := e.checkStoreClass(ref.Kind, ref.Name, &spec); err != nil {
+			return fetch.Request{}, err
+		}
 		if err := e.namespaceAllowed(ctx, plan.Owner.Namespace, spec.Conditions); err != nil {
 			return fetch.Request{}, fail(ReasonStoreNotAllowed, "ClusterSecretStore %q does not allow namespace %q: %v", ref.Name, plan.Owner.Namespace, err)
 		}
@@ -362,6 +379,9 @@ func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Re
 			return fetch.Request{}, fail(ReasonStoreNotFound, "reading SecretStore %q: %v", ref.Name, err)
 		}
 		spec = ss.Spec
+		if err := e.checkStoreClass(st.Kind, ref.Name, &spec); err != nil {
+			return fetch.Request{}, err
+		}
 	}
 	st.Spec = &spec
 	if err := CheckProvider(e.Registry, st); err != nil {
@@ -373,6 +393,9 @@ func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Re
 // CheckProvider validates a store's provider selection and configuration
 // without I/O.
 func CheckProvider(reg *provider.Registry, st provider.Store) error {
+	if err := st.Spec.FieldErrors(); err != nil {
+		return fail(ReasonInvalidStoreConfig, "%s %q: %v", st.Kind, st.Name, err)
+	}
 	name, err := provider.SelectedName(st.Spec.Provider)
 	if err != nil {
 		return fail(ReasonInvalidStoreConfig, "%s %q: %v", st.Kind, st.Name, err)

@@ -15,25 +15,32 @@ import (
 // Event's reason, so they are stable, CamelCase and documented in
 // docs/status.md.
 const (
-	ReasonStoreNotFound       = "StoreNotFound"
-	ReasonStoreNotAllowed     = "StoreNotAllowed"
-	ReasonInvalidStoreConfig  = "InvalidStoreConfig"
-	ReasonUnsupportedProvider = "UnsupportedProvider"
-	ReasonRemoteNotFound      = "RemoteSecretNotFound"
-	ReasonForbidden           = "ProviderForbidden"
-	ReasonUnauthenticated     = "ProviderAuthFailed"
-	ReasonUnreachable         = "ProviderUnreachable"
-	ReasonThrottled           = "ProviderThrottled"
-	ReasonBadResponse         = "ProviderBadResponse"
-	ReasonProviderError       = "ProviderError"
-	ReasonPropertyNotFound    = "PropertyNotFound"
-	ReasonInvalidValue        = "InvalidValue"
-	ReasonTemplateFailed      = "TemplateFailed"
-	ReasonInvalidSpec         = "InvalidSpec"
-	ReasonSecretNotOwned      = "SecretNotOwned"
-	ReasonSecretMissing       = "SecretMissing"
-	ReasonSecretImmutable     = "SecretImmutable"
-	ReasonWriteFailed         = "SecretWriteFailed"
+	ReasonStoreNotFound      = "StoreNotFound"
+	ReasonStoreNotAllowed    = "StoreNotAllowed"
+	ReasonInvalidStoreConfig = "InvalidStoreConfig"
+	// ReasonOperatorIdentityNotAllowed: a namespaced store would use one of
+	// keyferry's own identities (or send a token the API server accepts
+	// outside the cluster), which only ClusterSecretStores may.
+	ReasonOperatorIdentityNotAllowed = "OperatorIdentityNotAllowed"
+	ReasonUnsupportedProvider        = "UnsupportedProvider"
+	ReasonRemoteNotFound             = "RemoteSecretNotFound"
+	ReasonForbidden                  = "ProviderForbidden"
+	ReasonUnauthenticated            = "ProviderAuthFailed"
+	ReasonUnreachable                = "ProviderUnreachable"
+	ReasonThrottled                  = "ProviderThrottled"
+	ReasonBadResponse                = "ProviderBadResponse"
+	ReasonProviderError              = "ProviderError"
+	ReasonPropertyNotFound           = "PropertyNotFound"
+	ReasonInvalidValue               = "InvalidValue"
+	ReasonTemplateFailed             = "TemplateFailed"
+	// ReasonTemplateBudgetExceeded: a template went over the sandbox's
+	// output size, value size, step or time budget (docs/templates.md).
+	ReasonTemplateBudgetExceeded = "TemplateBudgetExceeded"
+	ReasonInvalidSpec            = "InvalidSpec"
+	ReasonSecretNotOwned         = "SecretNotOwned"
+	ReasonSecretMissing          = "SecretMissing"
+	ReasonSecretImmutable        = "SecretImmutable"
+	ReasonWriteFailed            = "SecretWriteFailed"
 )
 
 // Error is a failed sync with the reason shown to the user. Its message
@@ -64,6 +71,8 @@ func classify(err error) *Error {
 	switch {
 	case errors.As(err, &te):
 		out.Reason, out.RetryAfter = ReasonThrottled, te.RetryAfter
+	case errors.Is(err, provider.ErrOperatorIdentity):
+		out.Reason = ReasonOperatorIdentityNotAllowed
 	case errors.Is(err, provider.ErrNotFound):
 		out.Reason = ReasonRemoteNotFound
 	case errors.Is(err, provider.ErrForbidden):

@@ -1,6 +1,10 @@
-// Package metrics defines keyferry's Prometheus metrics. Labels carry kinds,
-// provider names, results and reasons only: never object names (unbounded)
-// and never values.
+// Package metrics defines keyferry's Prometheus metrics. keyferry's own
+// metrics (keyferry_*) carry kinds, provider names, results and reasons
+// only, never object names. Beside them it exposes the metrics External
+// Secrets Operator users' dashboards and alert rules read (eso.go), under
+// ESO's names and with ESO's labels, which include the object's name and
+// namespace. No label ever carries a secret value. docs/metrics.md lists
+// every metric.
 package metrics
 
 import (
@@ -23,6 +27,8 @@ type Metrics struct {
 	// SecretWrites counts Secret writes by operation (create, update,
 	// delete).
 	SecretWrites *prometheus.CounterVec
+	// ESO holds the metrics under External Secrets Operator's names.
+	ESO *ESO
 }
 
 // New creates the collectors and registers them with reg (nil registers
@@ -43,21 +49,23 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "keyferry_secret_writes_total", Help: "Secret writes by operation.",
 		}, []string{"operation"}),
 	}
-	if reg == nil {
-		return m
+	if reg != nil {
+		m.Syncs = register(reg, m.Syncs)
+		m.ProviderCalls = register(reg, m.ProviderCalls)
+		m.CacheLookups = register(reg, m.CacheLookups)
+		m.SecretWrites = register(reg, m.SecretWrites)
 	}
-	m.Syncs = register(reg, m.Syncs)
-	m.ProviderCalls = register(reg, m.ProviderCalls)
-	m.CacheLookups = register(reg, m.CacheLookups)
-	m.SecretWrites = register(reg, m.SecretWrites)
+	m.ESO = newESO(reg, m.ProviderCalls)
 	return m
 }
 
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+// register registers c with reg, or returns the collector of the same
+// description an earlier call registered.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
 				return existing
 			}
 		}

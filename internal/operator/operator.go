@@ -6,6 +6,7 @@ package operator
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -36,6 +38,7 @@ import (
 	"github.com/keyferry/keyferry/internal/controller/secretsync"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/engine/render"
 	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/provider"
@@ -53,6 +56,9 @@ type Options struct {
 	// StoreQPS and StoreBurst limit calls to one store.
 	StoreQPS   float64
 	StoreBurst int
+	// TemplateLimits bound template rendering (zero fields: defaults,
+	// docs/templates.md).
+	TemplateLimits render.Limits
 	// Registry overrides the providers (tests); nil means all.Registry.
 	Registry *provider.Registry
 	// StartupSpread bounds how a restart spreads first refreshes.
@@ -61,6 +67,42 @@ type Options struct {
 	// vault (default 1h).
 	SecretSyncRotationPollInterval time.Duration
 	Log                            logr.Logger
+
+	// StorePolicy relaxes keyferry's rules for stores: which of the
+	// operator's own identities namespaced stores may use
+	// (--allow-ambient-identity) and whether credentials may go over plain
+	// http:// (--allow-insecure-http). The zero value relaxes nothing; see
+	// docs/security.md.
+	StorePolicy provider.Policy
+	// WebhookAllowLinkLocal lets webhook stores reach link-local and cloud
+	// metadata addresses (--webhook-allow-link-local); see docs/security.md.
+	WebhookAllowLinkLocal bool
+
+	// ControllerClass is ESO's --controller-class: stores whose
+	// spec.controller is set and differs are left alone, and so are the
+	// ExternalSecrets that use them (engine.HandlesStore).
+	ControllerClass string
+	// Namespace, when set, serves that namespace only: the cache watches it
+	// alone and the ClusterExternalSecret controller, which writes into
+	// every namespace, is off.
+	Namespace string
+	// DisableClusterStores, DisableClusterExternalSecrets and
+	// DisableSecretSync switch a kind off entirely: it is not watched, needs
+	// no RBAC, and (for ClusterSecretStores) an ExternalSecret that uses
+	// one gets Ready=False ClusterSecretStoreDisabled.
+	DisableClusterStores          bool
+	DisableClusterExternalSecrets bool
+	DisableSecretSync             bool
+	// MetricsSecure serves metrics over HTTPS behind controller-runtime's
+	// authentication and authorization filter (TokenReview +
+	// SubjectAccessReview: the caller needs `get` on the non-resource URL
+	// /metrics). MetricsCertDir holds tls.crt and tls.key; without them a
+	// self-signed certificate is used.
+	MetricsSecure  bool
+	MetricsCertDir string
+	// SkipControllerNameValidation lets one process build several operators
+	// (tests).
+	SkipControllerNameValidation bool
 }
 
 // Operator is a configured manager plus the pieces tests inspect.
@@ -92,13 +134,14 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  opts.Log,
-		Metrics:                 metricsserver.Options{BindAddress: orDisabled(opts.MetricsAddr)},
+		Metrics:                 metricsOptions(opts),
 		HealthProbeBindAddress:  orDisabled(opts.HealthAddr),
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "keyferry.io",
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
-		Controller:              config.Controller{UsePriorityQueue: ptr(true)},
+		Controller:              config.Controller{UsePriorityQueue: ptr(true), SkipNameValidation: ptr(opts.SkipControllerNameValidation)},
 		Cache: cache.Options{
+			DefaultNamespaces: servedNamespaces(opts.Namespace),
 			// managedFields are a large share of every cached object and
 			// keyferry never reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
@@ -127,20 +170,25 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	}
 	reg := opts.Registry
 	if reg == nil {
-		reg = all.Registry(all.Options{Config: cfg})
+		reg = all.Registry(all.Options{Config: cfg, WebhookAllowLinkLocal: opts.WebhookAllowLinkLocal})
 	}
 	if err := secretsync.WrapAzureProvider(reg); err != nil {
 		return nil, err
 	}
 	m := metrics.New(crmetrics.Registry)
+	// Only kinds whose controller runs get a channel: nobody would drain
+	// another.
 	changes := map[string]chan event.GenericEvent{
 		"ExternalSecret": make(chan event.GenericEvent, 1024),
-		"SecretSync":     make(chan event.GenericEvent, 1024),
+	}
+	if !opts.DisableSecretSync {
+		changes["SecretSync"] = make(chan event.GenericEvent, 1024)
 	}
 	layer := fetch.New(ctx, fetch.Options{
 		Registry: reg,
 		Kube:     mgr.GetAPIReader(),
 		Tokens:   &kube.TokenRequester{Client: cs},
+		Policy:   opts.StorePolicy,
 		Log:      opts.Log.WithName("fetch"),
 		QPS:      opts.StoreQPS,
 		Burst:    opts.StoreBurst,
@@ -148,33 +196,48 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		Metrics:  m,
 	})
 	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg, Metrics: m,
+		Templates: render.NewSandbox(opts.TemplateLimits),
 		Resolvers: map[string]engine.StoreResolver{
 			secretsync.StoreKind: secretsync.NewResolver(mgr.GetClient(), secretsync.ResolverOptions{}),
 		},
+		ControllerClass:      opts.ControllerClass,
+		DisableClusterStores: opts.DisableClusterStores,
 	}
 
 	esr := &externalsecret.Reconciler{
 		Client: mgr.GetClient(), Engine: eng, Recorder: mgr.GetEventRecorder("keyferry"),
 		Changes: changes["ExternalSecret"], Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
+		Namespace: opts.Namespace,
 	}
 	if err := esr.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
-	cesr := &clusterexternalsecret.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Concurrency: opts.Concurrency}
-	if err := cesr.SetupWithManager(ctx, mgr); err != nil {
-		return nil, err
+	if opts.Namespace != "" && !opts.DisableClusterExternalSecrets {
+		opts.Log.Info("ClusterExternalSecret controller is off: --namespace serves one namespace and a ClusterExternalSecret writes into many", "namespace", opts.Namespace)
 	}
-	ssr := &secretsync.Reconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng,
-		Recorder: mgr.GetEventRecorder("keyferry"), Changes: changes["SecretSync"],
-		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
-		RotationPollInterval: opts.SecretSyncRotationPollInterval,
+	if !opts.DisableClusterExternalSecrets && opts.Namespace == "" {
+		cesr := &clusterexternalsecret.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Concurrency: opts.Concurrency, Metrics: m}
+		if err := cesr.SetupWithManager(ctx, mgr); err != nil {
+			return nil, err
+		}
 	}
-	if err := ssr.SetupWithManager(ctx, mgr); err != nil {
-		return nil, err
+	if !opts.DisableSecretSync {
+		ssr := &secretsync.Reconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng,
+			Recorder: mgr.GetEventRecorder("keyferry"), Changes: changes["SecretSync"],
+			Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
+			RotationPollInterval: opts.SecretSyncRotationPollInterval,
+		}
+		if err := ssr.SetupWithManager(ctx, mgr); err != nil {
+			return nil, err
+		}
 	}
 	for _, cluster := range []bool{false, true} {
-		sr := &secretstore.Reconciler{Client: mgr.GetClient(), Fetch: layer, Registry: reg, Recorder: mgr.GetEventRecorder("keyferry"), Cluster: cluster}
+		if cluster && opts.DisableClusterStores {
+			continue
+		}
+		sr := &secretstore.Reconciler{Client: mgr.GetClient(), Fetch: layer, Registry: reg, Recorder: mgr.GetEventRecorder("keyferry"), Cluster: cluster,
+			ControllerClass: opts.ControllerClass, Metrics: m}
 		if err := sr.SetupWithManager(mgr); err != nil {
 			return nil, err
 		}
@@ -211,6 +274,28 @@ func notify(ctx context.Context, chans map[string]chan event.GenericEvent, subs 
 			return
 		}
 	}
+}
+
+// metricsOptions configures the metrics endpoint: plain HTTP, or HTTPS
+// behind controller-runtime's authentication and authorization filter.
+// HTTP/2 is off (CVE-2023-44487, CVE-2023-39325), as in ESO and kubebuilder.
+func metricsOptions(opts Options) metricsserver.Options {
+	o := metricsserver.Options{BindAddress: orDisabled(opts.MetricsAddr)}
+	if opts.MetricsSecure {
+		o.SecureServing = true
+		o.FilterProvider = filters.WithAuthenticationAndAuthorization
+		o.CertDir = opts.MetricsCertDir
+		o.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	return o
+}
+
+// servedNamespaces restricts the cache to namespace; "" watches all.
+func servedNamespaces(namespace string) map[string]cache.Config {
+	if namespace == "" {
+		return nil
+	}
+	return map[string]cache.Config{namespace: {}}
 }
 
 func orDisabled(addr string) string {

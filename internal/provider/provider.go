@@ -98,7 +98,9 @@ type Watcher interface {
 // configuration is identical then share one client and one cache, so the
 // same SecretStore copied into N namespaces costs one call per value, not N.
 // A provider must return false whenever the client would differ by store
-// identity or namespace (credentials, CA bundles from ConfigMaps, ...).
+// identity or namespace (credentials, CA bundles from ConfigMaps, ...). A
+// client that depends on the requester's namespace in other ways (a
+// template reading it) must also implement NamespaceScoped.
 type Shareable interface {
 	Shareable(store Store) bool
 }
@@ -130,8 +132,11 @@ type Options struct {
 	Namespace string
 	// Kube reads Secrets and ConfigMaps holding credentials. It is uncached.
 	Kube client.Reader
-	// Tokens requests ServiceAccount tokens.
+	// Tokens requests ServiceAccount tokens. Admit restricts it to the
+	// tokens the store may mint.
 	Tokens TokenRequester
+	// Policy is what the operator allows stores beyond the defaults.
+	Policy Policy
 	// Log never receives secret values.
 	Log logr.Logger
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"net/url"
 	"reflect"
 	"strings"
 
@@ -36,6 +38,114 @@ func SelectedName(p *esv1.SecretStoreProvider) (string, error) {
 	default:
 		return "", fmt.Errorf("spec.provider sets %d providers (%s): set exactly one", len(set), strings.Join(set, ", "))
 	}
+}
+
+// refTypes are the types of the references to Kubernetes objects that a
+// store's provider configuration holds; each has a Namespace field (string
+// or *string).
+var refTypes = map[reflect.Type]bool{
+	reflect.TypeFor[esv1.SecretKeySelector]():      true,
+	reflect.TypeFor[esv1.ServiceAccountSelector](): true,
+	reflect.TypeFor[esv1.CAProvider]():             true,
+	reflect.TypeFor[esv1.ConfigMapReference]():     true,
+	reflect.TypeFor[esv1.SecretObjectRef]():        true,
+}
+
+// ReferencesStayInNamespace refuses a namespaced store any reference to a
+// Secret, ConfigMap or ServiceAccount with a namespace other than its own:
+// everything a SecretStore names resolves in its namespace (a namespace equal
+// to the store's own is accepted, as ESO does). It is the one rule for every
+// provider: it walks the whole spec.provider and finds every reference,
+// whatever the provider, so none can forget it.
+func ReferencesStayInNamespace(store Store) error {
+	if store.IsCluster() || store.Spec == nil || store.Spec.Provider == nil {
+		return nil
+	}
+	return walkRefs(reflect.ValueOf(store.Spec.Provider), "spec.provider", func(path, ns string) error {
+		if ns == "" || ns == store.Namespace {
+			return nil
+		}
+		return fmt.Errorf("%w: %s.namespace %q: a %s may only reference its own namespace %q; remove the field, or use a ClusterSecretStore",
+			ErrInvalidConfig, path, ns, store.Kind, store.Namespace)
+	})
+}
+
+// walkRefs calls visit with the JSON path and namespace of every reference
+// (refTypes) under v, in field order, and stops at the first error.
+func walkRefs(v reflect.Value, path string, visit func(path, namespace string) error) error {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return walkRefs(v.Elem(), path, visit)
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if err := walkRefs(v.Index(i), fmt.Sprintf("%s[%d]", path, i), visit); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			if err := walkRefs(iter.Value(), fmt.Sprintf("%s[%v]", path, iter.Key()), visit); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		if refTypes[t] {
+			ns := v.FieldByName("Namespace")
+			if ns.Kind() == reflect.Pointer {
+				if ns.IsNil() {
+					return nil
+				}
+				ns = ns.Elem()
+			}
+			return visit(path, ns.String())
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name := strings.Split(f.Tag.Get("json"), ",")[0]
+			p := path
+			switch {
+			case name == "-":
+				continue
+			case name != "":
+				p = path + "." + name
+			case !f.Anonymous:
+				p = path + "." + f.Name
+			}
+			if err := walkRefs(v.Field(i), p, visit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CheckInsecureHTTP refuses to send credentials to a plain http:// server,
+// unless the server is a loopback address (a sidecar on the operator's own
+// pod, or a test server) or the operator allows it (--allow-insecure-http).
+// field names the URL's field in messages. https:// and other schemes pass.
+func (o Options) CheckInsecureHTTP(field string, u *url.URL) error {
+	if u == nil || !strings.EqualFold(u.Scheme, "http") || o.Policy.AllowInsecureHTTP || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s %q is plain http://, and keyferry would send credentials over it unencrypted; use https://, or ask the platform team to run keyferry with --allow-insecure-http",
+		ErrInvalidConfig, field, u.Redacted())
+}
+
+// isLoopback says whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // namespaceFor resolves the namespace of a reference: a SecretStore always

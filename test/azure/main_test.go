@@ -36,6 +36,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/manifest"
+	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
 	"github.com/keyferry/keyferry/internal/provider/fake"
@@ -110,7 +111,11 @@ func run(m *testing.M) int {
 		},
 	}))
 
-	env, err = testenv.Start(testenv.Options{Registry: reg, ControllerManager: false})
+	env, err = testenv.Start(testenv.Options{Registry: reg, ControllerManager: false, Operator: func(o *operator.Options) {
+		// The post's WorkloadIdentity SecretStore in my-namespace uses the
+		// operator's own identity: the platform allows that namespace only.
+		o.StorePolicy.AmbientIdentities = []provider.IdentityGrant{{Identity: provider.IdentityAzure, Namespace: "my-namespace"}}
+	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the test environment:", err)
 		return 1

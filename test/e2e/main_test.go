@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/fake"
 	"github.com/keyferry/keyferry/internal/provider/file"
@@ -45,7 +46,11 @@ func TestMain(m *testing.M) {
 	reg.Register("file", file.NewWithOptions(file.Options{MapRoot: redirect.root}))
 	reg.Register("webhook", webhook.NewWithOptions(webhook.Options{MapAddr: redirect.addr, MapPath: redirect.path}))
 	var err error
-	env, err = testenv.Start(testenv.Options{ControllerManager: true, Registry: reg})
+	env, err = testenv.Start(testenv.Options{ControllerManager: true, Registry: reg, Operator: func(o *operator.Options) {
+		// The VSecM example is a SecretStore presenting the operator's
+		// SPIFFE SVID: the platform allows it (docs/security.md).
+		o.StorePolicy.AmbientIdentities = []provider.IdentityGrant{{Identity: provider.IdentitySPIFFE}}
+	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting test environment:", err)
 		os.Exit(1)

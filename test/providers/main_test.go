@@ -33,11 +33,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/provider"
 	awsprovider "github.com/keyferry/keyferry/internal/provider/aws"
+	"github.com/keyferry/keyferry/internal/provider/azurekv"
 	"github.com/keyferry/keyferry/internal/provider/fake"
 	"github.com/keyferry/keyferry/internal/provider/gcpsm"
+	kubeprovider "github.com/keyferry/keyferry/internal/provider/kubernetes"
 	"github.com/keyferry/keyferry/internal/provider/vault"
+	"github.com/keyferry/keyferry/internal/provider/webhook"
 	"github.com/keyferry/keyferry/internal/testenv"
 	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
 	"github.com/keyferry/keyferry/internal/testserver/motoserver"
@@ -94,6 +98,10 @@ func run(m *testing.M) int {
 	defer cancel()
 	reg := provider.NewRegistry()
 	reg.Register("fake", fake.New())
+	// Registered for the rules every store passes (identity_test.go).
+	reg.Register(azurekv.Name, azurekv.New())
+	reg.Register("webhook", webhook.New())
+	reg.Register("kubernetes", kubeprovider.New(nil))
 
 	// AWS: one open moto, and one that enforces IAM for the region
 	// forbiddenRegion. Each fails with the way to install moto when
@@ -145,7 +153,15 @@ func run(m *testing.M) int {
 	}
 	reg.Register("vault", vault.NewWithOptions(vault.Options{DialContext: vaultRoutes.DialContext}))
 
-	env, err = testenv.Start(testenv.Options{Registry: reg})
+	env, err = testenv.Start(testenv.Options{Registry: reg, Operator: func(o *operator.Options) {
+		// The examples reach Vault at http://my.vault.server:8200, and the
+		// GCP stores without auth use the operator's default credentials:
+		// both need the platform's opt-in (docs/security.md).
+		o.StorePolicy = provider.Policy{
+			AllowInsecureHTTP: true,
+			AmbientIdentities: []provider.IdentityGrant{{Identity: provider.IdentityGCP}},
+		}
+	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the test environment:", err)
 		return 1

@@ -123,7 +123,9 @@ stringData:
 }
 
 // Kubernetes auth: the operator requests a token of the ServiceAccount and
-// Vault checks it with the test API server's TokenReview.
+// Vault checks it with the test API server's TokenReview. The token carries
+// the audience "vault", which the role checks: a SecretStore never sends a
+// token with the API server's own audience (docs/security.md).
 func TestVaultKubernetesAuth(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -151,13 +153,15 @@ func TestVaultKubernetesAuth(t *testing.T) {
 		"bound_service_account_namespaces": []string{ns},
 		"token_policies":                   []string{policy},
 		"token_ttl":                        "1h",
+		"audience":                         "vault",
 	})
 
 	env.Apply(t, ns, vaultStore("store", fmt.Sprintf(`kubernetes:
   mountPath: %q
   role: "demo"
   serviceAccountRef:
-    name: "app"`, mount))+vaultExternalSecret("app", ns+"/db", "password", "1h"))
+    name: "app"
+    audiences: ["vault"]`, mount))+vaultExternalSecret("app", ns+"/db", "password", "1h"))
 	env.WaitStoreReady(t, ns, "store")
 	env.WaitReady(t, ns, "app", metav1.ConditionTrue, synced)
 	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"value": "k8s-" + canary}))

@@ -40,7 +40,7 @@ type ClusterExternalSecretSpec struct {
 	// RefreshTime is how often the namespace selection is re-evaluated.
 	// keyferry watches namespaces, so this is only a fallback.
 	// +optional
-	RefreshInterval *metav1.Duration `json:"refreshTime,omitempty"`
+	RefreshInterval *Duration `json:"refreshTime,omitempty"`
 }
 
 // ClusterExternalSecretNamespaceFailure says why one namespace failed.
@@ -80,6 +80,7 @@ type ClusterExternalSecretStatus struct {
 // ClusterExternalSecret fans one ExternalSecret out to many namespaces.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,categories={external-secrets},shortName=ces
 // +kubebuilder:printcolumn:name="Store",type=string,JSONPath=`.spec.externalSecretSpec.secretStoreRef.name`

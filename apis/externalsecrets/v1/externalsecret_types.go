@@ -230,7 +230,6 @@ const (
 type ExternalSecretDataRemoteRef struct {
 	// Key of the remote secret.
 	Key string `json:"key"`
-	// +kubebuilder:default=None
 	// +optional
 	MetadataPolicy ExternalSecretMetadataPolicy `json:"metadataPolicy,omitempty"`
 	// Property selects a field of a structured value (a gjson path).
@@ -239,13 +238,10 @@ type ExternalSecretDataRemoteRef struct {
 	// Version of the remote secret.
 	// +optional
 	Version string `json:"version,omitempty"`
-	// +kubebuilder:default=Default
 	// +optional
 	ConversionStrategy ExternalSecretConversionStrategy `json:"conversionStrategy,omitempty"`
-	// +kubebuilder:default=None
 	// +optional
 	DecodingStrategy ExternalSecretDecodingStrategy `json:"decodingStrategy,omitempty"`
-	// +kubebuilder:default=Ignore
 	// +optional
 	NullBytePolicy ExternalSecretNullBytePolicy `json:"nullBytePolicy,omitempty"`
 }
@@ -255,8 +251,10 @@ type GeneratorRef struct {
 	// +kubebuilder:default="generators.external-secrets.io/v1alpha1"
 	// +optional
 	APIVersion string `json:"apiVersion,omitempty"`
-	Kind       string `json:"kind"`
-	Name       string `json:"name"`
+	// Kind of the generator.
+	// +kubebuilder:validation:Enum=ACRAccessToken;BeyondtrustWorkloadCredentialsDynamicSecret;ClusterGenerator;CloudsmithAccessToken;ECRAuthorizationToken;Fake;GCRAccessToken;GithubAccessToken;GitlabDeployToken;QuayAccessToken;Password;SSHKey;STSSessionToken;UUID;VaultDynamicSecret;Webhook;Grafana;MFA
+	Kind string `json:"kind"`
+	Name string `json:"name"`
 }
 
 // StoreSourceRef overrides the store for one entry, or names a generator.
@@ -296,13 +294,10 @@ type ExternalSecretFind struct {
 	// Tags the remote secrets must carry.
 	// +optional
 	Tags map[string]string `json:"tags,omitempty"`
-	// +kubebuilder:default=Default
 	// +optional
 	ConversionStrategy ExternalSecretConversionStrategy `json:"conversionStrategy,omitempty"`
-	// +kubebuilder:default=None
 	// +optional
 	DecodingStrategy ExternalSecretDecodingStrategy `json:"decodingStrategy,omitempty"`
-	// +kubebuilder:default=Ignore
 	// +optional
 	NullBytePolicy ExternalSecretNullBytePolicy `json:"nullBytePolicy,omitempty"`
 }
@@ -400,7 +395,7 @@ type ExternalSecretSpec struct {
 	// RefreshInterval is a duration such as 1h or 30s; 0 disables refresh.
 	// +kubebuilder:default="1h0m0s"
 	// +optional
-	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
+	RefreshInterval *Duration `json:"refreshInterval,omitempty"`
 	// +optional
 	Data []ExternalSecretData `json:"data,omitempty"`
 	// +optional
@@ -427,7 +422,7 @@ type ExternalSecretStatusCondition struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 	// +optional
-	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`
+	LastTransitionTime Time `json:"lastTransitionTime,omitempty"`
 }
 
 // ExternalSecretStatus is the observed state of an ExternalSecret.
@@ -435,7 +430,7 @@ type ExternalSecretStatus struct {
 	// RefreshTime is when the Secret was last synced successfully.
 	// +nullable
 	// +optional
-	RefreshTime metav1.Time `json:"refreshTime,omitempty"`
+	RefreshTime Time `json:"refreshTime,omitempty"`
 	// SyncedResourceVersion is the generation-based version last synced.
 	// +optional
 	SyncedResourceVersion string `json:"syncedResourceVersion,omitempty"`
@@ -456,6 +451,7 @@ type LocalObjectReference struct {
 // ExternalSecret keeps one Secret in step with values from a store.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Namespaced,categories={external-secrets},shortName=es
 // +kubebuilder:printcolumn:name="StoreType",type=string,JSONPath=`.spec.secretStoreRef.kind`

@@ -10,7 +10,8 @@ type GCPSMProvider struct {
 	// Location selects regional secrets; empty means global.
 	// +optional
 	Location string `json:"location,omitempty"`
-	// +kubebuilder:validation:Enum=LatestOrFail;LatestOrFetch
+	// SecretVersionSelectionPolicy is LatestOrFail or LatestOrFetch (ESO's
+	// schema has no enum; the provider validates it).
 	// +kubebuilder:default=LatestOrFail
 	// +optional
 	SecretVersionSelectionPolicy string `json:"secretVersionSelectionPolicy,omitempty"`

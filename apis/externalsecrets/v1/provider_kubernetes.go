@@ -45,11 +45,11 @@ type KubernetesAuth struct {
 
 // CertAuth is a client certificate and key.
 type CertAuth struct {
-	ClientCert SecretKeySelector `json:"clientCert,omitempty"`
-	ClientKey  SecretKeySelector `json:"clientKey,omitempty"`
+	ClientCert SecretKeySelector `json:"clientCert"`
+	ClientKey  SecretKeySelector `json:"clientKey"`
 }
 
 // TokenAuth is a bearer token kept in a Secret.
 type TokenAuth struct {
-	BearerToken SecretKeySelector `json:"bearerToken,omitempty"`
+	BearerToken SecretKeySelector `json:"bearerToken"`
 }

@@ -77,8 +77,10 @@ type VaultAuth struct {
 	Cert *VaultCertAuth `json:"cert,omitempty"`
 	// IAM and GCP auth are accepted and reported as unsupported.
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Iam *apiextensionsv1.JSON `json:"iam,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	GCP *apiextensionsv1.JSON `json:"gcp,omitempty"`
 }
 

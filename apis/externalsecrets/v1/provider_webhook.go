@@ -1,7 +1,5 @@
 package v1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 // WebhookProvider fetches values from an HTTP service.
 type WebhookProvider struct {
 	// Method of the request; defaults to GET.
@@ -21,7 +19,7 @@ type WebhookProvider struct {
 	Body string `json:"body,omitempty"`
 	// Timeout of one request, such as 5s.
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	Timeout *Duration `json:"timeout,omitempty"`
 	// Result says how to read the value out of the response.
 	// +optional
 	Result WebhookResult `json:"result,omitempty"`

@@ -19,10 +19,12 @@ type SecretStoreSpec struct {
 	// +optional
 	RetrySettings *SecretStoreRetrySettings `json:"retrySettings,omitempty"`
 
-	// RefreshInterval is how often the store's configuration is re-validated,
-	// in seconds; 0 (the default) validates only on change.
+	// RefreshInterval is how often the store's configuration is re-validated:
+	// an integer number of seconds (300) or a Go duration ("5m"), as in ESO
+	// since v2.8. Empty or 0 validates only on change. Read it with
+	// RefreshInterval.Duration().
 	// +optional
-	RefreshInterval int `json:"refreshInterval,omitempty"`
+	RefreshInterval *SecondsOrDuration `json:"refreshInterval,omitempty"`
 
 	// Conditions restrict which namespaces may use a ClusterSecretStore. An
 	// ExternalSecret may use the store when its namespace matches any one
@@ -80,76 +82,112 @@ type SecretStoreProvider struct {
 	// implement (yet). Kept as opaque objects.
 
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Akeyless *apiextensionsv1.JSON `json:"akeyless,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Barbican *apiextensionsv1.JSON `json:"barbican,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	BeyondTrust *apiextensionsv1.JSON `json:"beyondtrust,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	BeyondTrustWorkloadCredentials *apiextensionsv1.JSON `json:"beyondtrustworkloadcredentials,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	BitwardenSecretsManager *apiextensionsv1.JSON `json:"bitwardensecretsmanager,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Chef *apiextensionsv1.JSON `json:"chef,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	CloudruSM *apiextensionsv1.JSON `json:"cloudrusm,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Conjur *apiextensionsv1.JSON `json:"conjur,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	CRD *apiextensionsv1.JSON `json:"crd,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Delinea *apiextensionsv1.JSON `json:"delinea,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Doppler *apiextensionsv1.JSON `json:"doppler,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	DVLS *apiextensionsv1.JSON `json:"dvls,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Fortanix *apiextensionsv1.JSON `json:"fortanix,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Github *apiextensionsv1.JSON `json:"github,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Gitlab *apiextensionsv1.JSON `json:"gitlab,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	IBM *apiextensionsv1.JSON `json:"ibm,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Infisical *apiextensionsv1.JSON `json:"infisical,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	KeeperSecurity *apiextensionsv1.JSON `json:"keepersecurity,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	NebiusMysterybox *apiextensionsv1.JSON `json:"nebiusmysterybox,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Ngrok *apiextensionsv1.JSON `json:"ngrok,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Onboardbase *apiextensionsv1.JSON `json:"onboardbase,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	OnePassword *apiextensionsv1.JSON `json:"onepassword,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	OnePasswordSDK *apiextensionsv1.JSON `json:"onepasswordSDK,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	OpenBao *apiextensionsv1.JSON `json:"openBao,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Oracle *apiextensionsv1.JSON `json:"oracle,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	OVH *apiextensionsv1.JSON `json:"ovh,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Passbolt *apiextensionsv1.JSON `json:"passbolt,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Passworddepot *apiextensionsv1.JSON `json:"passworddepot,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Previder *apiextensionsv1.JSON `json:"previder,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Pulumi *apiextensionsv1.JSON `json:"pulumi,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Scaleway *apiextensionsv1.JSON `json:"scaleway,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	SecretServer *apiextensionsv1.JSON `json:"secretserver,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Senhasegura *apiextensionsv1.JSON `json:"senhasegura,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	Volcengine *apiextensionsv1.JSON `json:"volcengine,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	YandexCertificateManager *apiextensionsv1.JSON `json:"yandexcertificatemanager,omitempty"`
 	// +optional
+	// +kubebuilder:validation:Type=object
 	YandexLockbox *apiextensionsv1.JSON `json:"yandexlockbox,omitempty"`
 }
 
@@ -184,7 +222,7 @@ type SecretStoreStatusCondition struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 	// +optional
-	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`
+	LastTransitionTime Time `json:"lastTransitionTime,omitempty"`
 }
 
 // SecretStoreCapabilities says whether a store can be read, written or both.
@@ -208,6 +246,7 @@ type SecretStoreStatus struct {
 // own namespace.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Namespaced,categories={external-secrets},shortName=ss
 // +kubebuilder:printcolumn:name="AGE",type="date",JSONPath=".metadata.creationTimestamp"
@@ -235,6 +274,7 @@ type SecretStoreList struct {
 // in any namespace its conditions allow.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:storageversion
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,categories={external-secrets},shortName=css
 // +kubebuilder:printcolumn:name="AGE",type="date",JSONPath=".metadata.creationTimestamp"

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/metrics"
 )
 
 // IndexOwner indexes ExternalSecrets by the name of the
@@ -77,6 +78,9 @@ type Reconciler struct {
 	// Writers is how many ExternalSecrets one reconcile writes in parallel
 	// (default DefaultWriters).
 	Writers int
+	// Metrics receives ESO's clusterexternalsecret_status_condition and
+	// clusterexternalsecret_reconcile_duration; nil records nothing.
+	Metrics *metrics.Metrics
 
 	// reported is the last status each ClusterExternalSecret was given,
 	// by name, so an Event is not repeated when the cache has not yet
@@ -98,6 +102,9 @@ type reported struct {
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Writers <= 0 {
 		r.Writers = DefaultWriters
+	}
+	if r.Metrics == nil {
+		r.Metrics = metrics.New(nil)
 	}
 	r.reported = map[string]reported{}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1.ExternalSecret{}, IndexOwner, func(o client.Object) []string {
@@ -234,6 +241,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.forget(req.Name)
 		return reconcile.Result{}, r.release(ctx, &ces)
 	}
+	defer r.Metrics.ESO.ObserveReconcile(metrics.KindClusterExternalSecret, "", ces.Name, time.Now())
 	prev := r.previous(&ces)
 	name := ExternalSecretName(&ces)
 	var namespaces corev1.NamespaceList
@@ -485,6 +493,9 @@ func (r *Reconciler) emitEvents(ces *esv1.ClusterExternalSecret, prev *esv1.Clus
 // writeStatus writes next when it differs from the stored status, and
 // remembers it as reported.
 func (r *Reconciler) writeStatus(ctx context.Context, ces *esv1.ClusterExternalSecret, next *esv1.ClusterExternalSecretStatus) error {
+	for _, c := range next.Conditions {
+		r.Metrics.ESO.SetCondition(metrics.KindClusterExternalSecret, "", ces.Name, string(c.Type), string(c.Status))
+	}
 	if !equality.Semantic.DeepEqual(&ces.Status, next) {
 		patched := ces.DeepCopy()
 		patched.Status = *next
@@ -511,6 +522,7 @@ func (r *Reconciler) previous(ces *esv1.ClusterExternalSecret) esv1.ClusterExter
 
 // forget drops what is remembered of the ClusterExternalSecret name.
 func (r *Reconciler) forget(name string) {
+	r.Metrics.ESO.Forget(metrics.KindClusterExternalSecret, "", name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.reported, name)

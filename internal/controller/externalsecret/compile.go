@@ -32,6 +32,9 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 	if spec.SyncWindows != nil {
 		return engine.Plan{}, invalid("spec.syncWindows is not supported by keyferry yet")
 	}
+	if err := spec.FieldErrors(); err != nil {
+		return engine.Plan{}, invalid("%v", err)
+	}
 	if len(spec.Data) == 0 && len(spec.DataFrom) == 0 && (t.Template == nil || (len(t.Template.Data) == 0 && len(t.Template.TemplateFrom) == 0)) {
 		return engine.Plan{}, invalid("spec.data, spec.dataFrom and spec.target.template are all empty: there is nothing to write")
 	}
@@ -51,6 +54,9 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 	}
 	if plan.Target.Name == "" {
 		plan.Target.Name = es.Name
+	}
+	if why := engine.NameRefusal(es.Namespace, plan.Target.Name); why != "" {
+		return engine.Plan{}, invalid("spec.target.name %q: %s", plan.Target.Name, why)
 	}
 	if plan.Target.CreationPolicy == "" {
 		plan.Target.CreationPolicy = esv1.CreatePolicyOwner
@@ -137,6 +143,14 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 			return engine.Plan{}, invalid("spec.target.template.engineVersion %q is not supported: use v2", tpl.EngineVersion)
 		}
 		plan.Target.Type = corev1.SecretType(tpl.Type)
+		if why := engine.TypeRefusal(es.Namespace, plan.Target.Type); why != "" {
+			return engine.Plan{}, invalid("spec.target.template.type %q: %s", tpl.Type, why)
+		}
+		for _, k := range sortedKeys(tpl.Metadata.Annotations) {
+			if why := engine.AnnotationRefusal(k); why != "" {
+				return engine.Plan{}, invalid("spec.target.template.metadata.annotations[%q]: %s", k, why)
+			}
+		}
 		pt := &engine.Template{MergeFetched: tpl.MergePolicy == esv1.MergePolicyMerge}
 		for _, k := range sortedKeys(tpl.Data) {
 			pt.Items = append(pt.Items, render.Item{Key: k, Template: tpl.Data[k], Source: "spec.target.template.data." + k})

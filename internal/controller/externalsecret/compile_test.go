@@ -1,6 +1,7 @@
 package externalsecret
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -80,6 +81,16 @@ func TestCompile(t *testing.T) {
 		{name: "manifest targets", es: es(func(s *esv1.ExternalSecretSpec) {
 			s.Target.Manifest = &esv1.ManifestReference{APIVersion: "v1", Kind: "ConfigMap"}
 		}), invalid: "spec.target.manifest"},
+		{name: "refreshInterval that is not a duration", es: es(func(s *esv1.ExternalSecretSpec) {
+			s.RefreshInterval = durationAsWritten(`"1d"`)
+		}), invalid: `spec.refreshInterval: "1d" is not a duration`},
+		{name: "refreshInterval 0 disables the timer", es: es(func(s *esv1.ExternalSecretSpec) {
+			s.RefreshInterval = durationAsWritten(`"0"`)
+		}), check: func(t *testing.T, p engine.Plan) {
+			if p.MaxAge != 0 {
+				t.Errorf("MaxAge = %s, want 0", p.MaxAge)
+			}
+		}},
 		{name: "extract and find together", es: es(func(s *esv1.ExternalSecretSpec) {
 			s.DataFrom = []esv1.ExternalSecretDataFromRemoteRef{{Extract: &esv1.ExternalSecretDataRemoteRef{Key: "a"}, Find: &esv1.ExternalSecretFind{Path: new(string)}}}
 		}), invalid: "both extract and find"},
@@ -114,4 +125,12 @@ func TestVersionChangesWithSpecAndMetadata(t *testing.T) {
 	if !strings.HasPrefix(Version(a), "2-") {
 		t.Errorf("version %q does not start with the generation", Version(a))
 	}
+}
+
+// durationAsWritten decodes a JSON value the way the informer does; it never
+// fails, whatever the value.
+func durationAsWritten(v string) *esv1.Duration {
+	d := &esv1.Duration{}
+	_ = json.Unmarshal([]byte(v), d)
+	return d
 }

@@ -69,6 +69,12 @@ type Reconciler struct {
 
 	mu   sync.Mutex
 	seen map[types.NamespacedName]record
+	// Namespace, when set, is the only namespace served: the watch of
+	// Secrets that wakes refused ExternalSecrets covers it alone.
+	Namespace string
+	// waiting holds the ExternalSecrets refused until a person changes
+	// them or their Secret (waiting.go).
+	waiting *waiting
 }
 
 // pendingFresh marks a record whose next sync must fetch fresh values.
@@ -127,6 +133,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		r.Metrics = metrics.New(nil)
 	}
 	r.seen = map[types.NamespacedName]record{}
+	r.waiting = newWaiting()
+	secretChanges, err := r.watchSecretMetadata(mgr)
+	if err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1.ExternalSecret{}, IndexStore, func(o client.Object) []string {
 		return StoreKeys(o.(*esv1.ExternalSecret))
 	}); err != nil {
@@ -138,8 +149,13 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretOwner)).
 		Watches(&esv1.SecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf)).
-		Watches(&esv1.ClusterSecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf)).
+		WatchesRawSource(secretChanges).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)})
+	if !r.Engine.DisableClusterStores {
+		// With cluster stores disabled the kind is not watched at all (and
+		// needs no RBAC).
+		b = b.Watches(&esv1.ClusterSecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf))
+	}
 	if r.Changes != nil {
 		b = b.WatchesRawSource(source.Channel(r.Changes, &handler.EnqueueRequestForObject{}))
 	}
@@ -210,6 +226,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
+	// A store of another controller class: that controller syncs this
+	// ExternalSecret; keyferry writes nothing, not even a status.
+	if ref, other, err := r.Engine.StoreOfAnotherController(ctx, es.Namespace, engine.ExternalSecretStores(&es)); err != nil {
+		return reconcile.Result{}, err
+	} else if other {
+		logger.V(1).Info("skipping: a store belongs to another controller class", "store", ref.Kind+"/"+ref.Name)
+		r.forget(req.NamespacedName)
+		return reconcile.Result{}, nil
+	}
+	observe := true // ESO's sync count and duration, unless skipped below
+	defer func(start time.Time) {
+		if observe {
+			r.Metrics.ESO.ObserveReconcile(metrics.KindExternalSecret, es.Namespace, es.Name, start)
+		}
+	}(time.Now())
+	r.observeCondition(&es, &es.Status)
 	now := r.Now()
 	version := Version(&es)
 	interval := RefreshInterval(&es)
@@ -225,6 +257,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	plan.MaxAge = maxAge
 	res, err := r.Engine.Execute(ctx, plan)
+	if errors.Is(err, engine.ErrStoreOfAnotherController) {
+		// The store changed class since the check above.
+		observe = false
+		r.forget(req.NamespacedName)
+		return reconcile.Result{}, nil
+	}
 	if err != nil {
 		result, rerr := r.failed(ctx, &es, version, err)
 		if maxAge == 0 {
@@ -237,6 +275,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return result, rerr
 	}
 	r.remember(ctx, &es, plan)
+	r.waiting.done(req.NamespacedName)
 
 	switch {
 	case res.Created:
@@ -331,7 +370,9 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	delete(r.seen, key)
 	r.mu.Unlock()
+	r.waiting.done(key)
 	r.Engine.Fetch.Unsubscribe("ExternalSecret/" + key.Namespace + "/" + key.Name)
+	r.Metrics.ESO.Forget(metrics.KindExternalSecret, key.Namespace, key.Name)
 }
 
 // failed reports a failed sync; the existing Secret is left untouched.
@@ -345,6 +386,7 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 		ee = &engine.Error{Reason: engine.ReasonProviderError, Err: err}
 	}
 	r.Metrics.Syncs.WithLabelValues("ExternalSecret", "error", ee.Reason).Inc()
+	r.Metrics.ESO.SyncFailed(es.Namespace, es.Name)
 	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, ee.Reason, "Sync", "%s", ee.Error())
 	r.mu.Lock()
 	delete(r.seen, client.ObjectKeyFromObject(es))
@@ -352,8 +394,15 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 	if serr := r.setStatus(ctx, es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false); serr != nil {
 		return reconcile.Result{}, serr
 	}
-	if ee.Reason == engine.ReasonInvalidSpec {
+	if ee.Reason == engine.ReasonInvalidSpec || ee.Reason == engine.ReasonClusterStoreDisabled {
 		return reconcile.Result{}, nil // waits for the user to edit the spec
+	}
+	if engine.WaitsForChange(ee.Reason) {
+		// Retrying cannot help: wait for a person to change the
+		// ExternalSecret or its Secret (waiting.go wakes it).
+		r.waiting.wait(es)
+		log.FromContext(ctx).Info("sync refused; waiting for a change to the ExternalSecret or its Secret", "reason", ee.Reason, "secret", targetName(es))
+		return reconcile.Result{}, nil
 	}
 	if ee.RetryAfter > 0 {
 		return reconcile.Result{RequeueAfter: ee.RetryAfter}, nil
@@ -372,9 +421,10 @@ func (r *Reconciler) setStatus(ctx context.Context, es *esv1.ExternalSecret, sta
 			next.Status.Binding.Name = es.Name
 		}
 		if changed || next.Status.RefreshTime.IsZero() || !isReady(es) || es.Status.SyncedResourceVersion != version {
-			next.Status.RefreshTime = metav1.NewTime(r.Now())
+			next.Status.RefreshTime = esv1.NewTime(r.Now())
 		}
 	}
+	r.observeCondition(es, &next.Status)
 	if statusEqual(es.Status, next.Status) {
 		return nil
 	}
@@ -392,12 +442,12 @@ func setCondition(st *esv1.ExternalSecretStatus, c esv1.ExternalSecretStatusCond
 		if old.Status == c.Status {
 			c.LastTransitionTime = old.LastTransitionTime
 		} else {
-			c.LastTransitionTime = metav1.NewTime(now)
+			c.LastTransitionTime = esv1.NewTime(now)
 		}
 		st.Conditions[i] = c
 		return
 	}
-	c.LastTransitionTime = metav1.NewTime(now)
+	c.LastTransitionTime = esv1.NewTime(now)
 	st.Conditions = append(st.Conditions, c)
 }
 
@@ -412,6 +462,16 @@ func statusEqual(a, b esv1.ExternalSecretStatus) bool {
 		}
 	}
 	return true
+}
+
+// observeCondition records the Ready condition in ESO's
+// externalsecret_status_condition.
+func (r *Reconciler) observeCondition(es *esv1.ExternalSecret, st *esv1.ExternalSecretStatus) {
+	for _, c := range st.Conditions {
+		if c.Type == esv1.ExternalSecretReady {
+			r.Metrics.ESO.SetCondition(metrics.KindExternalSecret, es.Namespace, es.Name, string(c.Type), string(c.Status))
+		}
+	}
 }
 
 func isReady(es *esv1.ExternalSecret) bool {

@@ -1,7 +1,9 @@
 // Package secretstore validates SecretStores and ClusterSecretStores and
 // reports whether each is usable in its Ready condition: which provider is
 // set, whether keyferry supports it, whether its configuration is valid,
-// and whether the store answers.
+// and whether the store answers. A store of another controller class
+// (spec.controller, engine.HandlesStore) is left entirely alone: no status,
+// no Event, no client, no metric.
 package secretstore
 
 import (
@@ -11,17 +13,20 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -33,6 +38,12 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// Cluster selects ClusterSecretStores instead of SecretStores.
 	Cluster bool
+	// ControllerClass is this keyferry's controller class
+	// (--controller-class).
+	ControllerClass string
+	// Metrics receives ESO's <kind>_status_condition and
+	// <kind>_reconcile_duration; nil records nothing.
+	Metrics *metrics.Metrics
 	Now     func() time.Time
 }
 
@@ -40,6 +51,9 @@ type Reconciler struct {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Now == nil {
 		r.Now = time.Now
+	}
+	if r.Metrics == nil {
+		r.Metrics = metrics.New(nil)
 	}
 	var obj client.Object = &esv1.SecretStore{}
 	name := "secretstore"
@@ -57,7 +71,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var spec *esv1.SecretStoreSpec
 	var status *esv1.SecretStoreStatus
 	st := provider.Store{Name: req.Name, Namespace: req.Namespace, Kind: esv1.SecretStoreKind}
+	kind := metrics.KindSecretStore
 	if r.Cluster {
+		kind = metrics.KindClusterSecretStore
 		css := &esv1.ClusterSecretStore{}
 		obj, spec, status, st.Kind = css, &css.Spec, &css.Status, esv1.ClusterSecretStoreKind
 	} else {
@@ -65,8 +81,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		obj, spec, status = ss, &ss.Spec, &ss.Status
 	}
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.ESO.Forget(kind, req.Namespace, req.Name)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	if !engine.HandlesStore(r.ControllerClass, spec) {
+		// Another controller's store: not even a metric.
+		log.FromContext(ctx).V(1).Info("skipping a store of another controller class", "controller", spec.Controller)
+		r.Metrics.ESO.Forget(kind, req.Namespace, req.Name)
+		return reconcile.Result{}, nil
+	}
+	defer r.Metrics.ESO.ObserveReconcile(kind, req.Namespace, req.Name, time.Now())
 	st.Spec = spec
 	before := status.DeepCopy()
 
@@ -84,11 +110,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// created yet, the store unreachable): check again later.
 		cond.Status, cond.Message = metav1.ConditionFalse, err.Error()
 		cond.Reason, requeue = esv1.ReasonValidationFailed, time.Minute
-		if errors.Is(err, provider.ErrInvalidConfig) {
+		switch {
+		case errors.Is(err, provider.ErrOperatorIdentity):
+			// Only the operator's flags or the spec can change this.
+			cond.Reason, requeue = engine.ReasonOperatorIdentityNotAllowed, 0
+		case errors.Is(err, provider.ErrInvalidConfig):
 			cond.Reason, requeue = esv1.ReasonInvalidProviderConfig, 15*time.Second
 		}
 	}
+	if cond.Status == metav1.ConditionTrue {
+		// ESO's spec.refreshInterval (seconds or a duration, checked by
+		// CheckProvider): re-validate a valid store this often; 0 or unset
+		// validates only when the store changes.
+		requeue, _ = spec.RefreshInterval.Duration()
+	}
 	setCondition(status, cond, r.Now())
+	r.Metrics.ESO.SetCondition(kind, req.Namespace, req.Name, string(cond.Type), string(cond.Status))
 	status.Capabilities = esv1.SecretStoreReadOnly
 	if statusEqual(*before, *status) {
 		return reconcile.Result{RequeueAfter: requeue}, nil
@@ -125,12 +162,12 @@ func setCondition(st *esv1.SecretStoreStatus, c esv1.SecretStoreStatusCondition,
 		}
 		c.LastTransitionTime = old.LastTransitionTime
 		if old.Status != c.Status {
-			c.LastTransitionTime = metav1.NewTime(now)
+			c.LastTransitionTime = esv1.NewTime(now)
 		}
 		st.Conditions[i] = c
 		return
 	}
-	c.LastTransitionTime = metav1.NewTime(now)
+	c.LastTransitionTime = esv1.NewTime(now)
 	st.Conditions = append(st.Conditions, c)
 }
 

@@ -139,6 +139,16 @@ type spcProvider struct {
 	inner azureClientBuilder
 }
 
+// OperatorIdentities forwards to the azurekv provider (provider.IdentityUser),
+// for both kinds of store: a SecretProviderClass's managed identity is
+// keyferry's own too.
+func (p *spcProvider) OperatorIdentities(st provider.Store) []provider.IdentityUse {
+	if u, ok := p.inner.(provider.IdentityUser); ok {
+		return u.OperatorIdentities(st)
+	}
+	return nil
+}
+
 func (p *spcProvider) ValidateSpec(st provider.Store) error {
 	if st.Kind != StoreKind {
 		return p.inner.ValidateSpec(st)

@@ -11,15 +11,18 @@
 //     that uses it is told at once (OnChange), so a rotation reaches all
 //     dependents within one window instead of each waiting for its own.
 //
-// Clients are built once per store (and per namespace only for a
-// ClusterSecretStore whose credentials resolve in the user's namespace) and
-// rebuilt when the store changes or after ClientTTL.
+// Clients are built once per store, shared by identical stores when the
+// provider allows it (provider.Shareable), and kept apart per namespace
+// whenever the client depends on the requester's namespace (a credential
+// reference resolved there, or what the provider declares through
+// provider.NamespaceScoped; see keyFor), so one tenant is never answered by a
+// client or a cache built for another. They are rebuilt when the store
+// changes or after ClientTTL.
 package fetch
 
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +44,9 @@ type Options struct {
 	// Kube reads credential Secrets; uncached.
 	Kube   client.Reader
 	Tokens provider.TokenRequester
+	// Policy is what the operator allows stores beyond the defaults (which
+	// identities namespaced stores may use, plain http).
+	Policy provider.Policy
 	Log    logr.Logger
 	// QPS and Burst limit calls to one store (default 100 and 200).
 	QPS   float64
@@ -94,20 +100,26 @@ type Layer struct {
 type storeKey struct {
 	config                string
 	kind, namespace, name string
-	// scope is the requester namespace for clients whose credentials
-	// resolve there.
+	// scope is the namespace the client is built for, set when the client
+	// depends on it (see keyFor); it keeps tenants' clients and caches
+	// apart even when the configuration is shared.
 	scope string
 }
 
 func (k storeKey) String() string {
+	var s string
 	switch {
 	case k.kind == "":
-		return "shared:" + k.config
+		s = "shared:" + k.config
 	case k.namespace == "":
-		return k.kind + "/" + k.name
+		s = k.kind + "/" + k.name
 	default:
-		return k.kind + "/" + k.namespace + "/" + k.name
+		s = k.kind + "/" + k.namespace + "/" + k.name
 	}
+	if k.scope != "" && k.scope != k.namespace {
+		s += " (for namespace " + k.scope + ")"
+	}
+	return s
 }
 
 type store struct {
@@ -687,15 +699,21 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: provider %q is not supported by keyferry", provider.ErrNotSupported, name)
 	}
-	id := identity{kind: req.Store.Kind, namespace: req.Store.Namespace, name: req.Store.Name}
-	if req.Store.IsCluster() && NeedsNamespace(req.Store.Spec) {
-		id.scope = req.Namespace
+	ns := req.Store.Namespace
+	if req.Store.IsCluster() {
+		ns = req.Namespace
 	}
-	specJSON, _ := json.Marshal(req.Store.Spec.Provider)
-	sum := sha256.Sum256(specJSON)
-	key := storeKey{config: name + "/" + hex.EncodeToString(sum[:12])}
-	if sh, ok := p.(provider.Shareable); !ok || !sh.Shareable(req.Store) {
-		key.kind, key.namespace, key.name, key.scope = id.kind, id.namespace, id.name, id.scope
+	key, id := keyFor(p, name, req.Store, ns)
+	// The rules every store passes before it gets a client, even one shared
+	// with an identical store: nothing of keyferry's own identity for a
+	// namespaced store unless granted, no reference out of its namespace,
+	// only short-lived tokens.
+	popts, err := provider.Admit(p, provider.Options{
+		Store: req.Store, Namespace: ns, Kube: l.opts.Kube, Tokens: l.opts.Tokens, Policy: l.opts.Policy,
+		Log: l.opts.Log.WithValues("store", key.String()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", req.Store.Kind, req.Store.Name, err)
 	}
 
 	l.mu.Lock()
@@ -712,14 +730,7 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 		}
 		s.close(ctx) // rebuilt below, keeping its cache and subscribers
 	}
-	ns := req.Store.Namespace
-	if req.Store.IsCluster() {
-		ns = req.Namespace
-	}
-	c, err := p.NewClient(ctx, provider.Options{
-		Store: req.Store, Namespace: ns, Kube: l.opts.Kube, Tokens: l.opts.Tokens,
-		Log: l.opts.Log.WithValues("store", key.String()),
-	})
+	c, err := p.NewClient(ctx, popts)
 	if err != nil {
 		return nil, fmt.Errorf("building %s client for %s: %w", name, key, err)
 	}

@@ -323,6 +323,10 @@ func TestNeedsNamespace(t *testing.T) {
 		{"reference with namespace", esv1.SecretStoreProvider{Vault: &esv1.VaultProvider{Auth: &esv1.VaultAuth{TokenSecretRef: &esv1.SecretKeySelector{Name: "t", Key: "k", Namespace: &ns}}}}, false},
 		{"reference without namespace", esv1.SecretStoreProvider{Vault: &esv1.VaultProvider{Auth: &esv1.VaultAuth{TokenSecretRef: &esv1.SecretKeySelector{Name: "t", Key: "k"}}}}, true},
 		{"service account without namespace", esv1.SecretStoreProvider{AzureKV: &esv1.AzureKVProvider{ServiceAccountRef: &esv1.ServiceAccountSelector{Name: "sa"}}}, true},
+		{"configmap without namespace", esv1.SecretStoreProvider{GCPSM: &esv1.GCPSMProvider{Auth: esv1.GCPSMAuth{WorkloadIdentityFederation: &esv1.GCPWorkloadIdentityFederation{CredConfig: &esv1.ConfigMapReference{Name: "cfg", Key: "k"}}}}}, true},
+		{"configmap with namespace", esv1.SecretStoreProvider{GCPSM: &esv1.GCPSMProvider{Auth: esv1.GCPSMAuth{WorkloadIdentityFederation: &esv1.GCPWorkloadIdentityFederation{CredConfig: &esv1.ConfigMapReference{Name: "cfg", Key: "k", Namespace: ns}}}}}, false},
+		{"kubernetes service account without namespace", esv1.SecretStoreProvider{Kubernetes: &esv1.KubernetesProvider{Auth: &esv1.KubernetesAuth{ServiceAccount: &esv1.ServiceAccountSelector{Name: "reader"}}}}, true},
+		{"webhook secrets without namespace", esv1.SecretStoreProvider{Webhook: &esv1.WebhookProvider{Secrets: []esv1.WebhookSecret{{Name: "a", SecretRef: esv1.SecretKeySelector{Name: "s"}}}}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,15 +1,21 @@
 package fetch
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"reflect"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
 var (
 	secretKeySelectorType = reflect.TypeOf(esv1.SecretKeySelector{})
 	serviceAccountType    = reflect.TypeOf(esv1.ServiceAccountSelector{})
 	caProviderType        = reflect.TypeOf(esv1.CAProvider{})
+	configMapRefType      = reflect.TypeOf(esv1.ConfigMapReference{})
+	secretObjectRefType   = reflect.TypeOf(esv1.SecretObjectRef{})
 )
 
 // NeedsNamespace says whether a ClusterSecretStore's provider configuration
@@ -44,6 +50,12 @@ func walk(v reflect.Value) bool {
 		case caProviderType:
 			sel := v.Interface().(esv1.CAProvider)
 			return sel.Namespace == nil || *sel.Namespace == ""
+		case configMapRefType:
+			sel := v.Interface().(esv1.ConfigMapReference)
+			return sel.Name != "" && sel.Namespace == ""
+		case secretObjectRefType:
+			sel := v.Interface().(esv1.SecretObjectRef)
+			return sel.Name != "" && sel.Namespace == ""
 		}
 		for i := 0; i < v.NumField(); i++ {
 			if v.Type().Field(i).IsExported() && walk(v.Field(i)) {
@@ -52,4 +64,46 @@ func walk(v reflect.Value) bool {
 		}
 	}
 	return false
+}
+
+// ScopedToNamespace says whether clients built for store depend on the
+// namespace they are built for: a credential reference resolves there
+// (NeedsNamespace), or the provider says its client uses it otherwise
+// (provider.NamespaceScoped).
+func ScopedToNamespace(p provider.Provider, store provider.Store) bool {
+	if NeedsNamespace(store.Spec) {
+		return true
+	}
+	ns, ok := p.(provider.NamespaceScoped)
+	return ok && ns.ScopedToNamespace(store)
+}
+
+// keyFor returns the key of the client (and value cache) that serves store
+// for a requester whose references resolve in namespace ns, and the
+// identity of the store object it serves.
+//
+// The key is built from what the client depends on, so that two requests
+// share a client only when it would be the same client:
+//   - the provider configuration, always;
+//   - the store object (kind, namespace, name), unless the provider says
+//     identical configurations may share (provider.Shareable);
+//   - the namespace the client is built for, whenever the client depends on
+//     it (ScopedToNamespace), even for a shareable configuration: tenant B
+//     must never be answered by a client (or a cache) built for tenant A.
+func keyFor(p provider.Provider, name string, store provider.Store, ns string) (storeKey, identity) {
+	id := identity{kind: store.Kind, namespace: store.Namespace, name: store.Name}
+	scoped := ScopedToNamespace(p, store)
+	if store.IsCluster() && scoped {
+		id.scope = ns
+	}
+	specJSON, _ := json.Marshal(store.Spec.Provider)
+	sum := sha256.Sum256(specJSON)
+	key := storeKey{config: name + "/" + hex.EncodeToString(sum[:12])}
+	if scoped {
+		key.scope = ns
+	}
+	if sh, ok := p.(provider.Shareable); !ok || !sh.Shareable(store) {
+		key.kind, key.namespace, key.name = id.kind, id.namespace, id.name
+	}
+	return key, id
 }

@@ -20,6 +20,9 @@ type Options struct {
 	// Config is the operator's own cluster configuration (the kubernetes
 	// provider's same-cluster default).
 	Config *rest.Config
+	// WebhookAllowLinkLocal lets webhook stores reach link-local and cloud
+	// metadata addresses (--webhook-allow-link-local).
+	WebhookAllowLinkLocal bool
 }
 
 // Registry returns a registry with every provider.
@@ -32,6 +35,6 @@ func Registry(opts Options) *provider.Registry {
 	r.Register("kubernetes", kubernetes.New(opts.Config))
 	r.Register("file", file.New())
 	r.Register("vault", vault.New())
-	r.Register("webhook", webhook.New())
+	r.Register("webhook", webhook.NewWithOptions(webhook.Options{AllowLinkLocal: opts.WebhookAllowLinkLocal}))
 	return r
 }

@@ -200,13 +200,14 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 	}
 }
 
-// config builds the SDK configuration: region, HTTP client, no SDK retries
-// (the engine retries with backoff, and every AWS call is billed) and the
-// credential chain of the store.
+// config builds the SDK configuration: region, HTTP client, SDK retries
+// only for dropped connections (newRetryer: the engine retries everything
+// else with backoff, and every AWS call is billed) and the credential chain
+// of the store.
 func (p *Provider) config(ctx context.Context, spec *esv1.AWSProvider, opts provider.Options) (aws.Config, error) {
 	load := []func(*config.LoadOptions) error{
 		config.WithRegion(spec.Region),
-		config.WithRetryMaxAttempts(1),
+		config.WithRetryer(newRetryer),
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {

@@ -25,25 +25,19 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
-// retryOptions: the SDK retries transient failures a little (two more tries,
-// under five seconds in all) but never a 429, nor any response whose
-// Retry-After exceeds MaxRetryDelay: throttling goes straight back to the
-// engine, which backs off per store.
+// retryOptions: the SDK repeats a request at once, on a new connection,
+// only when the connection dropped under it (provider.IsDroppedConnection;
+// azcore retries body downloads of GET only), at most
+// provider.TransportRetries times. It never retries a 429, a 5xx, a refused
+// connection or a timeout: those go straight back to the engine, which backs
+// off per store, so an outage costs one call per backoff.
 func retryOptions() policy.RetryOptions {
 	return policy.RetryOptions{
-		MaxRetries:    2,
-		RetryDelay:    500 * time.Millisecond,
-		MaxRetryDelay: 4 * time.Second,
-		ShouldRetry: func(resp *http.Response, err error) bool {
-			if err != nil {
-				return true // a transport error; azcore never retries cancellations
-			}
-			switch resp.StatusCode {
-			case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway,
-				http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-				return true
-			}
-			return false
+		MaxRetries:    provider.TransportRetries,
+		RetryDelay:    -1, // no delay: the connection is new
+		MaxRetryDelay: -1,
+		ShouldRetry: func(_ *http.Response, err error) bool {
+			return err != nil && provider.IsDroppedConnection(err)
 		},
 	}
 }

@@ -19,6 +19,11 @@ func specOf(store provider.Store) (*esv1.AzureKVProvider, error) {
 			return nil, fmt.Errorf("%w: spec.provider.azurekv: %s", provider.ErrInvalidConfig, msg)
 		}
 	}
+	// The one rule of every provider: a SecretStore's references stay in
+	// its namespace.
+	if err := provider.ReferencesStayInNamespace(store); err != nil {
+		return nil, err
+	}
 	return spec, nil
 }
 
@@ -33,7 +38,6 @@ var specChecks = []specCheck{
 	customCloudHasAuthority,
 	servicePrincipalHasCredentials,
 	servicePrincipalHasTenant,
-	selectorsStayInStoreNamespace,
 }
 
 func authType(spec *esv1.AzureKVProvider) esv1.AzureAuthType {
@@ -123,42 +127,6 @@ func servicePrincipalHasTenant(_ provider.Store, spec *esv1.AzureKVProvider) str
 	}
 	if (spec.TenantID == nil || *spec.TenantID == "") && (spec.AuthSecretRef == nil || spec.AuthSecretRef.TenantID == nil) {
 		return "authType ServicePrincipal needs tenantId (or authSecretRef.tenantId)"
-	}
-	return ""
-}
-
-// selectorsStayInStoreNamespace: a SecretStore reads only from its own
-// namespace, so a reference naming another namespace is a mistake.
-func selectorsStayInStoreNamespace(store provider.Store, spec *esv1.AzureKVProvider) string {
-	if store.IsCluster() {
-		return ""
-	}
-	check := func(field string, ns *string) string {
-		if ns != nil && *ns != "" && *ns != store.Namespace {
-			return fmt.Sprintf("%s.namespace %q: a SecretStore can only use its own namespace %q", field, *ns, store.Namespace)
-		}
-		return ""
-	}
-	if a := spec.AuthSecretRef; a != nil {
-		for _, s := range []struct {
-			field string
-			sel   *esv1.SecretKeySelector
-		}{
-			{"authSecretRef.clientId", a.ClientID},
-			{"authSecretRef.tenantId", a.TenantID},
-			{"authSecretRef.clientSecret", a.ClientSecret},
-			{"authSecretRef.clientCertificate", a.ClientCertificate},
-		} {
-			if s.sel == nil {
-				continue
-			}
-			if msg := check(s.field, s.sel.Namespace); msg != "" {
-				return msg
-			}
-		}
-	}
-	if sa := spec.ServiceAccountRef; sa != nil {
-		return check("serviceAccountRef", sa.Namespace)
 	}
 	return ""
 }

@@ -38,11 +38,13 @@ type Client struct {
 
 var _ provider.Client = (*Client)(nil)
 
-// noRetry turns off the SDK's own retries (up to a minute of backoff on
+// readRetry replaces the SDK's own retries (up to a minute of backoff on
 // Unavailable and ResourceExhausted): the engine retries with its own
-// backoff and rate limits, and needs the error to do so.
-func noRetry() gax.CallOption {
-	return gax.WithRetry(func() gax.Retryer { return nil })
+// backoff and rate limits, and needs the error to do so. Only a call whose
+// connection dropped under it is repeated, at once and at most
+// provider.TransportRetries times (droppedRetryer); every call is a read.
+func readRetry() gax.CallOption {
+	return gax.WithRetry(func() gax.Retryer { return &droppedRetryer{left: provider.TransportRetries} })
 }
 
 // GetSecret reads one version of a secret: ref.Version, or "latest". With
@@ -61,7 +63,7 @@ func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Valu
 	}
 	resp, err := c.sm.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{
 		Name: c.secretName(ref.Key) + "/versions/" + version,
-	}, noRetry())
+	}, readRetry())
 	if err != nil && ref.Version == "" && isDisabledOrDestroyed(err) {
 		if c.policy != PolicyLatestOrFetch {
 			return provider.Value{}, fmt.Errorf("reading secret %s: its latest version is disabled or destroyed (secretVersionSelectionPolicy %s reads the newest enabled version instead): %w",
@@ -83,7 +85,7 @@ func (c *Client) accessNewestEnabled(ctx context.Context, key string) (*secretma
 	it := c.sm.ListSecretVersions(ctx, &secretmanagerpb.ListSecretVersionsRequest{
 		Parent: c.secretName(key),
 		Filter: "state:ENABLED",
-	}, noRetry())
+	}, readRetry())
 	var versions []*secretmanagerpb.SecretVersion
 	for {
 		v, err := it.Next()
@@ -99,7 +101,7 @@ func (c *Client) accessNewestEnabled(ctx context.Context, key string) (*secretma
 	if name == "" {
 		return nil, status.Errorf(codes.NotFound, "secret %s has no enabled version", key)
 	}
-	return c.sm.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name}, noRetry())
+	return c.sm.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name}, readRetry())
 }
 
 // newestEnabled returns the name of the enabled version created last (the
@@ -147,7 +149,7 @@ func (c *Client) Find(ctx context.Context, find provider.Find) (map[string][]byt
 	it := c.sm.ListSecrets(ctx, &secretmanagerpb.ListSecretsRequest{
 		Parent: c.parent,
 		Filter: listFilter(find),
-	}, noRetry())
+	}, readRetry())
 	out := map[string][]byte{}
 	for {
 		s, err := it.Next()

@@ -87,9 +87,6 @@ func (p *Provider) ValidateSpec(store provider.Store) error {
 		if sel.Name == "" || sel.Key == "" {
 			errs = append(errs, errors.New("auth.secretRef.secretAccessKeySecretRef needs name and key"))
 		}
-		if err := checkRefNamespace(store, sel.Namespace, "auth.secretRef.secretAccessKeySecretRef"); err != nil {
-			errs = append(errs, err)
-		}
 		if g.ProjectID == "" {
 			errs = append(errs, errors.New("projectID is required with auth.secretRef"))
 		}
@@ -97,9 +94,6 @@ func (p *Provider) ValidateSpec(store provider.Store) error {
 		wi := a.WorkloadIdentity
 		if wi.ServiceAccountRef.Name == "" {
 			errs = append(errs, errors.New("auth.workloadIdentity.serviceAccountRef.name is required"))
-		}
-		if err := checkRefNamespace(store, wi.ServiceAccountRef.Namespace, "auth.workloadIdentity.serviceAccountRef"); err != nil {
-			errs = append(errs, err)
 		}
 		if wi.ClusterProjectID != "" && !projectPattern.MatchString(wi.ClusterProjectID) {
 			errs = append(errs, fmt.Errorf("auth.workloadIdentity.clusterProjectID %q is not a GCP project ID", wi.ClusterProjectID))
@@ -113,19 +107,15 @@ func (p *Provider) ValidateSpec(store provider.Store) error {
 	case a.WorkloadIdentityFederation != nil:
 		errs = append(errs, fmt.Errorf("%w: auth.workloadIdentityFederation (use auth.workloadIdentity, auth.secretRef or the operator's default credentials)", provider.ErrNotSupported))
 	}
+	// The one rule of every provider: a SecretStore's references stay in
+	// its namespace.
+	if err := provider.ReferencesStayInNamespace(store); err != nil {
+		return err
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", provider.ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
-}
-
-// checkRefNamespace rejects a reference into another namespace from a
-// namespaced SecretStore, as ESO does.
-func checkRefNamespace(store provider.Store, ns *string, field string) error {
-	if store.IsCluster() || ns == nil || *ns == store.Namespace {
-		return nil
-	}
-	return fmt.Errorf("%s.namespace %q: a SecretStore may only reference its own namespace %q", field, *ns, store.Namespace)
 }
 
 func gcpSpec(store provider.Store) (*esv1.GCPSMProvider, error) {

@@ -21,8 +21,10 @@ import (
 
 const (
 	userAgent = "keyferry/kubernetes-provider"
-	// tokenLifetime is how long a requested ServiceAccount token lives.
-	tokenLifetime = time.Hour
+	// tokenLifetime is how long a requested ServiceAccount token lives: the
+	// shortest the TokenRequest API grants, as for every token keyferry
+	// mints.
+	tokenLifetime = provider.TokenExpiry
 	// tokenRereadAfter is how long a token read from a Secret is used before
 	// the Secret is read again (sooner if the API server refuses it).
 	tokenRereadAfter = 10 * time.Minute

@@ -142,7 +142,7 @@ func validateSecretKey(field string, sel esv1.SecretKeySelector) error {
 }
 
 // validateCAProvider applies ESO's rule: a ClusterSecretStore names the
-// caProvider's namespace, a SecretStore does not (it always uses its own).
+// caProvider's namespace, a SecretStore uses its own.
 func validateCAProvider(store provider.Store, ca *esv1.CAProvider) error {
 	if ca == nil {
 		return nil
@@ -150,10 +150,9 @@ func validateCAProvider(store provider.Store, ca *esv1.CAProvider) error {
 	if store.IsCluster() && ca.Namespace == nil {
 		return fmt.Errorf("%w: server.caProvider.namespace must be set in a ClusterSecretStore", provider.ErrInvalidConfig)
 	}
-	if !store.IsCluster() && ca.Namespace != nil {
-		return fmt.Errorf("%w: server.caProvider.namespace must be empty in a SecretStore (it always uses its own namespace)", provider.ErrInvalidConfig)
-	}
-	return nil
+	// A SecretStore's references stay in its namespace: the one rule of
+	// every provider.
+	return provider.ReferencesStayInNamespace(store)
 }
 
 // remoteNamespace returns spec.remoteNamespace or its default.
@@ -201,4 +200,25 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 		return nil, err
 	}
 	return newClient(conn, remoteNamespace(spec))
+}
+
+// TokensStayLocal implements provider.LocalTokenUser: the tokens of
+// auth.serviceAccount go to server.url, which is this cluster when it names
+// the in-cluster API server (or the operator's own API server address).
+func (p *Provider) TokensStayLocal(store provider.Store) bool {
+	if store.Spec == nil || store.Spec.Provider == nil || store.Spec.Provider.Kubernetes == nil {
+		return false
+	}
+	u, err := serverURL(store.Spec.Provider.Kubernetes.Server.URL)
+	if err != nil {
+		return false
+	}
+	if inClusterHosts[u.Hostname()] {
+		return true
+	}
+	if p.local == nil {
+		return false
+	}
+	local, err := serverURL(p.local.Host)
+	return err == nil && strings.EqualFold(local.Host, u.Host)
 }

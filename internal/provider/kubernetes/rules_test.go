@@ -50,7 +50,7 @@ func TestValidateSpec(t *testing.T) {
 		{"serviceAccount without name", esv1.SecretStoreKind, &esv1.KubernetesProvider{Auth: &esv1.KubernetesAuth{ServiceAccount: &esv1.ServiceAccountSelector{}}}, "serviceAccount.name is empty"},
 		{"plain http server", esv1.SecretStoreKind, &esv1.KubernetesProvider{Server: esv1.KubernetesServer{URL: "http://cluster.example.com"}, Auth: token}, "must use https"},
 		{"invalid remoteNamespace", esv1.SecretStoreKind, &esv1.KubernetesProvider{Auth: token, RemoteNamespace: "Not_A_Namespace"}, "remoteNamespace"},
-		{"caProvider namespace in a SecretStore", esv1.SecretStoreKind, &esv1.KubernetesProvider{Server: esv1.KubernetesServer{CAProvider: &esv1.CAProvider{Type: esv1.CAProviderTypeConfigMap, Name: "ca", Key: "ca.crt", Namespace: ptr("x")}}, Auth: token}, "must be empty in a SecretStore"},
+		{"caProvider namespace in a SecretStore", esv1.SecretStoreKind, &esv1.KubernetesProvider{Server: esv1.KubernetesServer{CAProvider: &esv1.CAProvider{Type: esv1.CAProviderTypeConfigMap, Name: "ca", Key: "ca.crt", Namespace: ptr("x")}}, Auth: token}, `spec.provider.kubernetes.server.caProvider.namespace "x": a SecretStore may only reference its own namespace`},
 		{"caProvider without namespace in a ClusterSecretStore", esv1.ClusterSecretStoreKind, &esv1.KubernetesProvider{Server: esv1.KubernetesServer{CAProvider: &esv1.CAProvider{Type: esv1.CAProviderTypeConfigMap, Name: "ca", Key: "ca.crt"}}, Auth: token}, "must be set in a ClusterSecretStore"},
 		{"own identity: SecretStore reads its own namespace", esv1.SecretStoreKind, &esv1.KubernetesProvider{RemoteNamespace: "apps"}, ""},
 		{"own identity: SecretStore defaults to namespace default", esv1.SecretStoreKind, &esv1.KubernetesProvider{}, `not remoteNamespace "default"`},
@@ -230,7 +230,7 @@ func TestRenewAt(t *testing.T) {
 	}{
 		{"an hour-long token is renewed after 48 minutes", now.Add(time.Hour), now.Add(48 * time.Minute)},
 		{"a ten-minute token after 8 minutes", now.Add(10 * time.Minute), now.Add(8 * time.Minute)},
-		{"no expiry counts as an hour", time.Time{}, now.Add(48 * time.Minute)},
+		{"no expiry counts as the ten minutes requested", time.Time{}, now.Add(8 * time.Minute)},
 		{"an expired token at once", now.Add(-time.Second), now.Add(-time.Second)},
 		{"a token expiring now at once", now, now},
 	}

@@ -171,6 +171,8 @@ func (s *session) close(ctx context.Context) error {
 type authenticator struct {
 	opts  provider.Options
 	login *vaultapi.Client
+	// tokenFile is the operator's own ServiceAccount token.
+	tokenFile string
 }
 
 func (a authenticator) build(auth *esv1.VaultAuth) (method string, login loginFunc, static bool, err error) {
@@ -288,7 +290,9 @@ func (a authenticator) kubernetes(k *esv1.VaultKubernetesAuth) loginFunc {
 			}
 			jwt = strings.TrimSpace(string(b))
 		default:
-			b, err := os.ReadFile(serviceAccountTokenFile)
+			// The operator's own identity: the fetch layer admits only
+			// ClusterSecretStores here (OperatorIdentities, Admit).
+			b, err := os.ReadFile(a.tokenFile)
 			if err != nil {
 				return grant{}, fmt.Errorf("%w: auth.kubernetes has no serviceAccountRef or secretRef, and the operator's own ServiceAccount token cannot be read: %v", provider.ErrInvalidConfig, err)
 			}

@@ -50,6 +50,18 @@ type Options struct {
 	// the system dialer. Tests use it to send the server of a manifest (such
 	// as http://my.vault.server:8200) to a local dev server, as DNS would.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TokenFile is the operator's own ServiceAccount token, which
+	// auth.kubernetes without serviceAccountRef or secretRef sends (only a
+	// ClusterSecretStore may); empty means the token mounted in the pod.
+	TokenFile string
+}
+
+// tokenFile is the operator's own ServiceAccount token file.
+func (p vaultProvider) tokenFile() string {
+	if p.opts.TokenFile != "" {
+		return p.opts.TokenFile
+	}
+	return serviceAccountTokenFile
 }
 
 // NewWithOptions returns the vault provider with opts.
@@ -91,15 +103,10 @@ func validate(store provider.Store, v *esv1.VaultProvider) error {
 	if (v.TLS.CertSecretRef == nil) != (v.TLS.KeySecretRef == nil) {
 		return invalid("vault.tls needs both certSecretRef and keySecretRef")
 	}
-	refs := map[string]*esv1.SecretKeySelector{
-		"tls.certSecretRef": v.TLS.CertSecretRef,
-		"tls.keySecretRef":  v.TLS.KeySecretRef,
-	}
 	var saRefs map[string]*esv1.ServiceAccountSelector
 	if a := v.Auth; a != nil {
 		switch {
 		case a.TokenSecretRef != nil:
-			refs["auth.tokenSecretRef"] = a.TokenSecretRef
 			if err := needKey("auth.tokenSecretRef", *a.TokenSecretRef); err != nil {
 				return err
 			}
@@ -108,12 +115,10 @@ func validate(store provider.Store, v *esv1.VaultProvider) error {
 				return invalid("auth.appRole needs roleId or roleRef")
 			}
 			if a.AppRole.RoleID == "" {
-				refs["auth.appRole.roleRef"] = a.AppRole.RoleRef
 				if err := needKey("auth.appRole.roleRef", *a.AppRole.RoleRef); err != nil {
 					return err
 				}
 			}
-			refs["auth.appRole.secretRef"] = &a.AppRole.SecretRef
 			if err := needKey("auth.appRole.secretRef", a.AppRole.SecretRef); err != nil {
 				return err
 			}
@@ -121,13 +126,11 @@ func validate(store provider.Store, v *esv1.VaultProvider) error {
 			if a.Kubernetes.Role == "" {
 				return invalid("auth.kubernetes.role is required")
 			}
-			refs["auth.kubernetes.secretRef"] = a.Kubernetes.SecretRef
 			saRefs = map[string]*esv1.ServiceAccountSelector{"auth.kubernetes.serviceAccountRef": a.Kubernetes.ServiceAccountRef}
 		case a.Ldap != nil:
 			if a.Ldap.Username == "" {
 				return invalid("auth.ldap.username is required")
 			}
-			refs["auth.ldap.secretRef"] = &a.Ldap.SecretRef
 			if err := needKey("auth.ldap.secretRef", a.Ldap.SecretRef); err != nil {
 				return err
 			}
@@ -135,14 +138,12 @@ func validate(store provider.Store, v *esv1.VaultProvider) error {
 			if a.UserPass.Username == "" {
 				return invalid("auth.userPass.username is required")
 			}
-			refs["auth.userPass.secretRef"] = &a.UserPass.SecretRef
 			if err := needKey("auth.userPass.secretRef", a.UserPass.SecretRef); err != nil {
 				return err
 			}
 		case a.Jwt != nil:
 			switch {
 			case a.Jwt.SecretRef != nil:
-				refs["auth.jwt.secretRef"] = a.Jwt.SecretRef
 				if err := needKey("auth.jwt.secretRef", *a.Jwt.SecretRef); err != nil {
 					return err
 				}
@@ -164,43 +165,25 @@ func validate(store provider.Store, v *esv1.VaultProvider) error {
 			if !hasOwn && v.TLS.CertSecretRef == nil {
 				return invalid("auth.cert needs clientCert and secretRef, or tls.certSecretRef and tls.keySecretRef")
 			}
-			if hasOwn {
-				refs["auth.cert.clientCert"] = &a.Cert.ClientCert
-				refs["auth.cert.secretRef"] = &a.Cert.SecretRef
-			}
 		case a.Iam != nil:
 			return errIAM
 		case a.GCP != nil:
 			return errGCP
 		}
 	}
-	for field, ref := range refs {
-		if ref != nil {
-			if err := sameNamespace(store, field, ref.Namespace); err != nil {
-				return err
-			}
-		}
-	}
 	for field, ref := range saRefs {
-		if ref == nil {
-			continue
-		}
-		if ref.Name == "" {
+		if ref != nil && ref.Name == "" {
 			return invalid("%s.name is required", field)
-		}
-		if err := sameNamespace(store, field, ref.Namespace); err != nil {
-			return err
 		}
 	}
 	if v.CAProvider != nil {
 		if v.CAProvider.Type != esv1.CAProviderTypeSecret && v.CAProvider.Type != esv1.CAProviderTypeConfigMap {
 			return invalid("caProvider.type %q must be Secret or ConfigMap", v.CAProvider.Type)
 		}
-		if err := sameNamespace(store, "caProvider", v.CAProvider.Namespace); err != nil {
-			return err
-		}
 	}
-	return nil
+	// The one rule of every provider: a SecretStore references only its
+	// own namespace.
+	return provider.ReferencesStayInNamespace(store)
 }
 
 func needKey(field string, ref esv1.SecretKeySelector) error {
@@ -210,19 +193,13 @@ func needKey(field string, ref esv1.SecretKeySelector) error {
 	return nil
 }
 
-// sameNamespace refuses a reference into another namespace from a
-// namespaced SecretStore, as ESO does.
-func sameNamespace(store provider.Store, field string, ns *string) error {
-	if store.IsCluster() || ns == nil || *ns == "" || *ns == store.Namespace {
-		return nil
-	}
-	return fmt.Errorf("%w: %s.namespace %q: a SecretStore can only reference its own namespace %q", provider.ErrInvalidConfig, field, *ns, store.Namespace)
-}
-
 // NewClient builds a client. It reads TLS material; it logs in on first use.
 func (p vaultProvider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
 	spec, err := specOf(opts.Store)
 	if err != nil {
+		return nil, err
+	}
+	if err := transportAllowed(opts, spec.Server, authMethod(spec.Auth)); err != nil {
 		return nil, err
 	}
 	tlsCfg, err := tlsConfig(ctx, opts, spec)
@@ -238,7 +215,9 @@ func (p vaultProvider) NewClient(ctx context.Context, opts provider.Options) (pr
 		tr.DialContext = p.opts.DialContext
 	}
 	hc := &http.Client{
-		Transport: tr,
+		// A read whose connection dropped is repeated once at once; nothing
+		// else is retried below the engine (see newAPIClient).
+		Transport: provider.RetryDropped{Next: tr},
 		// The Vault client follows redirects itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -258,7 +237,7 @@ func (p vaultProvider) NewClient(ctx context.Context, opts provider.Options) (pr
 	if err != nil {
 		return nil, err
 	}
-	method, login, static, err := authenticator{opts: opts, login: loginAPI}.build(spec.Auth)
+	method, login, static, err := authenticator{opts: opts, login: loginAPI, tokenFile: p.tokenFile()}.build(spec.Auth)
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,14 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
-// Options adjust the webhook provider. They exist for tests only: the
-// operator always uses New, and no CRD field sets them.
+// Options adjust the webhook provider. AllowLinkLocal comes from an
+// operator flag; MapAddr and MapPath exist for tests only. No CRD field
+// sets any of them.
 type Options struct {
+	// AllowLinkLocal lets stores reach link-local and cloud metadata
+	// addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254), which are
+	// refused by default (--webhook-allow-link-local).
+	AllowLinkLocal bool
 	// MapAddr maps the host:port keyferry would connect to (from the
 	// store's url) to the address actually dialled. The request itself is
 	// unchanged (URL, Host header, TLS server name), so end-to-end tests
@@ -24,8 +29,7 @@ type Options struct {
 	MapPath func(path string) string
 }
 
-// NewWithOptions returns the webhook provider with opts. Test-only; see
-// Options.
+// NewWithOptions returns the webhook provider with opts.
 func NewWithOptions(opts Options) provider.Provider { return &Provider{opts: opts} }
 
 // mapSpec returns spec with spiffe.files mapped by MapPath.
@@ -39,15 +43,21 @@ func (p *Provider) mapSpec(spec *esv1.WebhookProvider) *esv1.WebhookProvider {
 	return spec
 }
 
-// mapDial makes transport dial the addresses MapAddr gives.
-func (p *Provider) mapDial(transport *http.Transport) {
-	if p.opts.MapAddr == nil {
-		return
-	}
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+// setDial makes transport dial through the provider's dialer (which
+// refuses link-local addresses), at the addresses MapAddr gives in tests.
+func (p *Provider) setDial(transport *http.Transport) {
+	d := p.dialer()
 	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return d.DialContext(ctx, network, p.opts.MapAddr(addr))
+		if p.opts.MapAddr != nil {
+			addr = p.opts.MapAddr(addr)
+		}
+		return d.DialContext(ctx, network, addr)
 	}
+}
+
+// dialer is the dialer of every connection the provider makes.
+func (p *Provider) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: p.dialControl}
 }
 
 // dialAddr is the address Validate connects to for addr.

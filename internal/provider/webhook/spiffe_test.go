@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
@@ -250,7 +249,7 @@ func TestSPIFFEMutualTLSWithWorkloadAPI(t *testing.T) {
 	})
 	t.Run("no agent listening is unreachable", func(t *testing.T) {
 		spec := *spec
-		spec.Timeout = &metav1.Duration{Duration: 300 * time.Millisecond}
+		spec.Timeout = &esv1.Duration{Duration: 300 * time.Millisecond}
 		spec.SPIFFE = &esv1.WebhookSPIFFE{WorkloadAPISocket: "unix://" + filepath.Join(t.TempDir(), "none.sock"), ServerID: serverID}
 		_, err := newClient(t, ns, &spec)
 		wantErr(t, err, provider.ErrUnreachable)

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
 )
@@ -41,7 +39,7 @@ func TestValidateSpec(t *testing.T) {
 		{"bad body template", esv1.WebhookProvider{URL: url, Body: "{{ if }}"}, provider.ErrInvalidConfig},
 		{"unsupported jsonPath", esv1.WebhookProvider{URL: url, Result: esv1.WebhookResult{JSONPath: "$.a[0,1]"}}, provider.ErrInvalidConfig},
 		{"method with a space", esv1.WebhookProvider{URL: url, Method: "GET X"}, provider.ErrInvalidConfig},
-		{"zero timeout", esv1.WebhookProvider{URL: url, Timeout: &metav1.Duration{}}, provider.ErrInvalidConfig},
+		{"zero timeout", esv1.WebhookProvider{URL: url, Timeout: &esv1.Duration{}}, provider.ErrInvalidConfig},
 		{"ntlm", esv1.WebhookProvider{URL: url, Auth: &esv1.WebhookAuth{NTLM: &esv1.NTLMAuth{}}}, provider.ErrNotSupported},
 		{"secret without a name", esv1.WebhookProvider{URL: url, Secrets: []esv1.WebhookSecret{{SecretRef: esv1.SecretKeySelector{Name: "s"}}}}, provider.ErrInvalidConfig},
 		{"secret named remoteRef", esv1.WebhookProvider{URL: url, Secrets: []esv1.WebhookSecret{{Name: "remoteRef", SecretRef: esv1.SecretKeySelector{Name: "s"}}}}, provider.ErrInvalidConfig},

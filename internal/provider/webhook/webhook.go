@@ -199,23 +199,40 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 	if setup.config != nil {
 		transport.TLSClientConfig = setup.config
 	}
-	p.mapDial(transport)
+	p.setDial(transport)
 	method := spec.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	return &Client{
+	c := &Client{
 		method:    strings.ToUpper(method),
 		tpls:      tpls,
 		namespace: opts.Namespace,
 		secrets:   secrets,
 		redactor:  newRedactor(secrets),
 		transport: transport,
-		http:      &http.Client{Transport: transport, Timeout: timeout},
-		timeout:   timeout,
-		closeTLS:  setup.close,
-		mapAddr:   p.opts.MapAddr,
-	}, nil
+		http: &http.Client{
+			Transport:     provider.RetryDropped{Next: transport, BodyLimit: MaxResponseBytes + 1},
+			Timeout:       timeout,
+			CheckRedirect: checkRedirect,
+		},
+		timeout:  timeout,
+		closeTLS: setup.close,
+		mapAddr:  p.opts.MapAddr,
+		dialer:   p.dialer(),
+	}
+	if sendsCredentials(spec) {
+		c.checkHTTP = func(u *url.URL) error { return opts.CheckInsecureHTTP("url", u) }
+		// Refuse a plain http:// URL now when it renders without a key, so
+		// the store's status says so; request checks every rendered URL.
+		if u, ok := c.staticURL(); ok {
+			if err := c.checkScheme(u); err != nil {
+				_ = c.Close(ctx)
+				return nil, err
+			}
+		}
+	}
+	return c, nil
 }
 
 // loadTemplateSecrets reads the data of the Secrets listed in `secrets`.
@@ -262,6 +279,12 @@ type Client struct {
 	timeout   time.Duration
 	closeTLS  func() error
 	mapAddr   func(string) string // test-only, see Options
+	// dialer makes Validate's connections, with the same address rules as
+	// the transport's.
+	dialer *net.Dialer
+	// checkHTTP, set when requests carry credentials, refuses a plain
+	// http:// URL the operator does not allow.
+	checkHTTP func(*url.URL) error
 }
 
 var _ provider.Client = &Client{}
@@ -311,6 +334,9 @@ func (c *Client) request(ctx context.Context, ref provider.Ref) (*http.Request, 
 		// Never quote the URL: it may hold templated credentials.
 		return nil, nil, fmt.Errorf("%w: the url template does not give an absolute http or https URL", provider.ErrInvalidConfig)
 	}
+	if err := c.checkScheme(target); err != nil {
+		return nil, nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, c.method, target.String(), body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: building the request: %w", provider.ErrInvalidConfig, c.redactor.wrap(err))
@@ -341,6 +367,11 @@ func (c *Client) request(ctx context.Context, ref provider.Ref) (*http.Request, 
 
 // do sends req and returns the body of a 2xx response, or an error wrapping
 // the sentinel that matches the failure.
+//
+// A request whose connection dropped is sent again once by the client's
+// transport (provider.RetryDropped) when its method is idempotent (GET,
+// HEAD, OPTIONS); nothing else is retried here: throttling and failures go
+// to the fetch layer's backoff.
 func (c *Client) do(ctx context.Context, req *http.Request, key string) ([]byte, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -413,8 +444,16 @@ func (c *Client) transportError(ctx context.Context, doing string, err error) er
 		err = uerr.Err
 	}
 	cause := c.redactor.wrap(err)
-	var spiffeErr *spiffeAuthError
+	var (
+		spiffeErr   *spiffeAuthError
+		linkLocal   *LinkLocalError
+		redirectErr *RedirectError
+	)
 	switch {
+	case errors.As(err, &linkLocal):
+		return fmt.Errorf("%w: %s: %w", provider.ErrInvalidConfig, doing, linkLocal)
+	case errors.As(err, &redirectErr):
+		return fmt.Errorf("%w: %s: %w", provider.ErrBadResponse, doing, redirectErr)
 	case errors.As(err, &spiffeErr):
 		return fmt.Errorf("%w: %s: %w", provider.ErrUnauthenticated, doing, cause)
 	case isServerCertError(err):
@@ -438,13 +477,12 @@ func (c *Client) Find(context.Context, provider.Find) (map[string][]byte, error)
 // certificate or SPIFFE identity. It returns nil without checking when the
 // URL's host comes from the remote reference or a proxy is configured.
 func (c *Client) Validate(ctx context.Context) error {
-	u, err := execute(c.tpls.url, templateData(provider.Ref{}, c.namespace, c.secrets, true))
-	if err != nil {
-		return nil //nolint:nilerr // the URL may only render with a real key
+	target, ok := c.staticURL()
+	if !ok {
+		return nil // the URL may only render with a real key
 	}
-	target, err := url.Parse(strings.TrimSpace(string(u)))
-	if err != nil || target.Hostname() == "" {
-		return nil //nolint:nilerr // as above
+	if err := c.checkScheme(target); err != nil {
+		return err
 	}
 	if c.transport.Proxy != nil {
 		if proxy, err := c.transport.Proxy(&http.Request{URL: target}); err != nil || proxy != nil {
@@ -461,16 +499,19 @@ func (c *Client) Validate(ctx context.Context) error {
 	addr := c.dialAddr(net.JoinHostPort(target.Hostname(), port))
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	var conn net.Conn
+	var (
+		conn net.Conn
+		err  error
+	)
 	if target.Scheme == "https" {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.transport.TLSClientConfig != nil {
 			cfg = c.transport.TLSClientConfig.Clone()
 		}
 		cfg.ServerName = target.Hostname()
-		conn, err = (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+		conn, err = (&tls.Dialer{NetDialer: c.dialer, Config: cfg}).DialContext(ctx, "tcp", addr)
 	} else {
-		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		conn, err = c.dialer.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
 		return c.transportError(ctx, "connecting to the webhook's host", err)

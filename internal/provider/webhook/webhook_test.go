@@ -57,7 +57,7 @@ func TestTemplatesUseRemoteRefAndSecrets(t *testing.T) {
 		Body:    `{"key":"{{ .remoteRef.key }}","user":"{{ .auth.username }}"}`,
 		Result:  esv1.WebhookResult{JSONPath: "$.result.value"},
 		Secrets: []esv1.WebhookSecret{{Name: "auth", SecretRef: esv1.SecretKeySelector{Name: "webhook-credentials"}}},
-		Timeout: &metav1.Duration{Duration: 10 * time.Second},
+		Timeout: &esv1.Duration{Duration: 10 * time.Second},
 	}
 	c := mustClient(t, ns, spec)
 	v, err := c.GetSecret(context.Background(), provider.Ref{Key: "team a/db?x=1&y", Version: "v 2"})
@@ -327,7 +327,7 @@ func TestConnectionFailuresAreUnreachable(t *testing.T) {
 			}
 		})
 		defer close(release)
-		c := mustClient(t, ns, &esv1.WebhookProvider{URL: srv.URL + "/{{ .remoteRef.key }}", Timeout: &metav1.Duration{Duration: 200 * time.Millisecond}})
+		c := mustClient(t, ns, &esv1.WebhookProvider{URL: srv.URL + "/{{ .remoteRef.key }}", Timeout: &esv1.Duration{Duration: 200 * time.Millisecond}})
 		_, err := get(t, c, "k")
 		wantErr(t, err, provider.ErrUnreachable)
 	})

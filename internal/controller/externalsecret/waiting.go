@@ -1,0 +1,153 @@
+package externalsecret
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine"
+)
+
+// A refusal only a person can lift (engine.WaitsForChange: the Secret is
+// not ours, Merge may not write into it, it is immutable or missing, it
+// would be a credential) is not retried: the ExternalSecret waits for a
+// change to itself (its watch) or to the Secret. The manager's cache holds
+// only the Secrets keyferry manages, so a person's change to any other
+// Secret (adding keyferry.io/adopt, deleting it, creating the Secret a Merge
+// waits for) arrives through a second, metadata-only watch of every Secret
+// whose cache keeps almost nothing of each object (see
+// secretMetadataTransform). It costs one watch connection and, measured in
+// TestSecretMetadataFootprint, about 520 bytes per Secret in the cluster
+// (50 MiB for 100,000 Secrets); ESO keeps a metadata watch of every Secret
+// too. With Namespace set it covers that namespace only.
+
+// waiting records which ExternalSecrets wait for a change to which Secret.
+type waiting struct {
+	mu sync.Mutex
+	// bySecret maps a Secret to the names of the ExternalSecrets in its
+	// namespace refused for it.
+	bySecret map[types.NamespacedName]map[string]struct{}
+	// byES maps an ExternalSecret to the Secret it waits for.
+	byES map[types.NamespacedName]types.NamespacedName
+}
+
+func newWaiting() *waiting {
+	return &waiting{bySecret: map[types.NamespacedName]map[string]struct{}{}, byES: map[types.NamespacedName]types.NamespacedName{}}
+}
+
+// wait records that es waits for a change to its target Secret.
+func (w *waiting) wait(es *esv1.ExternalSecret) {
+	key := client.ObjectKeyFromObject(es)
+	secret := types.NamespacedName{Namespace: es.Namespace, Name: targetName(es)}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.forgetLocked(key)
+	if w.bySecret[secret] == nil {
+		w.bySecret[secret] = map[string]struct{}{}
+	}
+	w.bySecret[secret][es.Name] = struct{}{}
+	w.byES[key] = secret
+}
+
+// done forgets that the ExternalSecret waits (it synced, or is gone).
+func (w *waiting) done(key types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.forgetLocked(key)
+}
+
+func (w *waiting) forgetLocked(key types.NamespacedName) {
+	secret, ok := w.byES[key]
+	if !ok {
+		return
+	}
+	delete(w.byES, key)
+	delete(w.bySecret[secret], key.Name)
+	if len(w.bySecret[secret]) == 0 {
+		delete(w.bySecret, secret)
+	}
+}
+
+// waitersOf maps a Secret to the ExternalSecrets that wait for a change to
+// it, and to the one its adopt annotation names.
+func (w *waiting) waitersOf(_ context.Context, o client.Object) []reconcile.Request {
+	ns := o.GetNamespace()
+	w.mu.Lock()
+	names := w.bySecret[types.NamespacedName{Namespace: ns, Name: o.GetName()}]
+	out := make([]reconcile.Request, 0, len(names)+1)
+	for name := range names {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+	}
+	w.mu.Unlock()
+	if name, ok := strings.CutPrefix(o.GetAnnotations()[engine.AnnotationAdopt], "ExternalSecret/"); ok && name != "" {
+		if _, dup := names[name]; !dup {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+		}
+	}
+	return out
+}
+
+func targetName(es *esv1.ExternalSecret) string {
+	if es.Spec.Target.Name != "" {
+		return es.Spec.Target.Name
+	}
+	return es.Name
+}
+
+// secretMetadata is the object the metadata-only watch lists.
+func secretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
+// secretMetadataTransform keeps, of each Secret's metadata, only what the
+// watch needs: identity, resourceVersion and the adopt annotation.
+func secretMetadataTransform(in any) (any, error) {
+	m, ok := in.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return in, nil
+	}
+	out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta}
+	out.Namespace, out.Name, out.UID, out.ResourceVersion = m.Namespace, m.Name, m.UID, m.ResourceVersion
+	if v, ok := m.Annotations[engine.AnnotationAdopt]; ok {
+		out.Annotations = map[string]string{engine.AnnotationAdopt: v}
+	}
+	return out, nil
+}
+
+// watchSecretMetadata starts (with the manager) a cache of every Secret's
+// metadata, reduced by secretMetadataTransform, and returns the source that
+// wakes the ExternalSecrets waiting for a change to a Secret.
+func (r *Reconciler) watchSecretMetadata(mgr ctrl.Manager) (source.Source, error) {
+	opts := cache.Options{
+		HTTPClient:                  mgr.GetHTTPClient(),
+		Scheme:                      mgr.GetScheme(),
+		Mapper:                      mgr.GetRESTMapper(),
+		DefaultTransform:            secretMetadataTransform,
+		ReaderFailOnMissingInformer: true,
+	}
+	if r.Namespace != "" {
+		opts.DefaultNamespaces = map[string]cache.Config{r.Namespace: {}}
+	}
+	c, err := cache.New(mgr.GetConfig(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Secret metadata cache: %w", err)
+	}
+	if err := mgr.Add(c); err != nil {
+		return nil, fmt.Errorf("adding the Secret metadata cache: %w", err)
+	}
+	return source.Kind[client.Object](c, secretMetadata(), handler.EnqueueRequestsFromMapFunc(r.waiting.waitersOf)), nil
+}

@@ -1,0 +1,348 @@
+// Package crdcompat checks that keyferry's CRDs accept everything External
+// Secrets Operator v2.9.0's CRDs let users store: a field-by-field comparison
+// of the generated schemas (no cluster needed), and a test on the real API
+// server that replaces ESO's CRDs with keyferry's in a cluster that once
+// stored v1beta1, then runs the operator on the objects ESO's schema allowed.
+package crdcompat
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keyferry/keyferry/internal/devcluster"
+)
+
+// servedFiles are the CRDs of the ESO kinds keyferry serves.
+var servedFiles = []string{
+	"external-secrets.io_secretstores.yaml",
+	"external-secrets.io_clustersecretstores.yaml",
+	"external-secrets.io_externalsecrets.yaml",
+	"external-secrets.io_clusterexternalsecrets.yaml",
+}
+
+// keyferryExtensions are the property paths keyferry adds to ESO's API;
+// additive, so they cannot make an ESO object fail.
+var keyferryExtensions = map[string]bool{
+	".spec.provider.file":              true,
+	".spec.provider.webhook.clientTLS": true,
+	".spec.provider.webhook.spiffe":    true,
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := devcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// EnvESOCRDs names the directory holding ESO v2.9.0's CRDs; by default
+// ../shared/reference/eso-v2.9.0-crds beside the repository.
+const EnvESOCRDs = "KEYFERRY_ESO_CRDS"
+
+// esoDir returns the directory of ESO's CRDs, or skips the test when there
+// is none.
+func esoDir(t testing.TB, root string) string {
+	t.Helper()
+	dir := os.Getenv(EnvESOCRDs)
+	if dir == "" {
+		dir = filepath.Join(filepath.Dir(root), "shared", "reference", "eso-v2.9.0-crds")
+	}
+	if _, err := os.Stat(filepath.Join(dir, servedFiles[0])); err != nil {
+		t.Skipf("ESO v2.9.0's CRDs not found (set %s): %v", EnvESOCRDs, err)
+	}
+	return dir
+}
+
+func readCRD(t testing.TB, path string) *apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading CRD: %v", err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.UnmarshalStrict(b, crd); err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	return crd
+}
+
+func version(crd *apiextensionsv1.CustomResourceDefinition, name string) *apiextensionsv1.CustomResourceDefinitionVersion {
+	for i := range crd.Spec.Versions {
+		if crd.Spec.Versions[i].Name == name {
+			return &crd.Spec.Versions[i]
+		}
+	}
+	return nil
+}
+
+// TestCRDsMatchESO compares every field of keyferry's CRDs with ESO
+// v2.9.0's: for every property path keyferry has, the same type (including
+// int-or-string and format), enum values, default, required list and
+// nullability; no ESO property missing where keyferry's schema would prune
+// it; ESO providers keyferry does not implement kept as opaque objects that
+// preserve every field; no validation stricter than ESO's; and the same
+// versions, names and scope, so replacing ESO's CRDs with keyferry's is
+// accepted and every object ESO's schema allowed decodes in keyferry.
+func TestCRDsMatchESO(t *testing.T) {
+	root := repoRoot(t)
+	for _, file := range servedFiles {
+		t.Run(strings.TrimSuffix(strings.TrimPrefix(file, "external-secrets.io_"), ".yaml"), func(t *testing.T) {
+			eso := readCRD(t, filepath.Join(esoDir(t, root), file))
+			kf := readCRD(t, filepath.Join(root, "config", "crd", file))
+			var d drifts
+			compareCRDs(&d, eso, kf)
+			for _, msg := range d.errs {
+				t.Error(msg)
+			}
+			if len(d.looser) > 0 {
+				// Not an error: keyferry accepts more than ESO there, which
+				// never makes an ESO object fail. Listed for the record.
+				t.Logf("%d validations ESO has and keyferry does not (keyferry is more lenient there), e.g. %s", len(d.looser), d.looser[0])
+			}
+		})
+	}
+}
+
+type drifts struct {
+	errs   []string
+	looser []string
+}
+
+func (d *drifts) errorf(format string, args ...any) {
+	d.errs = append(d.errs, fmt.Sprintf(format, args...))
+}
+
+func compareCRDs(d *drifts, eso, kf *apiextensionsv1.CustomResourceDefinition) {
+	if !reflect.DeepEqual(eso.Spec.Names, kf.Spec.Names) {
+		d.errorf("names: keyferry %+v, ESO %+v", kf.Spec.Names, eso.Spec.Names)
+	}
+	if eso.Spec.Scope != kf.Spec.Scope {
+		d.errorf("scope: keyferry %s, ESO %s", kf.Spec.Scope, eso.Spec.Scope)
+	}
+	if eso.Spec.Conversion != nil && eso.Spec.Conversion.Strategy != apiextensionsv1.NoneConverter {
+		d.errorf("ESO's CRD uses conversion %s; keyferry has none", eso.Spec.Conversion.Strategy)
+	}
+	for _, ev := range eso.Spec.Versions {
+		kv := version(kf, ev.Name)
+		if kv == nil {
+			d.errorf("version %s: in ESO's CRD, missing from keyferry's (a cluster whose status.storedVersions lists it rejects keyferry's CRD)", ev.Name)
+			continue
+		}
+		if kv.Served != ev.Served || kv.Storage != ev.Storage || kv.Deprecated != ev.Deprecated {
+			d.errorf("version %s: keyferry served=%t storage=%t deprecated=%t, ESO served=%t storage=%t deprecated=%t",
+				ev.Name, kv.Served, kv.Storage, kv.Deprecated, ev.Served, ev.Storage, ev.Deprecated)
+		}
+		if (kv.Subresources == nil) != (ev.Subresources == nil) {
+			d.errorf("version %s: subresources differ", ev.Name)
+		}
+		switch {
+		case ev.Served:
+			compareSchema(d, "", ev.Schema.OpenAPIV3Schema, kv.Schema.OpenAPIV3Schema)
+		default:
+			// Never served: keyferry keeps the data of objects etcd may
+			// still hold in this version.
+			for _, f := range []string{"spec", "status"} {
+				s := kv.Schema.OpenAPIV3Schema.Properties[f]
+				if s.XPreserveUnknownFields == nil || !*s.XPreserveUnknownFields {
+					d.errorf("version %s: .%s does not preserve unknown fields", ev.Name, f)
+				}
+			}
+		}
+	}
+	for _, kv := range kf.Spec.Versions {
+		if version(eso, kv.Name) == nil {
+			d.errorf("version %s: in keyferry's CRD, not in ESO's", kv.Name)
+		}
+	}
+}
+
+// typeOf is a node's type as the API server validates it: an int-or-string
+// node has no type of its own (its anyOf only restates integer|string).
+func typeOf(s *apiextensionsv1.JSONSchemaProps) string {
+	if s.XIntOrString {
+		return "int-or-string"
+	}
+	return s.Type
+}
+
+func isOpaque(s *apiextensionsv1.JSONSchemaProps) bool {
+	return s.XPreserveUnknownFields != nil && *s.XPreserveUnknownFields && len(s.Properties) == 0
+}
+
+func compareSchema(d *drifts, path string, eso, kf *apiextensionsv1.JSONSchemaProps) {
+	at := path
+	if at == "" {
+		at = "."
+	}
+	if typeOf(eso) != typeOf(kf) {
+		d.errorf("%s: type: keyferry %q, ESO %q", at, typeOf(kf), typeOf(eso))
+	}
+	if eso.Format != kf.Format {
+		d.errorf("%s: format: keyferry %q, ESO %q", at, kf.Format, eso.Format)
+	}
+	if eso.XIntOrString && !intOrStringAnyOf(eso.AnyOf) || kf.XIntOrString && !intOrStringAnyOf(kf.AnyOf) {
+		d.errorf("%s: int-or-string with an unexpected anyOf", at)
+	}
+	if eso.Nullable != kf.Nullable {
+		d.errorf("%s: nullable: keyferry %t, ESO %t", at, kf.Nullable, eso.Nullable)
+	}
+	if !reflect.DeepEqual(jsonValues(eso.Enum), jsonValues(kf.Enum)) {
+		d.errorf("%s: enum: keyferry %v, ESO %v", at, jsonValues(kf.Enum), jsonValues(eso.Enum))
+	}
+	if !reflect.DeepEqual(jsonValue(eso.Default), jsonValue(kf.Default)) {
+		d.errorf("%s: default: keyferry %s, ESO %s", at, jsonValue(kf.Default), jsonValue(eso.Default))
+	}
+
+	if isOpaque(kf) {
+		// A provider (or auth method) keyferry does not implement: kept
+		// whole as an object, whatever ESO's schema says inside it.
+		if kf.Type != "object" || eso.Type != "object" {
+			d.errorf("%s: opaque in keyferry, but types are keyferry %q, ESO %q (both must be object)", at, kf.Type, eso.Type)
+		}
+		return
+	}
+	if preserves(eso) != preserves(kf) {
+		d.errorf("%s: x-kubernetes-preserve-unknown-fields: keyferry %t, ESO %t", at, preserves(kf), preserves(eso))
+	}
+	if !slices.Equal(sorted(eso.Required), sorted(kf.Required)) {
+		d.errorf("%s: required: keyferry %v, ESO %v", at, sorted(kf.Required), sorted(eso.Required))
+	}
+	compareValidations(d, at, eso, kf)
+
+	for _, name := range sortedKeys(kf.Properties) {
+		p := path + "." + name
+		ep, ok := eso.Properties[name]
+		if !ok {
+			if !keyferryExtensions[p] {
+				d.errorf("%s: in keyferry's schema, not in ESO's", p)
+			}
+			continue
+		}
+		kp := kf.Properties[name]
+		compareSchema(d, p, &ep, &kp)
+	}
+	if len(kf.Properties) > 0 || kf.Type == "object" && kf.AdditionalProperties == nil {
+		for _, name := range sortedKeys(eso.Properties) {
+			if _, ok := kf.Properties[name]; !ok {
+				d.errorf("%s.%s: in ESO's schema, missing from keyferry's (the API server would prune it)", path, name)
+			}
+		}
+	}
+	switch {
+	case eso.Items != nil && kf.Items != nil && eso.Items.Schema != nil && kf.Items.Schema != nil:
+		compareSchema(d, path+"[]", eso.Items.Schema, kf.Items.Schema)
+	case (eso.Items == nil) != (kf.Items == nil):
+		d.errorf("%s: items: only one side has them", at)
+	}
+	ea, ka := additional(eso), additional(kf)
+	switch {
+	case ea != nil && ka != nil:
+		compareSchema(d, path+"{}", ea, ka)
+	case (ea == nil) != (ka == nil):
+		d.errorf("%s: additionalProperties: only one side has a schema", at)
+	}
+}
+
+// compareValidations fails where keyferry is stricter than ESO (it would
+// refuse an update ESO accepts) and records where it is more lenient.
+func compareValidations(d *drifts, at string, eso, kf *apiextensionsv1.JSONSchemaProps) {
+	checks := []struct {
+		name    string
+		eso, kf any
+	}{
+		{"pattern", eso.Pattern, kf.Pattern},
+		{"minLength", eso.MinLength, kf.MinLength},
+		{"maxLength", eso.MaxLength, kf.MaxLength},
+		{"minimum", eso.Minimum, kf.Minimum},
+		{"maximum", eso.Maximum, kf.Maximum},
+		{"minItems", eso.MinItems, kf.MinItems},
+		{"maxItems", eso.MaxItems, kf.MaxItems},
+		{"minProperties", eso.MinProperties, kf.MinProperties},
+		{"maxProperties", eso.MaxProperties, kf.MaxProperties},
+		{"x-kubernetes-validations", eso.XValidations, kf.XValidations},
+		{"x-kubernetes-list-type", eso.XListType, kf.XListType},
+		{"x-kubernetes-map-type", eso.XMapType, kf.XMapType},
+		{"oneOf", eso.OneOf, kf.OneOf},
+		{"allOf", eso.AllOf, kf.AllOf},
+		{"not", eso.Not, kf.Not},
+	}
+	for _, c := range checks {
+		ej, kj := jsonValue(c.eso), jsonValue(c.kf)
+		switch {
+		case ej == kj:
+		case kj == "null" || kj == `""` || kj == "[]":
+			d.looser = append(d.looser, fmt.Sprintf("%s: %s %s", at, c.name, ej))
+		default:
+			d.errorf("%s: %s: keyferry %s, ESO %s (stricter than ESO)", at, c.name, kj, ej)
+		}
+	}
+}
+
+func intOrStringAnyOf(a []apiextensionsv1.JSONSchemaProps) bool {
+	if len(a) == 0 {
+		return true
+	}
+	var types []string
+	for _, s := range a {
+		types = append(types, s.Type)
+	}
+	return slices.Equal(sorted(types), []string{"integer", "string"})
+}
+
+func preserves(s *apiextensionsv1.JSONSchemaProps) bool {
+	return s.XPreserveUnknownFields != nil && *s.XPreserveUnknownFields
+}
+
+func additional(s *apiextensionsv1.JSONSchemaProps) *apiextensionsv1.JSONSchemaProps {
+	if s.AdditionalProperties == nil {
+		return nil
+	}
+	return s.AdditionalProperties.Schema
+}
+
+func jsonValue(v any) string {
+	if j, ok := v.(*apiextensionsv1.JSON); ok {
+		if j == nil {
+			return "null"
+		}
+		return string(j.Raw)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func jsonValues(vs []apiextensionsv1.JSON) []string {
+	out := []string{}
+	for _, v := range vs {
+		out = append(out, string(v.Raw))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sorted(s []string) []string {
+	out := append([]string{}, s...)
+	sort.Strings(out)
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
