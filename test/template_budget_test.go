@@ -141,3 +141,28 @@ func TestTemplateErrorsNeverQuoteValues(t *testing.T) {
 	}
 	env.AssertNoLeak(t, canary)
 }
+
+func TestInvalidRenderedKeyIsNeverQuoted(t *testing.T) {
+	ns := env.Namespace(t)
+	const canary = "key-canary-7c3e"
+	env.Apply(t, ns, fakeStore("store", "user", "alice", "pass", canary+" with spaces"))
+	env.Apply(t, ns, `apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: value-as-key
+spec:
+  secretStoreRef: {name: store}
+  target:
+    template:
+      templateFrom:
+        - literal: '{{ .pass | quote }}: v'
+  data:
+    - {secretKey: pass, remoteRef: {key: pass}}
+`)
+	es := env.WaitReady(t, ns, "value-as-key", metav1.ConditionFalse, engine.ReasonInvalidSpec)
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, "the template rendered a key that is not a valid Secret key") {
+		t.Errorf("message does not say a rendered key is invalid: %s", msg)
+	}
+	assertNoLeakInObject(t, ns, "value-as-key", canary)
+	env.AssertNoLeak(t, canary)
+}

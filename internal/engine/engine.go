@@ -196,15 +196,25 @@ func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
 	}
 	d := &desired{data: data, labels: map[string]string{}, annotations: map[string]string{}}
 	d.gone = goneCount > 0 && len(data) == 0 && goneCount == len(plan.Sources)
+	// Keys named by the spec or by remote names may be quoted in an error;
+	// keys a template rendered may be derived from values and never are.
+	named := map[string]bool{}
+	for k := range d.data {
+		named[k] = true
+	}
 	if plan.Template != nil {
 		if err := e.renderTemplate(ctx, plan, d); err != nil {
 			return nil, err
 		}
 	}
 	for k := range d.data {
-		if !values.ValidKey(k) {
-			return nil, fail(ReasonInvalidSpec, "key %q is not a valid Secret key (allowed: letters, digits, '-', '_', '.')", k)
+		if values.ValidKey(k) {
+			continue
 		}
+		if !named[k] {
+			return nil, fail(ReasonInvalidSpec, "the template rendered a key that is not a valid Secret key (allowed: letters, digits, '-', '_', '.')")
+		}
+		return nil, fail(ReasonInvalidSpec, "key %q is not a valid Secret key (allowed: letters, digits, '-', '_', '.')", k)
 	}
 	return d, nil
 }
