@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,14 +38,19 @@ func (p *countingProvider) NewClient(context.Context, provider.Options) (provide
 
 type countingClient struct{ p *countingProvider }
 
+// enter counts a call, says the first has started and waits for the gate.
+func (p *countingProvider) enter() {
+	p.calls.Add(1)
+	if p.started != nil {
+		p.once.Do(func() { close(p.started) })
+	}
+	if p.gate != nil {
+		<-p.gate
+	}
+}
+
 func (c countingClient) GetSecret(ctx context.Context, r provider.Ref) (provider.Value, error) {
-	c.p.calls.Add(1)
-	if c.p.started != nil {
-		c.p.once.Do(func() { close(c.p.started) })
-	}
-	if c.p.gate != nil {
-		<-c.p.gate
-	}
+	c.p.enter()
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
 	if c.p.err != nil {
@@ -56,9 +62,22 @@ func (c countingClient) GetSecret(ctx context.Context, r provider.Ref) (provider
 	}
 	return provider.Value{Data: []byte(v)}, nil
 }
-func (c countingClient) Find(context.Context, provider.Find) (map[string][]byte, error) {
-	c.p.calls.Add(1)
-	return map[string][]byte{}, nil
+
+// Find selects the values whose keys start with f.Path.
+func (c countingClient) Find(_ context.Context, f provider.Find) (map[string][]byte, error) {
+	c.p.enter()
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if c.p.err != nil {
+		return nil, c.p.err
+	}
+	found := map[string][]byte{}
+	for k, v := range c.p.values {
+		if strings.HasPrefix(k, f.Path) {
+			found[k] = []byte(v)
+		}
+	}
+	return found, nil
 }
 func (c countingClient) Validate(context.Context) error { return nil }
 func (c countingClient) Close(context.Context) error    { return nil }
@@ -115,25 +134,21 @@ func req(sub string, maxAge time.Duration) Request {
 	}
 }
 
-func TestConcurrentIdenticalRequestsCoalesce(t *testing.T) {
-	p := &countingProvider{values: map[string]string{"k": "v"}, gate: make(chan struct{}), started: make(chan struct{})}
-	l, _ := newLayer(t, p, nil)
+// concurrently runs request(0..n-1) at once, holding the provider's first
+// call until it is in flight so that requests arriving meanwhile wait on it
+// (later ones find the value cached), and returns what each request got.
+func concurrently(t *testing.T, p *countingProvider, n int, request func(i int) string) []string {
+	t.Helper()
+	p.gate, p.started = make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
-	results := make(chan string, 50)
-	for i := 0; i < 50; i++ {
+	results := make([]string, n)
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			vals, errs := l.Get(context.Background(), req(fmt.Sprint("es", i), time.Minute), []provider.Ref{{Key: "k"}})
-			if len(errs) > 0 {
-				results <- fmt.Sprint(errs)
-				return
-			}
-			results <- string(vals[provider.Ref{Key: "k"}].Data)
+			results[i] = request(i)
 		}(i)
 	}
-	// Hold the first call until it is in flight; requests arriving meanwhile
-	// wait on it, later ones find the value cached: either way, one call.
 	select {
 	case <-p.started:
 	case <-time.After(10 * time.Second):
@@ -141,8 +156,20 @@ func TestConcurrentIdenticalRequestsCoalesce(t *testing.T) {
 	}
 	close(p.gate)
 	wg.Wait()
-	close(results)
-	for r := range results {
+	return results
+}
+
+func TestConcurrentIdenticalRequestsCoalesce(t *testing.T) {
+	p := &countingProvider{values: map[string]string{"k": "v"}}
+	l, _ := newLayer(t, p, nil)
+	results := concurrently(t, p, 50, func(i int) string {
+		vals, errs := l.Get(context.Background(), req(fmt.Sprint("es", i), time.Minute), []provider.Ref{{Key: "k"}})
+		if len(errs) > 0 {
+			return fmt.Sprint(errs)
+		}
+		return string(vals[provider.Ref{Key: "k"}].Data)
+	})
+	for _, r := range results {
 		if r != "v" {
 			t.Fatalf("a request got %q", r)
 		}

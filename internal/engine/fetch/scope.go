@@ -1,3 +1,8 @@
+// This file holds the keys that decide which requests share a client and
+// its cache: a storeKey per client, built by keyFor from what the client
+// depends on (configuration, store object, the namespace it is built for),
+// and the identity of the store object a key serves.
+
 package fetch
 
 import (
@@ -76,6 +81,39 @@ func ScopedToNamespace(p provider.Provider, store provider.Store) bool {
 	}
 	ns, ok := p.(provider.NamespaceScoped)
 	return ok && ns.ScopedToNamespace(store)
+}
+
+// storeKey identifies a client and its cache: the provider configuration,
+// plus the store's identity unless the configuration is shareable.
+type storeKey struct {
+	config                string
+	kind, namespace, name string
+	// scope is the namespace the client is built for, set when the client
+	// depends on it (see keyFor); it keeps tenants' clients and caches
+	// apart even when the configuration is shared.
+	scope string
+}
+
+func (k storeKey) String() string {
+	var s string
+	switch {
+	case k.kind == "":
+		s = "shared:" + k.config
+	case k.namespace == "":
+		s = k.kind + "/" + k.name
+	default:
+		s = k.kind + "/" + k.namespace + "/" + k.name
+	}
+	if k.scope != "" && k.scope != k.namespace {
+		s += " (for namespace " + k.scope + ")"
+	}
+	return s
+}
+
+// identity names a store object (and, for a ClusterSecretStore whose
+// credentials resolve in the user's namespace, that namespace).
+type identity struct {
+	kind, namespace, name, scope string
 }
 
 // keyFor returns the key of the client (and value cache) that serves store

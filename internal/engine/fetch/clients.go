@@ -1,0 +1,183 @@
+// This file holds the client of each store and its lifecycle: the per-client
+// state (client, rate limiter, value cache, pending batch, backoff), built on
+// a store's first request and shared as its key (scope.go) allows, rebuilt
+// when the store changes or after ClientTTL, watched for changes when the
+// client can, and closed when no store uses it or the Layer ends.
+
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/keyferry/keyferry/internal/provider"
+)
+
+// store is the state of one client: the client itself, its rate limiter and
+// backoff, and the cache of the values read through it.
+type store struct {
+	key      storeKey
+	provider string
+	created  time.Time
+	client   provider.Client
+	cancel   context.CancelFunc
+	limiter  *rate.Limiter
+
+	mu sync.Mutex
+	// the value cache (cache.go): values by ref, finds by findKey, and the
+	// calls in flight by refKey or findKey
+	entries  map[provider.Ref]*entry
+	finds    map[string]*entry
+	inflight map[string]*call
+	// pending refs wait for the next batch call (batch.go)
+	pending        []provider.Ref
+	flushScheduled bool
+	// backoff state and calls admitted (backoff.go)
+	failures     int
+	backoffUntil time.Time
+	lastErr      error
+	calls        int64
+}
+
+// Validate builds (or reuses) the store's client and validates it.
+func (l *Layer) Validate(ctx context.Context, req Request) error {
+	s, err := l.storeFor(ctx, req)
+	if err != nil {
+		return err
+	}
+	return s.client.Validate(ctx)
+}
+
+// Calls returns how many calls were made through the client the store
+// named by kind, namespace and name uses (shared with identical stores when
+// its provider is Shareable), for metrics and tests.
+func (l *Layer) Calls(kind, namespace, name string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[storeKey]bool{}
+	var n int64
+	for id, k := range l.identities {
+		if id.kind == kind && id.namespace == namespace && id.name == name && !seen[k] {
+			seen[k] = true
+			if s, ok := l.stores[k]; ok {
+				s.mu.Lock()
+				n += s.calls
+				s.mu.Unlock()
+			}
+		}
+	}
+	return n
+}
+
+// storeFor returns the client state for req. Stores whose provider is
+// Shareable and whose configuration is identical share one state; others
+// get one per store object (and namespace scope). A changed configuration
+// gets a new client; the old one is closed once no store uses it.
+func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
+	name, err := provider.SelectedName(req.Store.Spec.Provider)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", provider.ErrInvalidConfig, err)
+	}
+	p, ok := l.opts.Registry.Get(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: provider %q is not supported by keyferry", provider.ErrNotSupported, name)
+	}
+	ns := req.Store.Namespace
+	if req.Store.IsCluster() {
+		ns = req.Namespace
+	}
+	key, id := keyFor(p, name, req.Store, ns)
+	// The rules every store passes before it gets a client, even one shared
+	// with an identical store: nothing of keyferry's own identity for a
+	// namespaced store unless granted, no reference out of its namespace,
+	// only short-lived tokens.
+	popts, err := provider.Admit(p, provider.Options{
+		Store: req.Store, Namespace: ns, Kube: l.opts.Kube, Tokens: l.opts.Tokens, Policy: l.opts.Policy,
+		Log: l.opts.Log.WithValues("store", key.String()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", req.Store.Kind, req.Store.Name, err)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opts.Now()
+	if prev, ok := l.identities[id]; ok && prev != key {
+		l.identities[id] = key
+		l.release(ctx, prev)
+	}
+	l.identities[id] = key
+	if s, ok := l.stores[key]; ok {
+		if now.Sub(s.created) < l.opts.ClientTTL {
+			return s, nil
+		}
+		s.close(ctx) // rebuilt below, keeping its cache and subscribers
+	}
+	c, err := p.NewClient(ctx, popts)
+	if err != nil {
+		return nil, fmt.Errorf("building %s client for %s: %w", name, key, err)
+	}
+	wctx, cancel := context.WithCancel(l.ctx)
+	s := &store{
+		key: key, provider: name, created: now, client: c, cancel: cancel,
+		limiter:  rate.NewLimiter(rate.Limit(l.opts.QPS), l.opts.Burst),
+		entries:  map[provider.Ref]*entry{},
+		finds:    map[string]*entry{},
+		inflight: map[string]*call{},
+	}
+	if old, ok := l.stores[key]; ok {
+		s.entries, s.finds, s.calls = old.entries, old.finds, old.calls
+	}
+	l.stores[key] = s
+	if w, ok := c.(provider.Watcher); ok {
+		go l.watch(wctx, s, w)
+	}
+	return s, nil
+}
+
+// release closes a store state no identity uses any more (under l.mu).
+func (l *Layer) release(ctx context.Context, key storeKey) {
+	for _, k := range l.identities {
+		if k == key {
+			return
+		}
+	}
+	if s, ok := l.stores[key]; ok {
+		s.close(ctx)
+		delete(l.stores, key)
+	}
+}
+
+// watch invalidates the cached values the store's watcher reports changed,
+// and tells their subscribers, until ctx ends or the watch fails.
+func (l *Layer) watch(ctx context.Context, s *store, w provider.Watcher) {
+	err := w.Watch(ctx, func(keys []string) {
+		s.mu.Lock()
+		subs := s.invalidate(keys)
+		s.mu.Unlock()
+		if len(subs) > 0 {
+			l.opts.OnChange(subs)
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		l.opts.Log.Error(err, "watching store for changes stopped; falling back to refresh intervals", "store", s.key.String())
+	}
+}
+
+func (s *store) close(ctx context.Context) {
+	s.cancel()
+	_ = s.client.Close(ctx)
+}
+
+func (l *Layer) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, s := range l.stores {
+		s.close(context.Background())
+		delete(l.stores, k)
+	}
+}
