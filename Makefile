@@ -54,7 +54,7 @@ moto: ## check that moto_server (AWS test server) is installed
 test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build or find the real servers the tests run against
 
 # Fuzz targets run by `make test` for a short fixed time each (package:target).
-FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender internal/engine:FuzzMergedKeysRecord \
+FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef \
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
 	internal/provider:FuzzParseIdentityGrants internal/provider/webhook:FuzzScopedToNamespaceIsSound
 FUZZTIME ?= 10s

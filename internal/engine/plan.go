@@ -37,8 +37,12 @@ type Owner struct {
 	UID              types.UID
 }
 
-// Subscriber is the owner's identity in the fetch layer.
-func (o Owner) Subscriber() string { return o.Kind + "/" + o.Namespace + "/" + o.Name }
+// Ref returns the owner's identity.
+func (o Owner) Ref() ObjectRef { return ObjectRef{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name} }
+
+// Subscriber is the owner's identity in the fetch layer
+// ("Kind/namespace/name", ObjectRef.String).
+func (o Owner) Subscriber() string { return o.Ref().String() }
 
 // Target is the Secret to write.
 type Target struct {
@@ -50,7 +54,8 @@ type Target struct {
 	DeletionPolicy esv1.DeletionPolicy
 	Immutable      bool
 	// ManagedBy is the value of the ownership annotation; front-ends use
-	// it to recognise their Secrets (for example "ExternalSecret/name").
+	// it to recognise their Secrets: Owner.Ref().ManagedBy(), for example
+	// "ExternalSecret/name" (ParseManagedBy reads it back).
 	ManagedBy string
 	// Controller-ownership: set a controller ownerReference to Owner.
 	SetOwnerReference bool

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -176,14 +174,11 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		return nil, err
 	}
 	m := metrics.New(crmetrics.Registry)
-	// Only kinds whose controller runs get a channel: nobody would drain
-	// another.
-	changes := map[string]chan event.GenericEvent{
-		"ExternalSecret": make(chan event.GenericEvent, 1024),
-	}
-	if !opts.DisableSecretSync {
-		changes["SecretSync"] = make(chan event.GenericEvent, 1024)
-	}
+	// Change notifications go to the controller of the subscriber's kind
+	// (notify); only controllers that run are listed. The map is complete
+	// before the manager starts, and the fetch layer reports changes only to
+	// subscribers, which reconciles add once it runs.
+	notifiers := map[string]changeNotifier{}
 	layer := fetch.New(ctx, fetch.Options{
 		Registry: reg,
 		Kube:     mgr.GetAPIReader(),
@@ -192,7 +187,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		Log:      opts.Log.WithName("fetch"),
 		QPS:      opts.StoreQPS,
 		Burst:    opts.StoreBurst,
-		OnChange: func(subs []string) { notify(ctx, changes, subs) },
+		OnChange: func(subs []string) { notify(ctx, notifiers, subs) },
 		Metrics:  m,
 	})
 	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg, Metrics: m,
@@ -206,9 +201,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 
 	esr := &externalsecret.Reconciler{
 		Client: mgr.GetClient(), Engine: eng, Recorder: mgr.GetEventRecorder("keyferry"),
-		Changes: changes["ExternalSecret"], Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
+		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
 		Namespace: opts.Namespace,
 	}
+	notifiers[externalsecret.Kind] = esr
 	if err := esr.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
@@ -224,10 +220,11 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if !opts.DisableSecretSync {
 		ssr := &secretsync.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng,
-			Recorder: mgr.GetEventRecorder("keyferry"), Changes: changes["SecretSync"],
+			Recorder:    mgr.GetEventRecorder("keyferry"),
 			Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
 			RotationPollInterval: opts.SecretSyncRotationPollInterval,
 		}
+		notifiers[secretsync.Kind] = ssr
 		if err := ssr.SetupWithManager(ctx, mgr); err != nil {
 			return nil, err
 		}
@@ -245,32 +242,29 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	return &Operator{Manager: mgr, Fetch: layer, Engine: eng}, nil
 }
 
-// notify turns fetch-layer change notifications into reconcile events for
-// the controller of each subscriber's kind. A subscriber is
-// "Kind/namespace/name".
-func notify(ctx context.Context, chans map[string]chan event.GenericEvent, subs []string) {
+// changeNotifier is a controller that reconciles an object when a value it
+// reads changes in a store (externalsecret.Reconciler.Notify,
+// secretsync.Reconciler.Notify).
+type changeNotifier interface {
+	Notify(ctx context.Context, ref engine.ObjectRef)
+}
+
+// notify hands fetch-layer change notifications to the controller of each
+// subscriber's kind. A subscriber is an engine.ObjectRef in its String form;
+// one that does not parse, or whose kind no running controller serves, is
+// dropped.
+func notify(ctx context.Context, notifiers map[string]changeNotifier, subs []string) {
 	for _, s := range subs {
-		parts := strings.SplitN(s, "/", 3)
-		if len(parts) != 3 {
+		ref, err := engine.ParseObjectRef(s)
+		if err != nil {
 			continue
 		}
-		kind, ns, name := parts[0], parts[1], parts[2]
-		ch, ok := chans[kind]
+		n, ok := notifiers[ref.Kind]
 		if !ok {
 			continue
 		}
-		var obj client.Object
-		switch kind {
-		case "ExternalSecret":
-			obj = &esv1.ExternalSecret{}
-		case "SecretSync":
-			obj = &secretsyncv1alpha1.SecretSync{}
-		}
-		obj.SetNamespace(ns)
-		obj.SetName(name)
-		select {
-		case ch <- event.GenericEvent{Object: obj}:
-		case <-ctx.Done():
+		n.Notify(ctx, ref)
+		if ctx.Err() != nil {
 			return
 		}
 	}

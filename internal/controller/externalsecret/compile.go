@@ -38,17 +38,18 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 	if len(spec.Data) == 0 && len(spec.DataFrom) == 0 && (t.Template == nil || (len(t.Template.Data) == 0 && len(t.Template.TemplateFrom) == 0)) {
 		return engine.Plan{}, invalid("spec.data, spec.dataFrom and spec.target.template are all empty: there is nothing to write")
 	}
+	owner := engine.Owner{
+		APIVersion: esv1.GroupVersion.String(), Kind: Kind,
+		Namespace: es.Namespace, Name: es.Name, UID: es.UID,
+	}
 	plan := engine.Plan{
-		Owner: engine.Owner{
-			APIVersion: esv1.GroupVersion.String(), Kind: "ExternalSecret",
-			Namespace: es.Namespace, Name: es.Name, UID: es.UID,
-		},
+		Owner: owner,
 		Target: engine.Target{
 			Name:           t.Name,
 			CreationPolicy: t.CreationPolicy,
 			DeletionPolicy: t.DeletionPolicy,
 			Immutable:      t.Immutable,
-			ManagedBy:      "ExternalSecret/" + es.Name,
+			ManagedBy:      owner.Ref().ManagedBy(),
 		},
 		MaxAge: RefreshInterval(es),
 	}

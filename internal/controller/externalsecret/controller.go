@@ -20,14 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/controller/changes"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/metrics"
 )
@@ -54,9 +53,6 @@ type Reconciler struct {
 	Client   client.Client
 	Engine   *engine.Engine
 	Recorder events.EventRecorder
-	// Changes receives the subscribers of values that changed in the fetch
-	// layer ("ExternalSecret/<ns>/<name>").
-	Changes <-chan event.GenericEvent
 	// Concurrency is the number of parallel reconciles.
 	Concurrency int
 	// StartupSpread bounds how far after a restart the first check of an
@@ -75,6 +71,9 @@ type Reconciler struct {
 	// waiting holds the ExternalSecrets refused until a person changes
 	// them or their Secret (waiting.go).
 	waiting *waiting
+	// notifications holds the ExternalSecrets whose values changed in a
+	// store (Notify, notify.go).
+	notifications changes.Queue
 }
 
 // pendingFresh marks a record whose next sync must fetch fresh values.
@@ -156,19 +155,18 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// needs no RBAC).
 		b = b.Watches(&esv1.ClusterSecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf))
 	}
-	if r.Changes != nil {
-		b = b.WatchesRawSource(source.Channel(r.Changes, &handler.EnqueueRequestForObject{}))
-	}
+	// Values that changed in a store (Notify).
+	b = b.WatchesRawSource(r.notifications.Source(&handler.EnqueueRequestForObject{}))
 	return b.Complete(r)
 }
 
 // secretOwner maps a managed Secret to the ExternalSecret that writes it.
 func secretOwner(_ context.Context, o client.Object) []reconcile.Request {
-	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "ExternalSecret" && strings.HasPrefix(ref.APIVersion, esv1.GroupVersion.Group+"/") {
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == Kind && strings.HasPrefix(ref.APIVersion, esv1.GroupVersion.Group+"/") {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}}}
 	}
-	if owner, ok := strings.CutPrefix(o.GetAnnotations()[engine.AnnotationOwner], "ExternalSecret/"); ok {
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: owner}}}
+	if owner, err := engine.ParseManagedBy(o.GetNamespace(), o.GetAnnotations()[engine.AnnotationOwner]); err == nil && owner.Kind == Kind {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: owner.Namespace, Name: owner.Name}}}
 	}
 	return nil
 }
@@ -371,7 +369,7 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	delete(r.seen, key)
 	r.mu.Unlock()
 	r.waiting.done(key)
-	r.Engine.Fetch.Unsubscribe("ExternalSecret/" + key.Namespace + "/" + key.Name)
+	r.Engine.Fetch.Unsubscribe(engine.ObjectRef{Kind: Kind, Namespace: key.Namespace, Name: key.Name}.String())
 	r.Metrics.ESO.Forget(metrics.KindExternalSecret, key.Namespace, key.Name)
 }
 

@@ -3,7 +3,6 @@ package externalsecret
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,9 +90,9 @@ func (w *waiting) waitersOf(_ context.Context, o client.Object) []reconcile.Requ
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
 	}
 	w.mu.Unlock()
-	if name, ok := strings.CutPrefix(o.GetAnnotations()[engine.AnnotationAdopt], "ExternalSecret/"); ok && name != "" {
-		if _, dup := names[name]; !dup {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+	if adopter, err := engine.ParseManagedBy(ns, o.GetAnnotations()[engine.AnnotationAdopt]); err == nil && adopter.Kind == Kind {
+		if _, dup := names[adopter.Name]; !dup {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: adopter.Name}})
 		}
 	}
 	return out

@@ -154,11 +154,12 @@ func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass) (engine.Plan, 
 
 	typ := SecretType(ss)
 	so := ss.Spec.SecretObject
+	owner := engine.Owner{
+		APIVersion: ssv1.GroupVersion.String(), Kind: Kind,
+		Namespace: ss.Namespace, Name: ss.Name, UID: ss.UID,
+	}
 	plan := engine.Plan{
-		Owner: engine.Owner{
-			APIVersion: ssv1.GroupVersion.String(), Kind: "SecretSync",
-			Namespace: ss.Namespace, Name: ss.Name, UID: ss.UID,
-		},
+		Owner: owner,
 		Target: engine.Target{
 			Name:              ss.Name,
 			Type:              typ,
@@ -166,7 +167,7 @@ func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass) (engine.Plan, 
 			Annotations:       withEntry(withEntry(so.Annotations, AnnotationController, ""), AnnotationSecretProviderClass, spcFingerprint(spc)),
 			CreationPolicy:    esv1.CreatePolicyOwner,
 			DeletionPolicy:    esv1.DeletionPolicyRetain,
-			ManagedBy:         "SecretSync/" + ss.Name,
+			ManagedBy:         owner.Ref().ManagedBy(),
 			SetOwnerReference: true,
 		},
 	}

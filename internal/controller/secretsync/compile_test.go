@@ -225,6 +225,11 @@ func TestCompileTarget(t *testing.T) {
 	if tg.Name != "sync" || tg.Type != corev1.SecretTypeOpaque || !tg.SetOwnerReference || tg.CreationPolicy != esv1.CreatePolicyOwner || tg.DeletionPolicy != esv1.DeletionPolicyRetain {
 		t.Fatalf("target %+v", tg)
 	}
+	// The writer recorded on the Secret (keyferry.io/owner): existing
+	// Secrets carry this format, so it never changes.
+	if tg.ManagedBy != "SecretSync/sync" {
+		t.Fatalf("ManagedBy %q, want SecretSync/sync", tg.ManagedBy)
+	}
 	if v, ok := tg.Labels[LabelController]; !ok || v != "" || tg.Labels["app"] != "web" {
 		t.Fatalf("labels %v", tg.Labels)
 	}

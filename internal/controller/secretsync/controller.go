@@ -26,10 +26,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	spcv1 "github.com/keyferry/keyferry/apis/secretsstore/v1"
 	ssv1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
+	"github.com/keyferry/keyferry/internal/controller/changes"
 	"github.com/keyferry/keyferry/internal/engine"
 )
 
@@ -58,9 +58,6 @@ type Reconciler struct {
 	APIReader client.Reader
 	Engine    *engine.Engine
 	Recorder  events.EventRecorder
-	// Changes receives the SecretSyncs ("SecretSync/<ns>/<name>" subscribers
-	// of the fetch layer) whose values changed; nil disables it.
-	Changes <-chan event.GenericEvent
 	// Concurrency is the number of parallel reconciles.
 	Concurrency int
 	// RotationPollInterval is how often a synchronized Secret is checked
@@ -78,6 +75,9 @@ type Reconciler struct {
 	mu    sync.Mutex
 	seen  map[types.NamespacedName]record
 	poked map[types.NamespacedName]bool
+	// notifications holds the SecretSyncs whose values changed in the
+	// vault (Notify, notify.go).
+	notifications changes.Queue
 }
 
 // record is what this process knows of a SecretSync's last sync.
@@ -120,24 +120,23 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretOwner)).
 		Watches(&spcv1.SecretProviderClass{}, handler.EnqueueRequestsFromMapFunc(r.usersOf)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)})
-	if r.Changes != nil {
-		b = b.WatchesRawSource(source.Channel(r.Changes, handler.Funcs{
-			GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				key := client.ObjectKeyFromObject(e.Object)
-				r.mu.Lock()
-				r.poked[key] = true
-				r.mu.Unlock()
-				q.Add(reconcile.Request{NamespacedName: key})
-			},
-		}))
-	}
+	// Values that changed in the vault (Notify).
+	b = b.WatchesRawSource(r.notifications.Source(handler.Funcs{
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			key := client.ObjectKeyFromObject(e.Object)
+			r.mu.Lock()
+			r.poked[key] = true
+			r.mu.Unlock()
+			q.Add(reconcile.Request{NamespacedName: key})
+		},
+	}))
 	return b.Complete(r)
 }
 
 // secretOwner maps a managed Secret to the SecretSync that writes it.
 func secretOwner(_ context.Context, o client.Object) []reconcile.Request {
 	for _, ref := range o.GetOwnerReferences() {
-		if ref.Kind == "SecretSync" && strings.HasPrefix(ref.APIVersion, ssv1.GroupVersion.Group+"/") {
+		if ref.Kind == Kind && strings.HasPrefix(ref.APIVersion, ssv1.GroupVersion.Group+"/") {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}}}
 		}
 	}
@@ -382,7 +381,7 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	delete(r.seen, key)
 	delete(r.poked, key)
 	r.mu.Unlock()
-	r.Engine.Fetch.Unsubscribe("SecretSync/" + key.Namespace + "/" + key.Name)
+	r.Engine.Fetch.Unsubscribe(engine.ObjectRef{Kind: Kind, Namespace: key.Namespace, Name: key.Name}.String())
 }
 
 // targetSecret reads the Secret a SecretSync writes: from the cache

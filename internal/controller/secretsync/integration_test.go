@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -147,18 +146,15 @@ func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *runni
 		cancel()
 		t.Fatalf("clientset: %v", err)
 	}
-	changes := make(chan event.GenericEvent, 64)
+	// The reconciler receives change notifications through Notify, as
+	// operator.New wires it.
+	r := &secretsync.Reconciler{}
 	layer := fetch.New(ctx, fetch.Options{
 		Registry: reg, Kube: mgr.GetAPIReader(), Tokens: &kube.TokenRequester{Client: cs}, Log: logger.WithName("fetch"),
 		OnChange: func(subs []string) {
 			for _, s := range subs {
-				parts := strings.SplitN(s, "/", 3)
-				if len(parts) == 3 && parts[0] == "SecretSync" {
-					obj := &ssv1.SecretSync{ObjectMeta: metav1.ObjectMeta{Namespace: parts[1], Name: parts[2]}}
-					select {
-					case changes <- event.GenericEvent{Object: obj}:
-					case <-ctx.Done():
-					}
+				if ref, err := engine.ParseObjectRef(s); err == nil {
+					r.Notify(ctx, ref)
 				}
 			}
 		},
@@ -169,10 +165,8 @@ func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *runni
 			VaultURL: func(string, esv1.AzureEnvironmentType) (string, error) { return v.VaultURL(), nil },
 		}),
 	}
-	r := &secretsync.Reconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng, Recorder: mgr.GetEventRecorder("keyferry"),
-		Changes: changes, Concurrency: 4, RotationPollInterval: poll, StartupSpread: time.Second,
-	}
+	r.Client, r.APIReader, r.Engine, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), eng, mgr.GetEventRecorder("keyferry")
+	r.Concurrency, r.RotationPollInterval, r.StartupSpread = 4, poll, time.Second
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		cancel()
 		t.Fatalf("setting up the SecretSync controller: %v", err)
