@@ -4,6 +4,8 @@
 // (the fake-provider quickstart and a Vault dev server reached from the pod
 // network), a rollout restart rewrites nothing, `helm upgrade` takes effect,
 // and `helm uninstall` keeps the CRDs, ExternalSecrets and Secrets.
+// TestMigrateFromESOOnARealNode (migrate_test.go) follows
+// docs/migrate-from-eso.md from a cluster as ESO v2.9.0 leaves it.
 //
 // It needs root and changes the host (then restores it), so it runs only when
 // KEYFERRY_NODE=1: `make test-node` builds everything and sets it.
@@ -78,34 +80,14 @@ func TestChartOnARealNode(t *testing.T) {
 		t.Skip("the real-node test needs root and changes the host; run `make test-node` (sets KEYFERRY_NODE=1)")
 	}
 	start := time.Now()
-	ctrllog.SetLogger(logr.Discard()) // the test's clients have nothing to log
-	root, err := devcluster.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	image := os.Getenv(testnode.EnvImage)
-	if image == "" {
-		image = filepath.Join(root, "bin", "image", "keyferry.tar")
-	}
-	s := &suite{t: t, root: root}
-	if s.imageRef, err = testnode.ImageRef(image); err != nil {
-		t.Fatalf("%v (run `make image`)", err)
-	}
-	s.buildHelm()
-	s.node = testnode.Start(t, testnode.Options{Images: []string{image}})
+	s := newSuite(t)
 	t.Logf("node Ready after %s", time.Since(start).Round(time.Second))
-	scheme := operator.NewScheme()
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if s.c, err = client.New(s.node.Config, client.Options{Scheme: scheme}); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("---- operator pod logs\n%s", s.node.PodLogs(namespace, release))
 		}
 	})
+	root := s.root
 
 	repo, tag := splitRef(s.imageRef)
 	// ESO's Vault example talks plain HTTP, which keyferry refuses unless
@@ -214,6 +196,42 @@ func TestChartOnARealNode(t *testing.T) {
 		t.Errorf("Secrets changed or went after helm uninstall: %s → %s", before, after)
 	}
 	t.Logf("end-to-end on the node took %s", time.Since(start).Round(time.Second))
+}
+
+// newSuite builds helm and starts the node with the project's image; the
+// node stops when t ends.
+func newSuite(t *testing.T) *suite {
+	t.Helper()
+	ctrllog.SetLogger(logr.Discard()) // the test's clients have nothing to log
+	root, err := devcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := os.Getenv(testnode.EnvImage)
+	if image == "" {
+		image = filepath.Join(root, "bin", "image", "keyferry.tar")
+	}
+	s := &suite{t: t, root: root}
+	if s.imageRef, err = testnode.ImageRef(image); err != nil {
+		t.Fatalf("%v (run `make image`)", err)
+	}
+	s.buildHelm()
+	s.node = testnode.Start(t, testnode.Options{Images: []string{image}})
+	scheme := operator.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if s.c, err = client.New(s.node.Config, client.Options{Scheme: scheme}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// with returns a copy of s that reports to t (a subtest).
+func (s *suite) with(t *testing.T) *suite {
+	c := *s
+	c.t = t
+	return &c
 }
 
 func splitRef(ref string) (repo, tag string) {
