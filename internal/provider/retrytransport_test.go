@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,69 +8,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
-)
 
-// cuttingServer is a real HTTP/1.1 server on a raw listener that cuts the
-// first `cut` responses off after their headers and half their body.
-func cuttingServer(t *testing.T, cut int64, status int) (string, *atomic.Int64) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		n     atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close() // idle keep-alive connections of the client
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	const body = `{"value":"0123456789abcdef"}`
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { _ = conn.Close() }()
-				r := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(r)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if n.Add(1) <= cut {
-						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2])
-						return
-					}
-					fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n\r\n%s", status, http.StatusText(status), len(body), body)
-				}
-			}()
-		}
-	}()
-	return "http://" + l.Addr().String(), &n
-}
+	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
+)
 
 func TestRetryDroppedRepeatsOnlyIdempotentReadsOfDroppedConnections(t *testing.T) {
 	for _, tt := range []struct {
@@ -89,9 +30,9 @@ func TestRetryDroppedRepeatsOnlyIdempotentReadsOfDroppedConnections(t *testing.T
 		{"503 is one request, answered as it is", http.MethodGet, 0, http.StatusServiceUnavailable, 1, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			url, attempts := cuttingServer(t, tt.cut, tt.status)
+			srv := dropproxy.StartServer(t, dropproxy.ServerOptions{Drop: tt.cut, Status: tt.status, Body: `{"value":"0123456789abcdef"}`})
 			c := &http.Client{Transport: RetryDropped{Next: http.DefaultTransport.(*http.Transport).Clone()}}
-			req, _ := http.NewRequestWithContext(context.Background(), tt.method, url+"/v1/secret", strings.NewReader(`{}`))
+			req, _ := http.NewRequestWithContext(context.Background(), tt.method, srv.URL()+"/v1/secret", strings.NewReader(`{}`))
 			if tt.method == http.MethodGet {
 				req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
 			}
@@ -110,7 +51,7 @@ func TestRetryDroppedRepeatsOnlyIdempotentReadsOfDroppedConnections(t *testing.T
 			if err == nil && !strings.HasSuffix(string(body), `"}`) {
 				t.Fatalf("body %q is not whole", body)
 			}
-			if got := attempts.Load(); got != tt.wantAttempts {
+			if got := srv.Attempts(); got != tt.wantAttempts {
 				t.Fatalf("%d attempts, want %d", got, tt.wantAttempts)
 			}
 		})

@@ -5,16 +5,12 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	uzap "go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/keyferry/keyferry/internal/devcluster"
@@ -54,7 +49,7 @@ type Env struct {
 	Client client.Client
 	Op     *operator.Operator
 	Root   string
-	logs   *syncBuffer
+	logs   *LogBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -81,11 +76,11 @@ func Start(opts Options) (*Env, error) {
 		_ = cl.Stop()
 		return nil, err
 	}
-	e := &Env{Cluster: cl, Client: c, Root: root, logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	e := &Env{Cluster: cl, Client: c, Root: root, logs: &LogBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	if opts.NoOperator {
 		return e, nil
 	}
-	logger := zap.New(zap.WriteTo(e.logs), zap.Level(uzap.NewAtomicLevelAt(zapcore.DebugLevel)))
+	logger := DebugLogger(e.logs)
 	log.SetLogger(logger) // client-go's informers log through the global logger
 	oo := operator.Options{Registry: opts.Registry, Log: logger, StartupSpread: time.Second}
 	if opts.Operator != nil {
@@ -196,21 +191,4 @@ func (e *Env) AssertNoLeak(t testing.TB, canary string) {
 	if strings.Contains(e.Logs(), canary) {
 		t.Fatalf("secret value %q appeared in the operator's logs", canary)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -35,7 +35,7 @@ func TestBlogExampleSyncsRegcredFromKeyVault(t *testing.T) {
 	auth := base64.StdEncoding.EncodeToString([]byte("jenkins-pull:acr-" + canary))
 	dockerConfig := `{"auths":{"zaldre.azurecr.io":{"username":"jenkins-pull","password":"acr-` + canary + `","auth":"` + auth + `"}}}`
 	srv.SetSecret("docker-config-json", dockerConfig, kvserver.WithContentType("application/json"))
-	before := router.requestsTo("zaldre.vault.azure.net")
+	before := router.RequestsTo("zaldre.vault.azure.net")
 
 	env.Apply(t, "", exampleDir)
 	env.WaitStoreReady(t, "", "azure-keyvault-cluster-store")
@@ -47,7 +47,7 @@ func TestBlogExampleSyncsRegcredFromKeyVault(t *testing.T) {
 	if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != es.UID {
 		t.Errorf("Secret is not controlled by the ExternalSecret (creationPolicy Owner): %v", s.OwnerReferences)
 	}
-	if router.requestsTo("zaldre.vault.azure.net") == before {
+	if router.RequestsTo("zaldre.vault.azure.net") == before {
 		t.Errorf("no request went to the manifest's vault zaldre.vault.azure.net")
 	}
 	assertNoLeak(t, "jenkins", "regcred")
@@ -76,7 +76,7 @@ spec:
 `)
 	env.WaitReady(t, "jenkins", "jenkins-admin", metav1.ConditionTrue, synced)
 	env.WaitSecret(t, "jenkins", "jenkins-admin", testenv.HasData(map[string]string{"password": value}))
-	if router.requestsTo("zaldres-secret-vault.vault.azure.net") == 0 {
+	if router.RequestsTo("zaldres-secret-vault.vault.azure.net") == 0 {
 		t.Errorf("no request went to the manifest's vault zaldres-secret-vault.vault.azure.net")
 	}
 	assertNoLeak(t, "jenkins", "jenkins-admin")

@@ -19,12 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,7 +67,7 @@ const (
 var (
 	env    *testenv.Env
 	srv    *kvserver.Server
-	router *vaultRouter
+	router *kvserver.Router
 )
 
 func TestMain(m *testing.M) {
@@ -99,7 +96,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "starting the Key Vault test server:", err)
 		return 1
 	}
-	router = newVaultRouter(srv)
+	router = srv.Router()
 	reg := provider.NewRegistry()
 	reg.Register("fake", fake.New())
 	reg.Register(azurekv.Name, azurekv.NewWithOptions(azurekv.Options{
@@ -253,60 +250,6 @@ func (tb *mainTB) cleanup() {
 	for i := len(tb.cleanups) - 1; i >= 0; i-- {
 		tb.cleanups[i]()
 	}
-}
-
-// vaultRouter is the provider's transport: requests to any
-// *.vault.azure.net host go to the test vault (the Host header keeps the
-// vault's name), requests to the test servers pass, and anything else is
-// refused, so no test ever reaches Azure.
-type vaultRouter struct {
-	vaultHost string
-	allowed   map[string]bool
-	client    *http.Client
-
-	mu    sync.Mutex
-	hosts map[string]int
-}
-
-func newVaultRouter(s *kvserver.Server) *vaultRouter {
-	r := &vaultRouter{allowed: map[string]bool{}, client: s.HTTPClient(), hosts: map[string]int{}}
-	for _, raw := range []string{s.VaultURL(), s.AuthorityHost()} {
-		u, err := url.Parse(raw)
-		if err != nil {
-			continue
-		}
-		r.allowed[u.Host] = true
-		if raw == s.VaultURL() {
-			r.vaultHost = u.Host
-		}
-	}
-	return r
-}
-
-// Do implements policy.Transporter.
-func (r *vaultRouter) Do(req *http.Request) (*http.Response, error) {
-	host := req.URL.Hostname()
-	switch {
-	case strings.HasSuffix(host, ".vault.azure.net"):
-		r.mu.Lock()
-		r.hosts[host]++
-		r.mu.Unlock()
-		req = req.Clone(req.Context())
-		req.Host = req.URL.Host
-		req.URL.Host = r.vaultHost
-	case r.allowed[req.URL.Host]:
-	default:
-		return nil, fmt.Errorf("test transport: %s is neither a *.vault.azure.net vault nor a test server", req.URL.Host)
-	}
-	return r.client.Do(req)
-}
-
-// requestsTo counts the requests sent to a vault host, such as
-// zaldre.vault.azure.net.
-func (r *vaultRouter) requestsTo(host string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.hosts[host]
 }
 
 // --- helpers ---------------------------------------------------------------

@@ -6,20 +6,14 @@
 package operator
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	uzap "go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/testenv"
@@ -28,21 +22,13 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start(testenv.Options{NoOperator: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting test environment:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	env.Stop()
-	os.Exit(code)
+	os.Exit(testenv.Main(m, testenv.Options{NoOperator: true}, &env))
 }
 
 // running is an operator started by a test.
 type running struct {
 	op   *operator.Operator
-	logs *logBuffer
+	logs *testenv.LogBuffer
 }
 
 // startOperator starts an operator with the given options tweaks and stops
@@ -55,38 +41,22 @@ func startOperator(t *testing.T, tweak func(*operator.Options)) *running {
 // startOperatorAs starts an operator with the identity of cfg.
 func startOperatorAs(t *testing.T, cfg *rest.Config, tweak func(*operator.Options)) *running {
 	t.Helper()
-	logs := &logBuffer{}
-	logger := zap.New(zap.WriteTo(logs), zap.Level(uzap.NewAtomicLevelAt(zapcore.DebugLevel)))
-	opts := operator.Options{Log: logger, StartupSpread: time.Second, SkipControllerNameValidation: true}
+	logs := &testenv.LogBuffer{}
+	opts := operator.Options{Log: testenv.DebugLogger(logs), StartupSpread: time.Second, SkipControllerNameValidation: true}
 	if tweak != nil {
 		tweak(&opts)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	op, err := operator.New(ctx, cfg, opts)
-	if err != nil {
-		cancel()
-		t.Fatalf("building operator: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- op.Manager.Start(ctx) }()
+	op := testenv.StartOperator(t, cfg, opts)
 	t.Cleanup(func() {
-		if t.Failed() {
-			n := 0
-			for _, line := range strings.Split(logs.String(), "\n") {
-				if strings.Contains(line, `"level":"error"`) && n < 10 {
-					t.Logf("operator: %.500s", line)
-					n++
-				}
-			}
+		if !t.Failed() {
+			return
 		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("operator stopped with %v", err)
+		n := 0
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"level":"error"`) && n < 10 {
+				t.Logf("operator: %.500s", line)
+				n++
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("operator did not stop within 30s")
 		}
 	})
 	return &running{op: op, logs: logs}
@@ -110,35 +80,6 @@ func (r *running) waitLogged(t *testing.T, what string, parts ...string) {
 		}
 		return false, "no log line with " + strings.Join(parts, ", ")
 	})
-}
-
-// freeAddr returns a loopback address with a free port.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // fakeStore is a store manifest with the fake provider, of the given kind

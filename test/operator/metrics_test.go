@@ -129,7 +129,7 @@ func waitMetrics(t *testing.T, url, what string, check func(scrape) (bool, strin
 // labels appear on /metrics beside keyferry's own after a sync and after a
 // failure, and a deleted object's series go away.
 func TestESOMetricNamesOnTheMetricsEndpoint(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	startOperator(t, func(o *operator.Options) { o.MetricsAddr = addr })
 	url := "http://" + addr + "/metrics"
 	ctx := context.Background()
@@ -274,7 +274,7 @@ spec:
 // (the default) /metrics answers 401 without a token, 403 to a
 // ServiceAccount that may not get /metrics, and 200 to one that may.
 func TestMetricsEndpointIsAuthenticatedAndAuthorised(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	startOperator(t, func(o *operator.Options) { o.MetricsAddr, o.MetricsSecure = addr, true })
 	ctx := context.Background()
 	ns := env.Namespace(t)

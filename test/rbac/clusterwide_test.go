@@ -53,10 +53,7 @@ func TestClusterWideInstallSyncsEveryFrontEndAsTheChartsServiceAccount(t *testin
 		Federated: []kvserver.FederatedCredential{{Issuer: issuer, Subject: "system:serviceaccount:" + exampleNamespace + ":" + exampleSA}}})
 	kv.SetSecret("my-secret", "version-1")
 	kv.SetSecret("my-secret", "version-2")
-	router, err := newVaultRouter(kv.VaultURL(), kv.AuthorityHost(), kv.HTTPClient())
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := kv.Router()
 	reg := provider.NewRegistry()
 	reg.Register("fake", fake.New())
 	reg.Register("kubernetes", kubernetes.New(cfg))

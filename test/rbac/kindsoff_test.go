@@ -41,29 +41,7 @@ func TestSwitchedOffKindsNeedNoPermissions(t *testing.T) {
 	reg.Register("fake", fake.New())
 	op := startOperator(t, serviceAccountConfig(t, releaseNamespace, sa), objs, reg)
 
-	env.Apply(t, ns, `apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata:
-  name: inline
-spec:
-  provider:
-    fake:
-      data:
-        - key: api-key
-          value: slim-value
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata:
-  name: app
-spec:
-  refreshInterval: 1h
-  secretStoreRef: {kind: SecretStore, name: inline}
-  target: {name: app}
-  data:
-    - secretKey: key
-      remoteRef: {key: api-key}
-`)
+	env.Apply(t, ns, fakeApp("slim-value"))
 	env.WaitStoreReady(t, ns, "inline")
 	env.WaitReady(t, ns, "app", metav1.ConditionTrue, externalsecret.ReasonSecretSynced)
 	env.WaitSecret(t, ns, "app", testenv.HasData(map[string]string{"key": "slim-value"}))

@@ -25,18 +25,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	uzap "go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -50,7 +45,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/manifest"
@@ -72,7 +66,7 @@ var (
 	admin *rest.Config
 	// logs holds everything the operators, controller-runtime and
 	// client-go log, at debug level.
-	logs = &syncBuffer{}
+	logs = &testenv.LogBuffer{}
 )
 
 func TestMain(m *testing.M) {
@@ -80,7 +74,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	logger := zap.New(zap.WriteTo(logs), zap.Level(uzap.NewAtomicLevelAt(zapcore.DebugLevel)))
+	logger := testenv.DebugLogger(logs)
 	log.SetLogger(logger)
 	// client-go's reflectors and event broadcasters log through klog: a
 	// refused list or watch shows up here.
@@ -182,7 +176,106 @@ func install(t *testing.T, release string, values map[string]any) []*unstructure
 	if err := manifest.Apply(ctxFor(t, time.Minute), env.Client, releaseNamespace, identity); err != nil {
 		t.Fatalf("applying the chart's RBAC: %v", err)
 	}
+	waitForBindings(t, identity)
 	return objs
+}
+
+// waitForBindings waits until the API server's authorizer grants every rule
+// of every role the chart binds to a ServiceAccount: the RBAC authorizer
+// reads roles and bindings through informers, so a rule applied a moment ago
+// may not be in force yet, and an operator (or an access check) started
+// before that would be refused for a reason that has nothing to do with the
+// chart.
+func waitForBindings(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	roles := map[string]*unstructured.Unstructured{} // "Kind/namespace/name"
+	for _, o := range objs {
+		if k := o.GetKind(); k == "Role" || k == "ClusterRole" {
+			roles[k+"/"+o.GetNamespace()+"/"+o.GetName()] = o
+		}
+	}
+	for _, b := range objs {
+		if k := b.GetKind(); k != "RoleBinding" && k != "ClusterRoleBinding" {
+			continue
+		}
+		roleKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
+		roleName, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+		roleNS := ""
+		if roleKind == "Role" {
+			roleNS = b.GetNamespace()
+		}
+		role, ok := roles[roleKind+"/"+roleNS+"/"+roleName]
+		if !ok {
+			continue
+		}
+		subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
+		rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+		for _, sub := range subjects {
+			subj, _ := sub.(map[string]any)
+			if subj["kind"] != "ServiceAccount" {
+				continue
+			}
+			user := fmt.Sprintf("system:serviceaccount:%v:%v", subj["namespace"], subj["name"])
+			for _, r := range rules {
+				attrs := firstOfRule(r)
+				if attrs == nil {
+					continue
+				}
+				attrs.Namespace = b.GetNamespace() // "" for a ClusterRoleBinding
+				what := fmt.Sprintf("%s may %s %s/%s %q in %q (%s %s)", user, attrs.Verb, attrs.Group, attrs.Resource, attrs.Name, attrs.Namespace, b.GetKind(), b.GetName())
+				testenv.Eventually(t, what, func(ctx context.Context) (bool, string) {
+					ok, err := allowed(ctx, user, attrs)
+					if err != nil {
+						return false, err.Error()
+					}
+					return ok, "not allowed yet"
+				})
+			}
+		}
+	}
+}
+
+// firstOfRule turns the first verb, group, resource and resource name of a
+// resource rule into the attributes of an access check (nil for a
+// non-resource rule).
+func firstOfRule(rule any) *authorizationv1.ResourceAttributes {
+	r, _ := rule.(map[string]any)
+	first := func(field string) (string, bool) {
+		l, _ := r[field].([]any)
+		if len(l) == 0 {
+			return "", false
+		}
+		v, _ := l[0].(string)
+		return v, true
+	}
+	verb, okVerb := first("verbs")
+	resource, okRes := first("resources")
+	if !okVerb || !okRes {
+		return nil
+	}
+	group, _ := first("apiGroups")
+	name, _ := first("resourceNames")
+	sub := ""
+	if res, s, ok := strings.Cut(resource, "/"); ok {
+		resource, sub = res, s
+	}
+	return &authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Subresource: sub, Name: name}
+}
+
+// allowed asks the API server (as admin) whether user may do what attrs say.
+func allowed(ctx context.Context, user string, attrs *authorizationv1.ResourceAttributes) (bool, error) {
+	ns, _, _ := strings.Cut(strings.TrimPrefix(user, "system:serviceaccount:"), ":")
+	res, err := kubernetes.NewForConfigOrDie(admin).AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               user,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: attrs,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return res.Status.Allowed, nil
 }
 
 func ensureNamespace(t *testing.T, name string, labels ...string) {
@@ -282,11 +375,8 @@ func startOperator(t *testing.T, cfg *rest.Config, objs []*unstructured.Unstruct
 	if err != nil {
 		t.Fatalf("the chart's args %v: %v", args, err)
 	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	addr := testenv.FreeAddr(t)
+	opts.MetricsAddr = addr
 	opts.HealthAddr = "0"
 	opts.Registry = reg
 	opts.StartupSpread = time.Second
@@ -298,27 +388,10 @@ func startOperator(t *testing.T, cfg *rest.Config, objs []*unstructured.Unstruct
 	if opts.MetricsSecure {
 		scheme = "https"
 	}
-	r.metricsURL = fmt.Sprintf("%s://127.0.0.1:%d/metrics", scheme, port)
+	r.metricsURL = fmt.Sprintf("%s://%s/metrics", scheme, addr)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	op, err := operator.New(ctx, cfg, opts)
-	if err != nil {
-		cancel()
-		t.Fatalf("building the operator: %v", err)
-	}
-	r.Operator = op
-	done := make(chan error, 1)
-	go func() { done <- op.Manager.Start(ctx) }()
+	// Registered before the operator starts, so it runs after it stopped.
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the operator stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("the operator did not stop")
-		}
 		if t.Failed() {
 			var b strings.Builder
 			for _, line := range strings.Split(logs.From(r.logStart), "\n") {
@@ -327,6 +400,7 @@ func startOperator(t *testing.T, cfg *rest.Config, objs []*unstructured.Unstruct
 			t.Logf("operator log:\n%s", b.String())
 		}
 	})
+	r.Operator = testenv.StartOperator(t, cfg, opts)
 	return r
 }
 
@@ -363,20 +437,12 @@ func withoutStack(line string) string {
 // verb on resource in namespace ("" for all namespaces).
 func canI(t *testing.T, sa, verb, group, resource, namespace string) bool {
 	t.Helper()
-	cs := kubernetes.NewForConfigOrDie(admin)
-	res, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctxFor(t, time.Minute), &authorizationv1.SubjectAccessReview{
-		Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:" + releaseNamespace + ":" + sa,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + releaseNamespace, "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: namespace, Verb: verb, Group: group, Resource: resource,
-			},
-		},
-	}, metav1.CreateOptions{})
+	ok, err := allowed(ctxFor(t, time.Minute), "system:serviceaccount:"+releaseNamespace+":"+sa,
+		&authorizationv1.ResourceAttributes{Namespace: namespace, Verb: verb, Group: group, Resource: resource})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.Status.Allowed
+	return ok
 }
 
 // scrape reads the metrics endpoint with the bearer token (none if empty),
@@ -406,75 +472,4 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// vaultRouter sends requests for any *.vault.azure.net vault to the Key Vault
-// test server (keeping the vault's host name), lets requests to the test
-// servers through, and refuses anything else, so no test reaches Azure.
-type vaultRouter struct {
-	vaultHost string
-	allowed   map[string]bool
-	client    *http.Client
-}
-
-func newVaultRouter(vaultURL, authorityHost string, hc *http.Client) (*vaultRouter, error) {
-	r := &vaultRouter{allowed: map[string]bool{}, client: hc}
-	for _, raw := range []string{vaultURL, authorityHost} {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return nil, err
-		}
-		r.allowed[u.Host] = true
-	}
-	u, _ := url.Parse(vaultURL)
-	r.vaultHost = u.Host
-	return r, nil
-}
-
-// Do implements policy.Transporter.
-func (r *vaultRouter) Do(req *http.Request) (*http.Response, error) {
-	switch {
-	case strings.HasSuffix(req.URL.Hostname(), ".vault.azure.net"):
-		req = req.Clone(req.Context())
-		req.Host = req.URL.Host
-		req.URL.Host = r.vaultHost
-	case r.allowed[req.URL.Host]:
-	default:
-		return nil, fmt.Errorf("test transport: %s is neither a *.vault.azure.net vault nor a test server", req.URL.Host)
-	}
-	return r.client.Do(req)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// Len is the number of bytes written so far.
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-// From returns what was written from offset on.
-func (s *syncBuffer) From(offset int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()[offset:]
 }

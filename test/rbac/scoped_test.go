@@ -55,29 +55,7 @@ func TestScopedInstallSyncsOnlyItsNamespaceWithARole(t *testing.T) {
 	// The namespace it does not serve gets its objects first, so they would
 	// be synced before the served ones if the operator saw them.
 	for _, ns := range []string{other, served} {
-		env.Apply(t, ns, `apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata:
-  name: inline
-spec:
-  provider:
-    fake:
-      data:
-        - key: api-key
-          value: scoped-value
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata:
-  name: app
-spec:
-  refreshInterval: 1h
-  secretStoreRef: {kind: SecretStore, name: inline}
-  target: {name: app}
-  data:
-    - secretKey: key
-      remoteRef: {key: api-key}
-`)
+		env.Apply(t, ns, fakeApp("scoped-value"))
 	}
 
 	reg := provider.NewRegistry()

@@ -21,15 +21,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start(testenv.Options{ControllerManager: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting test environment:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	env.Stop()
-	os.Exit(code)
+	os.Exit(testenv.Main(m, testenv.Options{ControllerManager: true}, &env))
 }
 
 var storeSeq atomic.Int64

@@ -1,7 +1,6 @@
 package secretsync_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -13,12 +12,9 @@ import (
 	"math/big"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	uzap "go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -59,15 +54,7 @@ const (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start(testenv.Options{NoOperator: true})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "secretsync tests need the local control plane (make control-plane): %v\n", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	env.Stop()
-	os.Exit(code)
+	os.Exit(testenv.Main(m, testenv.Options{NoOperator: true}, &env))
 }
 
 // vault is a Key Vault + Entra ID test server that trusts the cluster's
@@ -99,7 +86,7 @@ func (v *vault) federate(clientID string, access kvserver.Access, serviceAccount
 // running is an operator with the SecretSync controller, as
 // internal/operator assembles it, pointed at one test vault.
 type running struct {
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 	engine *engine.Engine
 }
 
@@ -110,8 +97,8 @@ type running struct {
 func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	logger := zap.New(zap.WriteTo(logs), zap.Level(uzap.NewAtomicLevelAt(zapcore.DebugLevel)))
+	logs := &testenv.LogBuffer{}
+	logger := testenv.DebugLogger(logs)
 	cfg := env.Cluster.Config
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 operator.NewScheme(),
@@ -172,43 +159,16 @@ func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *runni
 		t.Fatalf("setting up the SecretSync controller: %v", err)
 	}
 	op := &running{logs: logs, engine: eng}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	testenv.RunManager(ctx, t, cancel, mgr)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("operator log:\n%s", op.logs.String())
-		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("the manager did not stop")
 		}
 	})
 	return op
 }
 
 func ptr[T any](v T) *T { return &v }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func ctxFor(t *testing.T) context.Context {
 	t.Helper()

@@ -1,15 +1,12 @@
 package aws_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,66 +15,8 @@ import (
 
 	"github.com/keyferry/keyferry/internal/provider"
 	awsprovider "github.com/keyferry/keyferry/internal/provider/aws"
+	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
 )
-
-// dropProxy is a TCP proxy in front of moto that cuts the first `drop`
-// connections in the middle of moto's response: the headers and a few
-// bytes of the body reach the client, then the connection closes.
-type dropProxy struct {
-	addr  string
-	conns atomic.Int64
-}
-
-func startDropProxy(t *testing.T, target string, drop int64) *dropProxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &dropProxy{addr: l.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			down, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n := p.conns.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { _ = down.Close() }()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer func() { _ = up.Close() }()
-				go func() { _, _ = io.Copy(up, down) }()
-				if n > drop {
-					_, _ = io.Copy(down, up)
-					return
-				}
-				var buf []byte
-				chunk := make([]byte, 4096)
-				for {
-					k, err := up.Read(chunk)
-					buf = append(buf, chunk[:k]...)
-					if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 && len(buf) >= i+4+5 {
-						_, _ = down.Write(buf[:i+4+5])
-						return // both ends close mid-body
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return p
-}
 
 // TestDroppedConnectionIsRetriedOnce: moto's answer is cut off mid-way on
 // the first connection (as a keep-alive connection closed by a load
@@ -89,10 +28,10 @@ func TestDroppedConnectionIsRetriedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := startDropProxy(t, u.Host, 1)
+	proxy := dropproxy.StartProxy(t, u.Host, dropproxy.ProxyOptions{CutFirst: 1})
 	rec := newRecorder()
 	p := motoProvider(rec)
-	p.Endpoints.SSM = "http://" + proxy.addr
+	p.Endpoints.SSM = "http://" + proxy.Addr()
 	c := newClient(t, p, psSpec())
 	v, err := c.GetSecret(context.Background(), provider.Ref{Key: "/retry/db/password"})
 	if err != nil {
@@ -104,15 +43,15 @@ func TestDroppedConnectionIsRetriedOnce(t *testing.T) {
 	if n := len(rec.calls("GetParameter")); n != 2 {
 		t.Fatalf("%d GetParameter attempts, want exactly 2", n)
 	}
-	if n := proxy.conns.Load(); n != 2 {
+	if n := proxy.Conns(); n != 2 {
 		t.Fatalf("%d connections, want 2 (the dropped one and a new one)", n)
 	}
 
 	t.Run("dropped every time fails after two attempts", func(t *testing.T) {
-		proxy := startDropProxy(t, u.Host, 100)
+		proxy := dropproxy.StartProxy(t, u.Host, dropproxy.ProxyOptions{CutFirst: 100})
 		rec := newRecorder()
 		p := motoProvider(rec)
-		p.Endpoints.SSM = "http://" + proxy.addr
+		p.Endpoints.SSM = "http://" + proxy.Addr()
 		c := newClient(t, p, psSpec())
 		_, err := c.GetSecret(context.Background(), provider.Ref{Key: "/retry/db/password"})
 		if err == nil {

@@ -3,9 +3,7 @@ package gcpsm
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -18,6 +16,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
 )
 
 // droppingSM is a real Secret Manager gRPC server whose first `drop` calls
@@ -51,54 +50,13 @@ func startDroppingSM(t *testing.T, drop int64, code codes.Code) (string, *droppi
 	if err != nil {
 		t.Fatal(err)
 	}
-	front, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	sm := &droppingSM{drop: drop, code: code, kill: func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		conns = nil
-	}}
 	gs := grpc.NewServer()
+	t.Cleanup(gs.Stop) // after the proxy's cleanup closed every connection
+	proxy := dropproxy.StartProxy(t, backend.Addr().String(), dropproxy.ProxyOptions{})
+	sm := &droppingSM{drop: drop, code: code, kill: proxy.CloseAll}
 	secretmanagerpb.RegisterSecretManagerServiceServer(gs, sm)
 	go func() { _ = gs.Serve(backend) }()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			down, err := front.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", backend.Addr().String())
-			if err != nil {
-				_ = down.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, down, up)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(up, down); _ = up.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(down, up); _ = down.Close() }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = front.Close()
-		sm.kill()
-		gs.Stop()
-		wg.Wait()
-	})
-	return front.Addr().String(), sm
+	return proxy.Addr(), sm
 }
 
 func droppingClient(t *testing.T, addr string) provider.Client {

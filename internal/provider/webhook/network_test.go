@@ -1,15 +1,11 @@
 package webhook
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
 )
 
 // bareClient builds a client for a SecretStore in ns that reads no Secret
@@ -221,85 +218,36 @@ func TestCredentialsOverPlainHTTPNeedTheOperatorsOptIn(t *testing.T) {
 	})
 }
 
-// droppingServer is a real HTTP/1.1 server on a raw listener: it drops the
-// first `drop` connections after sending half a response, then answers.
-type droppingServer struct {
-	addr     string
-	attempts atomic.Int64
-}
-
-func startDroppingServer(t *testing.T, drop int64, status int, header, body string) *droppingServer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &droppingServer{addr: l.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { _ = conn.Close() }()
-				r := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(r)
-					if err != nil {
-						return
-					}
-					_, _ = req.Body.Read(make([]byte, 1<<10))
-					n := s.attempts.Add(1)
-					if n <= drop {
-						// Headers and half the body, then the connection dies.
-						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2])
-						return
-					}
-					fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\n%sContent-Length: %d\r\n\r\n%s", status, http.StatusText(status), header, len(body), body)
-				}
-			}()
-		}
-	}()
-	return s
-}
-
 // TestDroppedConnectionIsRetriedOnce: a response cut off mid-way is
 // fetched again at once: exactly two attempts and the value, for an
 // idempotent GET; a POST is sent once.
 func TestDroppedConnectionIsRetriedOnce(t *testing.T) {
 	t.Run("GET", func(t *testing.T) {
-		s := startDroppingServer(t, 1, http.StatusOK, "", `{"value":"`+canary+`"}`)
-		c := mustBareClient(t, Options{}, &esv1.WebhookProvider{URL: "http://" + s.addr + "/{{ .remoteRef.key }}", Result: esv1.WebhookResult{JSONPath: "$.value"}})
+		s := dropproxy.StartServer(t, dropproxy.ServerOptions{Drop: 1, Status: http.StatusOK, Body: `{"value":"` + canary + `"}`})
+		c := mustBareClient(t, Options{}, &esv1.WebhookProvider{URL: s.URL() + "/{{ .remoteRef.key }}", Result: esv1.WebhookResult{JSONPath: "$.value"}})
 		v, err := get(t, c, "k")
 		if err != nil || v != canary {
 			t.Fatalf("got %q, %v; want the value after one retry", v, err)
 		}
-		if n := s.attempts.Load(); n != 2 {
+		if n := s.Attempts(); n != 2 {
 			t.Fatalf("%d attempts, want exactly 2", n)
 		}
 	})
 	t.Run("dropped twice fails after two attempts", func(t *testing.T) {
-		s := startDroppingServer(t, 5, http.StatusOK, "", `{"value":"`+canary+`"}`)
-		c := mustBareClient(t, Options{}, &esv1.WebhookProvider{URL: "http://" + s.addr + "/{{ .remoteRef.key }}"})
+		s := dropproxy.StartServer(t, dropproxy.ServerOptions{Drop: 5, Status: http.StatusOK, Body: `{"value":"` + canary + `"}`})
+		c := mustBareClient(t, Options{}, &esv1.WebhookProvider{URL: s.URL() + "/{{ .remoteRef.key }}"})
 		_, err := get(t, c, "k")
 		wantErr(t, err, provider.ErrUnreachable)
-		if n := s.attempts.Load(); n != 2 {
+		if n := s.Attempts(); n != 2 {
 			t.Fatalf("%d attempts, want exactly 2", n)
 		}
 	})
 	t.Run("POST is not repeated", func(t *testing.T) {
-		s := startDroppingServer(t, 1, http.StatusOK, "", `{"value":"`+canary+`"}`)
-		c := mustBareClient(t, Options{}, &esv1.WebhookProvider{Method: "POST", URL: "http://" + s.addr + "/{{ .remoteRef.key }}", Body: "{}"})
+		s := dropproxy.StartServer(t, dropproxy.ServerOptions{Drop: 1, Status: http.StatusOK, Body: `{"value":"` + canary + `"}`})
+		c := mustBareClient(t, Options{}, &esv1.WebhookProvider{Method: "POST", URL: s.URL() + "/{{ .remoteRef.key }}", Body: "{}"})
 		_, err := get(t, c, "k")
 		wantErr(t, err, provider.ErrUnreachable)
-		if n := s.attempts.Load(); n != 1 {
+		if n := s.Attempts(); n != 1 {
 			t.Fatalf("%d attempts, want exactly 1", n)
 		}
 	})
@@ -308,14 +256,14 @@ func TestDroppedConnectionIsRetriedOnce(t *testing.T) {
 // TestThrottlingIsNotRetried: a 429 is one request and a ThrottledError
 // for the fetch layer's backoff.
 func TestThrottlingIsNotRetried(t *testing.T) {
-	s := startDroppingServer(t, 0, http.StatusTooManyRequests, "Retry-After: 9\r\n", "slow down")
-	c := mustBareClient(t, Options{}, &esv1.WebhookProvider{URL: "http://" + s.addr + "/{{ .remoteRef.key }}"})
+	s := dropproxy.StartServer(t, dropproxy.ServerOptions{Status: http.StatusTooManyRequests, Header: "Retry-After: 9\r\n", Body: "slow down"})
+	c := mustBareClient(t, Options{}, &esv1.WebhookProvider{URL: s.URL() + "/{{ .remoteRef.key }}"})
 	_, err := get(t, c, "k")
 	var te *provider.ThrottledError
 	if !errors.As(err, &te) || te.RetryAfter != 9*time.Second {
 		t.Fatalf("got %v, want a ThrottledError with RetryAfter 9s", err)
 	}
-	if n := s.attempts.Load(); n != 1 {
+	if n := s.Attempts(); n != 1 {
 		t.Fatalf("%d requests, want exactly 1", n)
 	}
 }
