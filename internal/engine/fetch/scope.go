@@ -92,11 +92,18 @@ type storeKey struct {
 	// depends on it (see keyFor); it keeps tenants' clients and caches
 	// apart even when the configuration is shared.
 	scope string
+	// cluster: built for a ClusterSecretStore. provider.Admit gives a
+	// client the rules of the store it is built for (which of keyferry's
+	// identities it may use, which tokens it may mint), so a namespaced
+	// store never shares a client a ClusterSecretStore built, nor the reverse.
+	cluster bool
 }
 
 func (k storeKey) String() string {
 	var s string
 	switch {
+	case k.kind == "" && k.cluster:
+		s = "shared:cluster:" + k.config
 	case k.kind == "":
 		s = "shared:" + k.config
 	case k.namespace == "":
@@ -125,6 +132,8 @@ type identity struct {
 //   - the provider configuration, always;
 //   - the store object (kind, namespace, name), unless the provider says
 //     identical configurations may share (provider.Shareable);
+//   - whether the store is a ClusterSecretStore, since Admit restricts a
+//     namespaced store's client more;
 //   - the namespace the client is built for, whenever the client depends on
 //     it (ScopedToNamespace), even for a shareable configuration: tenant B
 //     must never be answered by a client (or a cache) built for tenant A.
@@ -136,7 +145,7 @@ func keyFor(p provider.Provider, name string, store provider.Store, ns string) (
 	}
 	specJSON, _ := json.Marshal(store.Spec.Provider)
 	sum := sha256.Sum256(specJSON)
-	key := storeKey{config: name + "/" + hex.EncodeToString(sum[:12])}
+	key := storeKey{config: name + "/" + hex.EncodeToString(sum[:12]), cluster: store.IsCluster()}
 	if scoped {
 		key.scope = ns
 	}

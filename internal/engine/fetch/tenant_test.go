@@ -99,6 +99,28 @@ func TestUnscopedShareableStoresStillShare(t *testing.T) {
 	}
 }
 
+// TestNamespacedStoreNeverUsesAClusterStoresClient: a SecretStore whose
+// configuration equals a ClusterSecretStore's gets its own client, built
+// under the rules for namespaced stores (provider.Admit), never the one the
+// ClusterSecretStore built with the operator's looser rules.
+func TestNamespacedStoreNeverUsesAClusterStoresClient(t *testing.T) {
+	p := &tenantProvider{}
+	l := newTenantLayer(t, p)
+	ref := provider.Ref{Key: "k"}
+	for _, st := range []provider.Store{
+		{Kind: esv1.ClusterSecretStoreKind, Name: "s", Spec: fakeSpec()},
+		{Kind: esv1.SecretStoreKind, Namespace: "tenant-a", Name: "s", Spec: fakeSpec()},
+		{Kind: esv1.SecretStoreKind, Namespace: "tenant-b", Name: "s", Spec: fakeSpec()},
+	} {
+		if _, errs := l.Get(context.Background(), Request{Store: st, Namespace: "tenant-a", MaxAge: 1e12}, []provider.Ref{ref}); errs[ref] != nil {
+			t.Fatal(errs[ref])
+		}
+	}
+	if p.built != 2 {
+		t.Fatalf("built %d clients, want 2: one for the ClusterSecretStore, one shared by the SecretStores", p.built)
+	}
+}
+
 func TestKeyForScopesWhatVariesByRequester(t *testing.T) {
 	ns := "other"
 	withRef := &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Kubernetes: &esv1.KubernetesProvider{
