@@ -303,14 +303,8 @@ func (f *Front) forward(c net.Conn, backend string, done <-chan struct{}) {
 		return
 	}
 	defer b.Close()
-	pr, pw := io.Pipe()
-	go f.record(pr)
 	copied := make(chan struct{}, 2)
-	go func() {
-		_, _ = io.Copy(io.MultiWriter(b, pw), c)
-		_ = pw.Close()
-		copied <- struct{}{}
-	}()
+	go func() { _ = f.relayRequests(c, b); copied <- struct{}{} }()
 	go func() { _, _ = io.Copy(c, b); copied <- struct{}{} }()
 	select {
 	case <-copied:
@@ -318,20 +312,58 @@ func (f *Front) forward(c net.Conn, backend string, done <-chan struct{}) {
 	}
 }
 
-// record reads the client's side of an HTTP/2 connection and keeps the
-// authorization header of each request. It drains r whatever happens, so
-// the copy feeding it never blocks.
-func (f *Front) record(r io.Reader) {
-	defer func() { _, _ = io.Copy(io.Discard, r) }()
-	if _, err := io.ReadFull(r, make([]byte, len(http2.ClientPreface))); err != nil {
-		return
+// relayRequests copies the client's side of an HTTP/2 connection from c to
+// b one frame at a time. It records the authorization header of a request
+// before passing its header block on, so every request the backend can
+// answer is already on record.
+func (f *Front) relayRequests(c io.Reader, b io.Writer) error {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil {
+		return err
 	}
-	fr := http2.NewFramer(nil, r)
+	if _, err := b.Write(preface); err != nil {
+		return err
+	}
+	var feed bytes.Buffer
+	fr := http2.NewFramer(nil, &feed)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.SetMaxReadFrameSize(1<<24 - 1)
+	parsing := true
+	var pending []byte
+	header := make([]byte, 9)
 	for {
+		if _, err := io.ReadFull(c, header); err != nil {
+			return err
+		}
+		length := int(header[0])<<16 | int(header[1])<<8 | int(header[2])
+		frame := make([]byte, 9+length)
+		copy(frame, header)
+		if _, err := io.ReadFull(c, frame[9:]); err != nil {
+			return err
+		}
+		pending = append(pending, frame...)
+		typ, flags := http2.FrameType(header[3]), http2.Flags(header[4])
+		if (typ == http2.FrameHeaders || typ == http2.FrameContinuation) && !flags.Has(http2.FlagHeadersEndHeaders) {
+			continue // the header block goes on in CONTINUATION frames
+		}
+		if parsing {
+			feed.Write(pending)
+			parsing = f.record(fr, &feed)
+		}
+		if _, err := b.Write(pending); err != nil {
+			return err
+		}
+		pending = pending[:0]
+	}
+}
+
+// record parses the frames in feed and keeps the authorization header of
+// each request. It reports whether fr can go on parsing.
+func (f *Front) record(fr *http2.Framer, feed *bytes.Buffer) bool {
+	for feed.Len() > 0 {
 		frame, err := fr.ReadFrame()
 		if err != nil {
-			return
+			return false
 		}
 		h, ok := frame.(*http2.MetaHeadersFrame)
 		if !ok {
@@ -347,6 +379,7 @@ func (f *Front) record(r io.Reader) {
 		f.authorizations = append(f.authorizations, auth)
 		f.mu.Unlock()
 	}
+	return true
 }
 
 // selfSigned returns a certificate for 127.0.0.1 and a pool trusting it.
