@@ -33,6 +33,7 @@ func runController(ctx context.Context, args []string) error {
 	fs.IntVar(&opts.Concurrency, "concurrent", 16, "parallel reconciles per controller")
 	fs.Float64Var(&opts.StoreQPS, "store-qps", 100, "calls per second to one store")
 	fs.IntVar(&opts.StoreBurst, "store-burst", 200, "burst of calls to one store")
+	fs.DurationVar(&opts.StoreProbeInterval, "store-probe-interval", 30*time.Second, "longest wait between calls to a failing store that objects wait on; the first call that succeeds re-syncs them all")
 	fs.DurationVar(&opts.SecretSyncRotationPollInterval, "secretsync-rotation-poll-interval", time.Hour, "how often SecretSyncs re-check their vault")
 	fs.StringVar(&opts.ControllerClass, "controller-class", "", "serve only stores whose spec.controller is this class or empty (ESO's --controller-class)")
 	fs.StringVar(&opts.Namespace, "namespace", "", "serve this namespace only; turns the ClusterExternalSecret controller off")

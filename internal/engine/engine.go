@@ -6,13 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -35,9 +31,6 @@ type Engine struct {
 	Registry  *provider.Registry
 	// Metrics counts Secret writes; nil counts nothing.
 	Metrics *metrics.Metrics
-	// Resolvers resolve store kinds other than SecretStore and
-	// ClusterSecretStore (for example a SecretProviderClass), by kind.
-	Resolvers map[string]StoreResolver
 	// Templates renders templates within a size and time budget on a
 	// bounded pool shared by every sync; nil gives each render a sandbox
 	// of its own with the default limits (no shared pool).
@@ -50,11 +43,6 @@ type Engine struct {
 	// (--enable-cluster-store-reconciler=false).
 	DisableClusterStores bool
 }
-
-// StoreResolver resolves a store reference for a plan into the store a
-// client is built for. The fetch layer rebuilds the client when the store's
-// provider configuration changes.
-type StoreResolver func(ctx context.Context, plan Plan, ref StoreRef) (provider.Store, error)
 
 // Result is what a sync did. It holds key names and a hash, never values.
 type Result struct {
@@ -342,124 +330,6 @@ func (e *Engine) templateFrom(ctx context.Context, ns string, from TemplateFrom)
 		items = append(items, render.Item{Key: it.Key, Template: text, KeysAndValues: it.KeysAndValues, Target: from.Target, Source: src + "/" + it.Key})
 	}
 	return items, nil
-}
-
-// request resolves a store reference for the plan's owner into a fetch
-// request, enforcing ClusterSecretStore namespace conditions.
-func (e *Engine) request(ctx context.Context, plan Plan, ref StoreRef) (fetch.Request, error) {
-	var spec esv1.SecretStoreSpec
-	st := provider.Store{Kind: ref.Kind, Name: ref.Name}
-	if resolve, ok := e.Resolvers[ref.Kind]; ok {
-		st, err := resolve(ctx, plan, ref)
-		if err != nil {
-			return fetch.Request{}, err
-		}
-		if err := CheckProvider(e.Registry, st); err != nil {
-			return fetch.Request{}, err
-		}
-		return fetch.Request{Store: st, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
-	}
-	switch ref.Kind {
-	case esv1.ClusterSecretStoreKind:
-		if e.DisableClusterStores {
-			return fetch.Request{}, clusterStoresDisabled(ref.Name)
-		}
-		var css esv1.ClusterSecretStore
-		if err := e.Client.Get(ctx, client.ObjectKey{Name: ref.Name}, &css); err != nil {
-			if apierrors.IsNotFound(err) {
-				return fetch.Request{}, fail(ReasonStoreNotFound, "ClusterSecretStore %q not found", ref.Name)
-			}
-			return fetch.Request{}, fail(ReasonStoreNotFound, "reading ClusterSecretStore %q: %v", ref.Name, err)
-		}
-		spec = css.Spec
-		if err := e.checkStoreClass(ref.Kind, ref.Name, &spec); err != nil {
-			return fetch.Request{}, err
-		}
-		if err := e.namespaceAllowed(ctx, plan.Owner.Namespace, spec.Conditions); err != nil {
-			return fetch.Request{}, fail(ReasonStoreNotAllowed, "ClusterSecretStore %q does not allow namespace %q: %v", ref.Name, plan.Owner.Namespace, err)
-		}
-	default:
-		st.Kind = esv1.SecretStoreKind
-		st.Namespace = plan.Owner.Namespace
-		var ss esv1.SecretStore
-		if err := e.Client.Get(ctx, client.ObjectKey{Namespace: plan.Owner.Namespace, Name: ref.Name}, &ss); err != nil {
-			if apierrors.IsNotFound(err) {
-				return fetch.Request{}, fail(ReasonStoreNotFound, "SecretStore %q not found in namespace %q", ref.Name, plan.Owner.Namespace)
-			}
-			return fetch.Request{}, fail(ReasonStoreNotFound, "reading SecretStore %q: %v", ref.Name, err)
-		}
-		spec = ss.Spec
-		if err := e.checkStoreClass(st.Kind, ref.Name, &spec); err != nil {
-			return fetch.Request{}, err
-		}
-	}
-	st.Spec = &spec
-	if err := CheckProvider(e.Registry, st); err != nil {
-		return fetch.Request{}, err
-	}
-	return fetch.Request{Store: st, Namespace: plan.Owner.Namespace, Subscriber: plan.Owner.Subscriber(), MaxAge: plan.MaxAge}, nil
-}
-
-// CheckProvider validates a store's provider selection and configuration
-// without I/O.
-func CheckProvider(reg *provider.Registry, st provider.Store) error {
-	if err := st.Spec.FieldErrors(); err != nil {
-		return fail(ReasonInvalidStoreConfig, "%s %q: %v", st.Kind, st.Name, err)
-	}
-	name, err := provider.SelectedName(st.Spec.Provider)
-	if err != nil {
-		return fail(ReasonInvalidStoreConfig, "%s %q: %v", st.Kind, st.Name, err)
-	}
-	p, ok := reg.Get(name)
-	if !ok {
-		return fail(ReasonUnsupportedProvider, "%s %q uses provider %q, which keyferry does not support", st.Kind, st.Name, name)
-	}
-	if err := p.ValidateSpec(st); err != nil {
-		return fail(ReasonInvalidStoreConfig, "%s %q: %v", st.Kind, st.Name, err)
-	}
-	return nil
-}
-
-// namespaceAllowed enforces a ClusterSecretStore's conditions: the
-// namespace must match at least one condition (by name, regexp or label
-// selector); no conditions allow all.
-func (e *Engine) namespaceAllowed(ctx context.Context, ns string, conds []esv1.ClusterSecretStoreCondition) error {
-	if len(conds) == 0 {
-		return nil
-	}
-	var nsObj *corev1.Namespace
-	for _, c := range conds {
-		for _, n := range c.Namespaces {
-			if n == ns {
-				return nil
-			}
-		}
-		for _, expr := range c.NamespaceRegexes {
-			re, err := regexp.Compile(expr)
-			if err != nil {
-				return fmt.Errorf("invalid namespaceRegexes entry %q: %v", expr, err)
-			}
-			if re.MatchString(ns) {
-				return nil
-			}
-		}
-		if c.NamespaceSelector != nil {
-			sel, err := metav1.LabelSelectorAsSelector(c.NamespaceSelector)
-			if err != nil {
-				return fmt.Errorf("invalid namespaceSelector: %v", err)
-			}
-			if nsObj == nil {
-				nsObj = &corev1.Namespace{}
-				if err := e.Client.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
-					return fmt.Errorf("reading namespace: %v", err)
-				}
-			}
-			if sel.Matches(labels.Set(nsObj.Labels)) {
-				return nil
-			}
-		}
-	}
-	return errors.New("no condition matches")
 }
 
 // Hash is the hash of a Secret's desired content.

@@ -61,9 +61,14 @@ type Target struct {
 	SetOwnerReference bool
 }
 
-// StoreRef names a store.
+// StoreRef names a store: a SecretStore (in the owner's namespace), a
+// ClusterSecretStore, or a SecretProviderClass (in the owner's namespace)
+// with the ServiceAccount whose identity reads through it.
 type StoreRef struct {
 	Kind, Name string
+	// ServiceAccount is set for a SecretProviderClass only (a SecretSync's
+	// spec.serviceAccountName).
+	ServiceAccount string
 }
 
 // Source is one fetch: exactly one of Data, Extract and Find is set.

@@ -27,6 +27,9 @@ type Metrics struct {
 	// SecretWrites counts Secret writes by operation (create, update,
 	// delete).
 	SecretWrites *prometheus.CounterVec
+	// StoreProbes counts probes of failing stores by provider and outcome
+	// (recovered, failed).
+	StoreProbes *prometheus.CounterVec
 	// ESO holds the metrics under External Secrets Operator's names.
 	ESO *ESO
 }
@@ -48,12 +51,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		SecretWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyferry_secret_writes_total", Help: "Secret writes by operation.",
 		}, []string{"operation"}),
+		StoreProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_store_probes_total", Help: "Probes of failing stores by provider and outcome: recovered (the store answered; its waiting objects are re-synced) or failed.",
+		}, []string{"provider", "outcome"}),
 	}
 	if reg != nil {
 		m.Syncs = register(reg, m.Syncs)
 		m.ProviderCalls = register(reg, m.ProviderCalls)
 		m.CacheLookups = register(reg, m.CacheLookups)
 		m.SecretWrites = register(reg, m.SecretWrites)
+		m.StoreProbes = register(reg, m.StoreProbes)
 	}
 	m.ESO = newESO(reg, m.ProviderCalls)
 	return m

@@ -54,6 +54,10 @@ type Options struct {
 	// StoreQPS and StoreBurst limit calls to one store.
 	StoreQPS   float64
 	StoreBurst int
+	// StoreProbeInterval caps the wait between calls to a failing store
+	// that objects wait on (--store-probe-interval; default 30s); see
+	// docs/reliability.md.
+	StoreProbeInterval time.Duration
 	// TemplateLimits bound template rendering (zero fields: defaults,
 	// docs/templates.md).
 	TemplateLimits render.Limits
@@ -170,9 +174,6 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if reg == nil {
 		reg = all.Registry(all.Options{Config: cfg, WebhookAllowLinkLocal: opts.WebhookAllowLinkLocal})
 	}
-	if err := secretsync.WrapAzureProvider(reg); err != nil {
-		return nil, err
-	}
 	m := metrics.New(crmetrics.Registry)
 	// Change notifications go to the controller of the subscriber's kind
 	// (notify); only controllers that run are listed. The map is complete
@@ -189,12 +190,13 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		Burst:    opts.StoreBurst,
 		OnChange: func(subs []string) { notify(ctx, notifiers, subs) },
 		Metrics:  m,
+
+		// A failing store is called at least this often while objects wait
+		// for it; they re-sync the moment it answers.
+		ProbeInterval: opts.StoreProbeInterval,
 	})
 	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg, Metrics: m,
-		Templates: render.NewSandbox(opts.TemplateLimits),
-		Resolvers: map[string]engine.StoreResolver{
-			secretsync.StoreKind: secretsync.NewResolver(mgr.GetClient(), secretsync.ResolverOptions{}),
-		},
+		Templates:            render.NewSandbox(opts.TemplateLimits),
 		ControllerClass:      opts.ControllerClass,
 		DisableClusterStores: opts.DisableClusterStores,
 	}
@@ -202,7 +204,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	esr := &externalsecret.Reconciler{
 		Client: mgr.GetClient(), Engine: eng, Recorder: mgr.GetEventRecorder("keyferry"),
 		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
-		Namespace: opts.Namespace,
+		Namespace: opts.Namespace, ProbeInterval: opts.StoreProbeInterval,
 	}
 	notifiers[externalsecret.Kind] = esr
 	if err := esr.SetupWithManager(ctx, mgr); err != nil {
@@ -223,6 +225,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 			Recorder:    mgr.GetEventRecorder("keyferry"),
 			Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
 			RotationPollInterval: opts.SecretSyncRotationPollInterval,
+			ProbeInterval:        opts.StoreProbeInterval,
 		}
 		notifiers[secretsync.Kind] = ssr
 		if err := ssr.SetupWithManager(ctx, mgr); err != nil {

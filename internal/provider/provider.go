@@ -5,8 +5,10 @@
 //
 // Providers return raw values; the engine applies properties (gjson paths),
 // decoding and templates, and caches and coalesces fetches, so a provider never
-// needs to. Optional interfaces add batching (BatchGetter) and change
-// notification (Watcher).
+// needs to. Optional interfaces add listing (Lister), batching (BatchGetter)
+// and change notification (Watcher). A client lists; the fetch layer selects
+// the listed names a find asks for and reads their values through its cache,
+// so a find costs the calls the store's API needs and each is rate-limited.
 //
 // A provider must never put a secret value into an error, a log line or a
 // metric: errors name keys, never values.
@@ -16,6 +18,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -54,11 +58,26 @@ type Value struct {
 
 // Find selects many remote values (dataFrom.find). Name is a regular
 // expression already compiled by the engine's validation; Path is a prefix.
+// Providers never see a Find: they list (Lister), and the fetch layer
+// selects by Name and reads the values.
 type Find struct {
 	Path string
 	// Name is the regular expression on the remote name; empty matches all.
 	Name string
 	Tags map[string]string
+}
+
+// Matcher compiles the find's name expression once; an empty one matches
+// every name.
+func (f Find) Matcher() (func(name string) bool, error) {
+	if f.Name == "" {
+		return func(string) bool { return true }, nil
+	}
+	re, err := regexp.Compile(f.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: find.name.regexp %q: %v", ErrInvalidConfig, f.Name, err)
+	}
+	return re.MatchString, nil
 }
 
 // Client reads from one configured store. Implementations must be safe for
@@ -67,9 +86,6 @@ type Client interface {
 	// GetSecret returns one remote value. A missing key returns an error
 	// wrapping ErrNotFound.
 	GetSecret(ctx context.Context, ref Ref) (Value, error)
-	// Find returns the values whose names match, keyed by remote name.
-	// Providers that cannot list return an error wrapping ErrNotSupported.
-	Find(ctx context.Context, find Find) (map[string][]byte, error)
 	// Validate checks that the store is reachable and the credentials work,
 	// cheaply. It may return nil without calling the store.
 	Validate(ctx context.Context) error
@@ -83,6 +99,206 @@ type Client interface {
 // errors are keyed by ref; a ref in neither map is treated as not found.
 type BatchGetter interface {
 	GetSecrets(ctx context.Context, refs []Ref) (map[Ref]Value, map[Ref]error)
+}
+
+// BatchSizer is implemented by a BatchGetter whose batch call takes at most
+// BatchSize refs; the fetch layer hands it no more per GetSecrets, so every
+// backend call is admitted through the store's rate limiter.
+type BatchSizer interface {
+	BatchSize() int
+}
+
+// List is what a listing selects: remote names starting with Path (in the
+// provider's own sense of a path) that carry every tag (label) in Tags.
+// Providers filter server-side what their API can and check the rest.
+type List struct {
+	Path string
+	Tags map[string]string
+	// Match is the find's name filter, which the fetch layer applies to
+	// every Listed.Name anyway. A provider that spends a call per listed
+	// name to filter further (Vault's custom_metadata for tags) calls it
+	// first to save those calls; others ignore it. Nil matches every name.
+	Match func(name string) bool
+}
+
+// Listed is one remote value a listing found.
+type Listed struct {
+	// Name is the remote name, the key of the value in the find's result and
+	// what the find's name expression is matched against.
+	Name string
+	// Ref is what GetSecret reads to get the value: the fetch layer reads it
+	// (cached, coalesced, batched, rate-limited like any Get) unless Value is
+	// set, and caches a listed Value under it. It is empty when no ref reads
+	// the value; Value is then set.
+	Ref Ref
+	// Value is set when the listing call returned the value itself
+	// (Kubernetes Secrets, Parameter Store by path, files, fake).
+	Value *Value
+}
+
+// Lister is implemented by clients that can list (dataFrom.find). Clients
+// that cannot list do not implement it, or return pages that fail with an
+// error wrapping ErrNotSupported.
+type Lister interface {
+	// ListSecrets starts a listing. Its pages are fetched one at a time so
+	// that the fetch layer admits each through the store's rate limiter.
+	ListSecrets(ctx context.Context, list List) ListPager
+}
+
+// ListPager returns a listing one page at a time. Each NextPage makes one
+// call to the store (a provider whose listing needs more calls splits it
+// into more pages; a rare fallback that cannot says so where it is), so
+// each call is rate-limited, backed off and counted like any other.
+type ListPager interface {
+	// More says whether NextPage has a page to return.
+	More() bool
+	// NextPage returns the next page.
+	NextPage(ctx context.Context) ([]Listed, error)
+}
+
+// FindAll runs find against c directly: every page of the listing, the
+// names find.Name selects, and the values the listing did not return read
+// in batch calls when c is a BatchGetter (BatchSize refs a call), else one
+// GetSecret each; a value gone since the listing is left out. It has the
+// semantics and the call count of the fetch layer's Find without its cache,
+// coalescing or rate limiting, for provider tests and tools.
+func FindAll(ctx context.Context, c Client, find Find) (map[string][]byte, error) {
+	lister, ok := c.(Lister)
+	if !ok {
+		return nil, fmt.Errorf("%w: the provider cannot list values (dataFrom.find)", ErrNotSupported)
+	}
+	match, err := find.Matcher()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	names := map[Ref][]string{}
+	var refs []Ref
+	pages := lister.ListSecrets(ctx, List{Path: find.Path, Tags: find.Tags, Match: match})
+	for pages.More() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range page {
+			if _, dup := out[l.Name]; dup || !match(l.Name) {
+				continue
+			}
+			if l.Value != nil {
+				out[l.Name] = l.Value.Data
+				continue
+			}
+			if l.Ref.Key == "" {
+				continue // neither a value nor a way to read it
+			}
+			out[l.Name] = nil
+			if _, seen := names[l.Ref]; !seen {
+				refs = append(refs, l.Ref)
+			}
+			names[l.Ref] = append(names[l.Ref], l.Name)
+		}
+	}
+	vals, errs := readAll(ctx, c, refs)
+	for _, r := range refs {
+		err := errs[r]
+		for _, name := range names[r] {
+			switch {
+			case err == nil:
+				out[name] = vals[r].Data
+			case errors.Is(err, ErrNotFound):
+				delete(out, name)
+			default:
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// readAll reads refs in batch calls when c can batch, else one by one. A
+// ref in neither result is not found.
+func readAll(ctx context.Context, c Client, refs []Ref) (map[Ref]Value, map[Ref]error) {
+	vals, errs := map[Ref]Value{}, map[Ref]error{}
+	bg, ok := c.(BatchGetter)
+	if !ok || len(refs) < 2 {
+		for _, r := range refs {
+			if v, err := c.GetSecret(ctx, r); err != nil {
+				errs[r] = err
+			} else {
+				vals[r] = v
+			}
+		}
+		return vals, errs
+	}
+	size := len(refs)
+	if bs, ok := c.(BatchSizer); ok && bs.BatchSize() > 0 {
+		size = bs.BatchSize()
+	}
+	for chunk := range slices.Chunk(refs, size) {
+		got, failed := bg.GetSecrets(ctx, chunk)
+		for _, r := range chunk {
+			if v, ok := got[r]; ok {
+				vals[r] = v
+			} else if err, ok := failed[r]; ok {
+				errs[r] = err
+			} else {
+				errs[r] = fmt.Errorf("%w: %s", ErrNotFound, r)
+			}
+		}
+	}
+	return vals, errs
+}
+
+// Pages is a ListPager over pages already at hand (a listing done in one
+// call), or over a listing that cannot start.
+type Pages struct {
+	pages [][]Listed
+	err   error
+}
+
+// OnePage returns a pager with a single page.
+func OnePage(page []Listed) *Pages { return &Pages{pages: [][]Listed{page}} }
+
+// FailedPages returns a pager whose one page fails with err, for a listing
+// that cannot start (not supported, invalid configuration).
+func FailedPages(err error) *Pages { return &Pages{err: err} }
+
+// More says whether a page (or the failure) is left.
+func (p *Pages) More() bool { return p.err != nil || len(p.pages) > 0 }
+
+// NextPage returns the next page, or the failure.
+func (p *Pages) NextPage(context.Context) ([]Listed, error) {
+	if err := p.err; err != nil {
+		p.err = nil
+		return nil, err
+	}
+	if len(p.pages) == 0 {
+		return nil, nil
+	}
+	page := p.pages[0]
+	p.pages = p.pages[1:]
+	return page, nil
+}
+
+// SinglePage returns a pager for a listing done in one call, made by
+// fetch when the page is asked for.
+func SinglePage(fetch func(ctx context.Context) ([]Listed, error)) ListPager {
+	return &singlePage{fetch: fetch}
+}
+
+type singlePage struct {
+	fetch func(ctx context.Context) ([]Listed, error)
+	done  bool
+}
+
+func (p *singlePage) More() bool { return !p.done }
+
+func (p *singlePage) NextPage(ctx context.Context) ([]Listed, error) {
+	if p.done {
+		return nil, nil
+	}
+	p.done = true
+	return p.fetch(ctx)
 }
 
 // Watcher is implemented by clients that learn of changes without polling.
@@ -107,12 +323,15 @@ type Shareable interface {
 
 // Store is the store a client is built for.
 type Store struct {
-	// Kind is SecretStore or ClusterSecretStore.
+	// Kind is SecretStore, ClusterSecretStore or ClassKind.
 	Kind string
 	Name string
 	// Namespace of a SecretStore; empty for a ClusterSecretStore.
 	Namespace string
 	Spec      *esv1.SecretStoreSpec
+	// Class is set instead of Spec for a store of kind ClassKind: a
+	// SecretProviderClass, served by a ClassProvider (class.go).
+	Class *Class
 }
 
 // IsCluster says whether the store is a ClusterSecretStore.
@@ -189,6 +408,9 @@ func (e *ThrottledError) Unwrap() error { return e.Err }
 // SecretStore.spec.provider) to providers.
 type Registry struct {
 	providers map[string]Provider
+	// classes maps a SecretProviderClass's spec.provider to the name of
+	// the provider that serves it (RegisterClass, class.go).
+	classes map[string]string
 }
 
 // NewRegistry returns an empty registry.

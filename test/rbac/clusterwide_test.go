@@ -61,6 +61,7 @@ func TestClusterWideInstallSyncsEveryFrontEndAsTheChartsServiceAccount(t *testin
 		Transport: router, AuthorityHost: kv.AuthorityHost(), DisableChallengeResourceVerification: true,
 		LookupEnv: func(string) (string, bool) { return "", false },
 	}))
+	reg.RegisterClass(azurekv.ClassName, azurekv.Name) // SecretProviderClasses with provider azure
 
 	op := startOperator(t, cfg, objs, reg)
 

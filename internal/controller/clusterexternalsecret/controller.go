@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/controller/refresh"
 	"github.com/keyferry/keyferry/internal/metrics"
 )
 
@@ -54,7 +54,9 @@ const (
 	// EventApplyFailed: creating, updating or deleting an ExternalSecret
 	// failed; it is retried with backoff.
 	EventApplyFailed = "ApplyFailed"
-	// EventInvalidSpec: the namespace selection cannot be evaluated.
+	// EventInvalidSpec: a spec field holds an unusable value (such as a
+	// spec.refreshTime that is not a duration) or the namespace selection
+	// cannot be evaluated; nothing is created or deleted until it is fixed.
 	EventInvalidSpec = "InvalidSpec"
 	// EventProvisioned: every selected namespace has its ExternalSecret.
 	EventProvisioned = "Provisioned"
@@ -252,13 +254,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.releaseNamespaces(ctx, &ces, namespaces.Items); err != nil {
 		errs = append(errs, err)
 	}
-	sel, err := NewSelector(&ces)
-	if err != nil {
-		// Nothing is created or deleted until the selection is fixed.
+	selected, err := SelectNamespaces(&ces, namespaces.Items)
+	if msg := invalidSpec(&ces, err); msg != "" {
+		// Nothing is created or deleted until the spec is fixed.
 		next := ces.Status.DeepCopy()
 		next.ExternalSecretName = name
 		next.FailedNamespaces = nil
-		msg := fmt.Sprintf("Invalid namespace selection: %v.", err)
 		setReady(next, metav1.ConditionFalse, msg)
 		if !readyIs(&prev, metav1.ConditionFalse, msg) {
 			r.Recorder.Eventf(&ces, nil, corev1.EventTypeWarning, EventInvalidSpec, "Provision", "%s", msg)
@@ -269,13 +270,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, errors.Join(errs...)
 	}
 
-	var selected []string
-	for i := range namespaces.Items {
-		if sel.Selects(&namespaces.Items[i]) {
-			selected = append(selected, namespaces.Items[i].Name)
-		}
-	}
-	sort.Strings(selected)
 	var owned esv1.ExternalSecretList
 	if err := r.Client.List(ctx, &owned, client.MatchingFields{IndexOwner: ces.Name}); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing ExternalSecrets of ClusterExternalSecret %s: %w", ces.Name, err)
@@ -324,6 +318,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, errors.Join(errs...)
 	}
 	return fallback(&ces), nil
+}
+
+// invalidSpec returns the Ready message of a ClusterExternalSecret whose
+// spec cannot be used: a field that decoded but holds no usable value (such
+// as a spec.refreshTime that is not a duration, which would otherwise fall
+// back to the default silently), or a namespace selection that cannot be
+// evaluated (selErr). "" means the spec is valid.
+func invalidSpec(ces *esv1.ClusterExternalSecret, selErr error) string {
+	if err := ces.Spec.FieldErrors(); err != nil {
+		return fmt.Sprintf("Invalid spec: %v.", err)
+	}
+	if selErr != nil {
+		return fmt.Sprintf("Invalid namespace selection: %v.", selErr)
+	}
+	return ""
 }
 
 // provision makes sure namespace has ces's ExternalSecret.
@@ -545,13 +554,13 @@ func readyIs(st *esv1.ClusterExternalSecretStatus, status metav1.ConditionStatus
 	return false
 }
 
-// fallback schedules the periodic re-check, at low priority and spread by
-// up to 10% so ClusterExternalSecrets created together do not fire together.
+// fallback schedules the periodic re-check (refresh.Periodic: at low
+// priority and spread by up to 10% so ClusterExternalSecrets created
+// together do not fire together).
 func fallback(ces *esv1.ClusterExternalSecret) reconcile.Result {
 	d := DefaultRefreshTime
 	if ces.Spec.RefreshInterval != nil && ces.Spec.RefreshInterval.Duration > 0 {
 		d = max(ces.Spec.RefreshInterval.Duration, MinRefreshTime)
 	}
-	p := handler.LowPriority
-	return reconcile.Result{RequeueAfter: d + rand.N(d/10+1), Priority: &p}
+	return refresh.Periodic(d)
 }

@@ -581,3 +581,47 @@ func reasons(events []eventsv1.Event) []string {
 	}
 	return out
 }
+
+// TestRefreshTimeThatIsNotADurationIsReported: a spec.refreshTime the API
+// server accepts but that is not a duration ("1d") no longer falls back to
+// the default silently: Ready=False names the field, a Warning Event
+// InvalidSpec says so, nothing is provisioned until the spec is fixed, and
+// fixing it provisions.
+func TestRefreshTimeThatIsNotADurationIsReported(t *testing.T) {
+	ctx := context.Background()
+	value := unique("token")
+	store := fakeClusterStore(t, "/shared/token", value)
+	ns := env.Namespace(t)
+	name := unique("bad-refresh")
+	manifest := func(refreshTime string) string {
+		return strings.Replace(cesManifest(name, store, "  namespaces: ["+ns+"]"), "refreshTime: 1m", "refreshTime: "+refreshTime, 1)
+	}
+	env.Apply(t, "", manifest(`"1d"`))
+
+	const want = `spec.refreshTime: "1d" is not a duration`
+	testenv.Eventually(t, "Ready=False naming spec.refreshTime", func(ctx context.Context) (bool, string) {
+		ces, err := getCES(ctx, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		status, msg := ready(ces)
+		return status == metav1.ConditionFalse && strings.Contains(msg, want), fmt.Sprintf("Ready=%s (%s)", status, msg)
+	})
+	testenv.Eventually(t, "a Warning Event "+clusterexternalsecret.EventInvalidSpec, func(ctx context.Context) (bool, string) {
+		events, err := env.Events(ctx, metav1.NamespaceDefault, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.ContainsFunc(events, func(e eventsv1.Event) bool {
+			return e.Type == corev1.EventTypeWarning && e.Reason == clusterexternalsecret.EventInvalidSpec && strings.Contains(e.Note, want)
+		}), fmt.Sprintf("events: %v", reasons(events))
+	})
+	// The reconcile that wrote the condition decided not to provision.
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-token"}, &esv1.ExternalSecret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("an ExternalSecret was provisioned from an invalid spec (err=%v)", err)
+	}
+
+	env.Apply(t, "", manifest("1m"))
+	waitProvisioned(t, name, []string{ns})
+	waitSecret(t, ns, value)
+}

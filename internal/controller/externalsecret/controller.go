@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +25,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/controller/changes"
+	"github.com/keyferry/keyferry/internal/controller/refresh"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/metrics"
 )
@@ -58,13 +57,20 @@ type Reconciler struct {
 	// StartupSpread bounds how far after a restart the first check of an
 	// already-synced ExternalSecret is spread (default 5m).
 	StartupSpread time.Duration
+	// ProbeInterval caps the wait before a sync that failed because its
+	// store is unreachable, throttled or backed off is retried (default
+	// refresh.DefaultProbeInterval, and never more than the refresh
+	// interval).
+	ProbeInterval time.Duration
 	// Now is the clock (tests).
 	Now func() time.Time
 	// Metrics counts syncs; nil counts nothing.
 	Metrics *metrics.Metrics
 
-	mu   sync.Mutex
-	seen map[types.NamespacedName]record
+	// memory is what this process knows of each ExternalSecret's last
+	// sync (refresh.Record: the force-sync annotation it saw as Config,
+	// the Secret's resourceVersion after it).
+	memory refresh.Memory
 	// Namespace, when set, is the only namespace served: the watch of
 	// Secrets that wakes refused ExternalSecrets covers it alone.
 	Namespace string
@@ -76,17 +82,9 @@ type Reconciler struct {
 	notifications changes.Queue
 }
 
-// pendingFresh marks a record whose next sync must fetch fresh values.
+// pendingFresh is the Config of a record whose next sync must fetch fresh
+// values: no force-sync annotation equals it (refresh.NotSynced).
 const pendingFresh = "\x00pending-fresh"
-
-// record is what this process knows of an ExternalSecret's last sync.
-type record struct {
-	// secretRV is the target Secret's resourceVersion after the last sync;
-	// a different one means someone else changed it.
-	secretRV string
-	// forceSync is the force-sync annotation the last sync saw.
-	forceSync string
-}
 
 // StoreKeys returns the index values of the stores an ExternalSecret uses.
 func StoreKeys(es *esv1.ExternalSecret) []string {
@@ -131,7 +129,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Metrics == nil {
 		r.Metrics = metrics.New(nil)
 	}
-	r.seen = map[types.NamespacedName]record{}
 	r.waiting = newWaiting()
 	secretChanges, err := r.watchSecretMetadata(mgr)
 	if err != nil {
@@ -249,11 +246,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return r.failed(ctx, &es, version, err)
 	}
 
-	due, wait, maxAge := r.due(ctx, &es, plan, version, interval, now)
-	if !due {
-		return requeue(wait), nil
+	d := r.due(ctx, &es, plan, version, interval, now)
+	logger.V(1).Info("refresh decision", "sync", d.Sync, "reason", d.Reason, "detail", d.Message)
+	if !d.Sync {
+		return d.Result(), nil
 	}
-	plan.MaxAge = maxAge
+	plan.MaxAge = d.MaxAge
 	res, err := r.Engine.Execute(ctx, plan)
 	if errors.Is(err, engine.ErrStoreOfAnotherController) {
 		// The store changed class since the check above.
@@ -263,12 +261,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if err != nil {
 		result, rerr := r.failed(ctx, &es, version, err)
-		if maxAge == 0 {
+		if d.MaxAge == 0 {
 			// A fresh fetch (force-sync) failed: its retries must fetch fresh
 			// too, or an older cached value would hide the failure.
-			r.mu.Lock()
-			r.seen[req.NamespacedName] = record{forceSync: pendingFresh}
-			r.mu.Unlock()
+			r.memory.Put(req.NamespacedName, refresh.Record{Config: pendingFresh})
 		}
 		return result, rerr
 	}
@@ -298,59 +294,44 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if interval == 0 || es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || es.Spec.RefreshPolicy == esv1.RefreshPolicyCreatedOnce {
 		return reconcile.Result{}, nil
 	}
-	return requeue(jitter(interval)), nil
+	return refresh.Periodic(interval), nil
 }
 
-// due decides whether to sync now: a chain of checks, first match wins. It
-// returns how long to wait when not, and the cache age to accept when so.
-func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan, version string, interval time.Duration, now time.Time) (bool, time.Duration, time.Duration) {
+// due decides whether to sync now with refresh.ExternalSecretChecks, from
+// the status, the target Secret and this process's record.
+func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan, version string, interval time.Duration, now time.Time) refresh.Decision {
 	key := client.ObjectKeyFromObject(es)
-	r.mu.Lock()
-	rec, known := r.seen[key]
-	r.mu.Unlock()
-	ready := isReady(es)
-	synced := ready && es.Status.SyncedResourceVersion == version
-
 	var secret corev1.Secret
 	secretErr := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &secret)
-	secretOK := secretErr == nil || plan.Target.CreationPolicy == esv1.CreatePolicyNone
-
-	switch {
-	case !synced:
-		// New object, spec or metadata edit, or the last sync failed: values
-		// fetched within the window are good enough, except after a
-		// force-sync, which asks for fresh ones.
-		if known && es.Annotations[esv1.AnnotationForceSync] != rec.forceSync {
-			return true, 0, 0
-		}
-		return true, 0, interval
-	case !secretOK:
-		return true, 0, interval // target deleted or not yet visible: restore from the cache
-	case es.Spec.RefreshPolicy == esv1.RefreshPolicyCreatedOnce:
-		return false, 0, 0
-	case known && secret.ResourceVersion != rec.secretRV:
-		return true, 0, interval // someone edited the Secret: restore
-	case es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || interval == 0:
-		if !known {
-			r.remember(ctx, es, plan)
-		}
-		return false, 0, 0
-	case !known:
-		// First look since this process started, at an object synced
-		// before: do not fetch everything at once after a restart.
-		next := es.Status.RefreshTime.Add(interval)
-		if !next.After(now) {
-			next = now.Add(rand.N(min(interval, r.StartupSpread) + 1))
-		}
-		r.mu.Lock()
-		r.seen[key] = record{secretRV: secret.ResourceVersion, forceSync: es.Annotations[esv1.AnnotationForceSync]}
-		r.mu.Unlock()
-		return false, next.Sub(now), 0
-	default:
-		// Routine refresh or a change notification: values fetched within
-		// the window are reused, so an early wake-up costs no call.
-		return true, 0, interval
+	in := refresh.Input{
+		Now: now, Interval: interval, Policy: refreshPolicy(es), StartupSpread: r.StartupSpread,
+		Synced:   isReady(es) && es.Status.SyncedResourceVersion == version,
+		LastSync: es.Status.RefreshTime.Time.Time,
+		Config:   es.Annotations[esv1.AnnotationForceSync],
+		Record:   r.memory.Get(key),
+		// Every wake-up of a synced ExternalSecret (its requeue, a change
+		// notification, a store change) is a refresh, as in ESO: values
+		// fetched within the interval are reused, so it costs no call.
+		Woken:        true,
+		SecretExists: secretErr == nil || plan.Target.CreationPolicy == esv1.CreatePolicyNone,
+		SecretRV:     secret.ResourceVersion,
 	}
+	d := refresh.Decide(in, refresh.ExternalSecretChecks)
+	if d.Remember != nil {
+		r.memory.Put(key, *d.Remember)
+	}
+	return d
+}
+
+// refreshPolicy maps spec.refreshPolicy to the scheduler's policy.
+func refreshPolicy(es *esv1.ExternalSecret) refresh.Policy {
+	switch es.Spec.RefreshPolicy {
+	case esv1.RefreshPolicyOnChange:
+		return refresh.PolicyOnChange
+	case esv1.RefreshPolicyCreatedOnce:
+		return refresh.PolicyCreatedOnce
+	}
+	return refresh.PolicyPeriodic
 }
 
 func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan) {
@@ -359,15 +340,11 @@ func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, plan
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &s); err == nil {
 		rv = s.ResourceVersion
 	}
-	r.mu.Lock()
-	r.seen[client.ObjectKeyFromObject(es)] = record{secretRV: rv, forceSync: es.Annotations[esv1.AnnotationForceSync]}
-	r.mu.Unlock()
+	r.memory.Put(client.ObjectKeyFromObject(es), refresh.Record{Config: es.Annotations[esv1.AnnotationForceSync], SecretRV: rv})
 }
 
 func (r *Reconciler) forget(key types.NamespacedName) {
-	r.mu.Lock()
-	delete(r.seen, key)
-	r.mu.Unlock()
+	r.memory.Forget(key)
 	r.waiting.done(key)
 	r.Engine.Fetch.Unsubscribe(engine.ObjectRef{Kind: Kind, Namespace: key.Namespace, Name: key.Name}.String())
 	r.Metrics.ESO.Forget(metrics.KindExternalSecret, key.Namespace, key.Name)
@@ -386,9 +363,7 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 	r.Metrics.Syncs.WithLabelValues("ExternalSecret", "error", ee.Reason).Inc()
 	r.Metrics.ESO.SyncFailed(es.Namespace, es.Name)
 	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, ee.Reason, "Sync", "%s", ee.Error())
-	r.mu.Lock()
-	delete(r.seen, client.ObjectKeyFromObject(es))
-	r.mu.Unlock()
+	r.memory.Drop(client.ObjectKeyFromObject(es))
 	if serr := r.setStatus(ctx, es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false); serr != nil {
 		return reconcile.Result{}, serr
 	}
@@ -402,8 +377,16 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 		log.FromContext(ctx).Info("sync refused; waiting for a change to the ExternalSecret or its Secret", "reason", ee.Reason, "secret", targetName(es))
 		return reconcile.Result{}, nil
 	}
-	if ee.RetryAfter > 0 {
-		return reconcile.Result{RequeueAfter: ee.RetryAfter}, nil
+	if res, ok := refresh.Retry(ee, RefreshInterval(es), r.ProbeInterval); ok {
+		// The store is unreachable, throttled or backed off: retry within
+		// the probe interval rather than after controller-runtime's
+		// per-item backoff, which climbs to many minutes (the fetch layer
+		// also wakes the object the moment the store answers again); or the
+		// engine said when to retry.
+		if refresh.Transient(ee) {
+			log.FromContext(ctx).V(1).Info("sync failed; retrying within the store probe interval", "reason", ee.Reason, "retryIn", res.RequeueAfter.String())
+		}
+		return res, nil
 	}
 	return reconcile.Result{}, ee
 }
@@ -479,20 +462,4 @@ func isReady(es *esv1.ExternalSecret) bool {
 		}
 	}
 	return false
-}
-
-// requeue schedules a routine refresh at low priority, so first syncs and
-// user edits are served before it.
-func requeue(d time.Duration) reconcile.Result {
-	if d <= 0 {
-		d = time.Second
-	}
-	p := handler.LowPriority
-	return reconcile.Result{RequeueAfter: d, Priority: &p}
-}
-
-// jitter spreads a refresh interval by up to +10% so refreshes of objects
-// created together do not fire together.
-func jitter(d time.Duration) time.Duration {
-	return d + rand.N(d/10+1)
 }

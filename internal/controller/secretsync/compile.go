@@ -3,13 +3,13 @@
 // secrets-store.csi.x-k8s.io/v1 SecretProviderClass) the way the Azure Key
 // Vault Secret Store extension does, on keyferry's engine.
 //
-// Compile turns a SecretSync and its SecretProviderClass into an
-// engine.Plan (a pure step). The plan's sources read through a store of kind
-// SecretProviderClass, which NewResolver resolves into an azurekv store
-// (vault, tenant, client ID, cloud, and workload identity with the
-// SecretSync's ServiceAccount) and WrapAzureProvider serves with the Azure
-// provider's object semantics (objectType, objectEncoding,
-// objectVersionHistory). The Reconciler decides when a sync is due (spec or
+// Compile turns a SecretSync into an engine.Plan (a pure step) with the
+// SecretSync's own rules (Secret type, reserved labels and annotations,
+// data mapping, required keys); the files a SecretProviderClass provides,
+// and how each is read, come from the provider that serves the class
+// (provider.ClassProvider; azurekv for provider azure). The plan's sources
+// read through a store of kind SecretProviderClass, which the engine
+// resolves. The Reconciler decides when a sync is due (spec or
 // SecretProviderClass change, forceSynchronization, the rotation poll
 // interval), checks that the target Secret belongs to the SecretSync, runs
 // the engine and reports the result in the SecretSync's status and Events.
@@ -28,15 +28,8 @@ import (
 	ssv1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/values"
-	"github.com/keyferry/keyferry/internal/provider/azurekv"
+	"github.com/keyferry/keyferry/internal/provider"
 )
-
-// StoreKind is the kind of the stores SecretSync plans read through, in
-// engine.StoreRef and provider.Store.
-const StoreKind = "SecretProviderClass"
-
-// ProviderAzure is the only SecretProviderClass provider keyferry serves.
-const ProviderAzure = "azure"
 
 // Metadata the controller puts on the Secrets it writes, as the Secrets Store
 // Sync Controller does: a label and an annotation under its reserved prefix,
@@ -105,17 +98,6 @@ func failf(kind failureKind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Err: fmt.Errorf(format, args...)}
 }
 
-// storeName is the name of a SecretProviderClass store: the class and the
-// ServiceAccount whose identity reads through it, so that SecretSyncs using
-// different ServiceAccounts never share a client. Kubernetes names never
-// contain '/'.
-func storeName(spc, serviceAccount string) string { return spc + "/" + serviceAccount }
-
-func splitStoreName(name string) (spc, serviceAccount string, ok bool) {
-	spc, serviceAccount, ok = strings.Cut(name, "/")
-	return spc, serviceAccount, ok && spc != "" && serviceAccount != ""
-}
-
 // SecretType is the type of the Secret a SecretSync writes (Opaque when
 // unset, as the CRD defaults it).
 func SecretType(ss *ssv1.SecretSync) corev1.SecretType {
@@ -127,8 +109,9 @@ func SecretType(ss *ssv1.SecretSync) corev1.SecretType {
 }
 
 // Compile turns a SecretSync and the SecretProviderClass it names into a
-// plan. It does no I/O; its errors are *Error and say which field is wrong.
-func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass) (engine.Plan, error) {
+// plan; classes serves the class (provider.Registry.Class). It does no I/O;
+// its errors are *Error and say which field is wrong.
+func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass, classes *provider.Registry) (engine.Plan, error) {
 	for _, check := range []func(*ssv1.SecretSync) error{
 		secretTypeIsAllowed,
 		labelsAreNotReserved,
@@ -140,17 +123,10 @@ func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass) (engine.Plan, 
 			return engine.Plan{}, err
 		}
 	}
-	if err := providerIsAzure(spc); err != nil {
+	files, err := classFiles(spc, classes)
+	if err != nil {
 		return engine.Plan{}, err
 	}
-	if _, err := parseConnection(spc.Spec.Parameters); err != nil {
-		return engine.Plan{}, failf(kindSPC, "SecretProviderClass %q: %v", spc.Name, err)
-	}
-	objs, err := ParseObjects(spc.Spec.Parameters["objects"])
-	if err != nil {
-		return engine.Plan{}, failf(kindSPC, "SecretProviderClass %q: %v", spc.Name, err)
-	}
-	files := objectFiles(objs)
 
 	typ := SecretType(ss)
 	so := ss.Spec.SecretObject
@@ -171,23 +147,26 @@ func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass) (engine.Plan, 
 			SetOwnerReference: true,
 		},
 	}
-	store := engine.StoreRef{Kind: StoreKind, Name: storeName(spc.Name, ss.Spec.ServiceAccountName)}
+	store := engine.StoreRef{Kind: provider.ClassKind, Name: spc.Name, ServiceAccount: ss.Spec.ServiceAccountName}
 	for i, d := range so.Data {
 		path, key := strings.TrimSpace(d.SourcePath), strings.TrimSpace(d.TargetKey)
 		f, ok := files[path]
 		if !ok {
 			return engine.Plan{}, failf(kindInput, "spec.secretObject.data[%d].sourcePath %q is not an object of SecretProviderClass %q (it provides %s)", i, path, spc.Name, listFiles(files))
 		}
-		ref := objectRef{Type: f.obj.Type, Name: f.obj.Name, Version: f.obj.Version, Index: f.index, Encoding: f.obj.Encoding, Format: f.obj.Format}
+		// A kubernetes.io/tls Secret takes the certificates and the private
+		// key of the file's content, as the Secrets Store Sync Controller
+		// splits them.
+		ref := f.Ref
 		if typ == corev1.SecretTypeTLS {
 			switch key {
 			case corev1.TLSCertKey:
-				ref.Part = partCert
+				ref = f.CertRef
 			case corev1.TLSPrivateKeyKey:
-				ref.Part = partKey
+				ref = f.KeyRef
 			}
 		}
-		plan.Sources = append(plan.Sources, engine.Source{Store: store, Data: &engine.DataSource{SecretKey: key, Ref: ref.ref()}})
+		plan.Sources = append(plan.Sources, engine.Source{Store: store, Data: &engine.DataSource{SecretKey: key, Ref: ref}})
 	}
 	return plan, nil
 }
@@ -260,49 +239,32 @@ func requiredKeysArePresent(ss *ssv1.SecretSync) error {
 	return nil
 }
 
-func providerIsAzure(spc *spcv1.SecretProviderClass) error {
-	p := strings.TrimSpace(string(spc.Spec.Provider))
-	switch {
-	case p == ProviderAzure:
-		return nil
-	case p == "":
-		return failf(kindSPC, "SecretProviderClass %q sets no spec.provider: keyferry synchronizes SecretProviderClasses with provider azure", spc.Name)
-	default:
-		return failf(kindSPC, "SecretProviderClass %q uses provider %q: keyferry synchronizes SecretProviderClasses with provider azure only (for other stores, use an ExternalSecret)", spc.Name, p)
-	}
-}
-
 // spcFingerprint identifies the SecretProviderClass a Secret was written
 // from.
 func spcFingerprint(spc *spcv1.SecretProviderClass) string {
 	return string(spc.UID) + "/" + strconv.FormatInt(spc.Generation, 10)
 }
 
-// objectFile is what a sourcePath reads: an object, and which of its
-// versions (index -1: the object's version or the latest).
-type objectFile struct {
-	obj   Object
-	index int
-}
-
-// objectFiles maps the sourcePaths the objects provide to the objects. As
-// when the Azure provider writes them as files, a later object with the same
-// file name replaces an earlier one.
-func objectFiles(objs []Object) map[string]objectFile {
-	out := map[string]objectFile{}
-	for _, o := range objs {
-		if o.VersionHistory <= 1 {
-			out[o.FileName()] = objectFile{obj: o, index: -1}
-			continue
-		}
-		for i, f := range o.Files() {
-			out[f] = objectFile{obj: o, index: i}
-		}
+// classFiles returns the files the SecretProviderClass provides, by name,
+// from the provider that serves its spec.provider.
+func classFiles(spc *spcv1.SecretProviderClass, classes *provider.Registry) (map[string]provider.ClassObject, error) {
+	class := strings.TrimSpace(string(spc.Spec.Provider))
+	_, cp, ok := classes.Class(class)
+	if !ok {
+		return nil, &Error{Kind: kindSPC, Err: classes.UnsupportedClass(spc.Name, class)}
 	}
-	return out
+	objs, err := cp.ClassObjects(spc.Spec.Parameters)
+	if err != nil {
+		return nil, failf(kindSPC, "SecretProviderClass %q: %v", spc.Name, err)
+	}
+	files := make(map[string]provider.ClassObject, len(objs))
+	for _, o := range objs {
+		files[o.File] = o
+	}
+	return files, nil
 }
 
-func listFiles(files map[string]objectFile) string {
+func listFiles(files map[string]provider.ClassObject) string {
 	names := make([]string, 0, len(files))
 	for f := range files {
 		names = append(names, strconv.Quote(f))
@@ -332,68 +294,4 @@ func sortedKeys(m map[string]string) []string {
 	return out
 }
 
-// connection is how a SecretProviderClass with provider azure reaches its
-// vault: the parameters of the Azure provider of the Secrets Store CSI
-// driver that keyferry serves.
-type connection struct {
-	VaultName string
-	Cloud     esv1.AzureEnvironmentType
-	TenantID  string
-	// ClientID of the identity: the workload identity's (clientID), or with
-	// ManagedIdentity the user-assigned identity's (userAssignedIdentityID).
-	ClientID        string
-	ManagedIdentity bool
-}
-
-// parseConnection reads the connection parameters, as the Azure provider
-// does: tenantID wins over the older tenantId; booleans parse like Go's
-// strconv.ParseBool.
-func parseConnection(params map[string]string) (connection, error) {
-	get := func(k string) string { return strings.TrimSpace(params[k]) }
-	var c connection
-	c.VaultName = get("keyvaultName")
-	if c.VaultName == "" {
-		return c, fmt.Errorf("parameters.keyvaultName is required")
-	}
-	var err error
-	if c.Cloud, err = azurekv.CloudFromName(get("cloudName")); err != nil {
-		return c, fmt.Errorf("parameters.cloudName: %v", err)
-	}
-	if _, err := azurekv.VaultURLFromName(c.VaultName, c.Cloud); err != nil {
-		return c, fmt.Errorf("parameters.keyvaultName: %v", err)
-	}
-	if get("cloudEnvFileName") != "" {
-		return c, fmt.Errorf("parameters.cloudEnvFileName is not supported by keyferry (it names a file on the node)")
-	}
-	c.TenantID = get("tenantID")
-	if c.TenantID == "" {
-		c.TenantID = get("tenantId")
-	}
-	podIdentity, err := parseBool(get("usePodIdentity"))
-	if err != nil {
-		return c, fmt.Errorf("parameters.usePodIdentity: %v", err)
-	}
-	if podIdentity {
-		return c, fmt.Errorf("parameters.usePodIdentity: AAD pod identity is not supported; use workload identity (clientID and the SecretSync's serviceAccountName)")
-	}
-	if c.ManagedIdentity, err = parseBool(get("useVMManagedIdentity")); err != nil {
-		return c, fmt.Errorf("parameters.useVMManagedIdentity: %v", err)
-	}
-	if c.ManagedIdentity {
-		c.ClientID = get("userAssignedIdentityID")
-	} else {
-		c.ClientID = get("clientID")
-	}
-	return c, nil
-}
-
-func parseBool(s string) (bool, error) {
-	if s == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, fmt.Errorf("%q is not true or false", s)
-	}
-	return b, nil
-}
+func ptr[T any](v T) *T { return &v }

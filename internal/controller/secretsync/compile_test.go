@@ -11,7 +11,9 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	spcv1 "github.com/keyferry/keyferry/apis/secretsstore/v1"
 	ssv1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
+	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/provider/azurekv"
 )
 
 const historyObjects = `array:
@@ -20,6 +22,15 @@ const historyObjects = `array:
     objectType: secret
     objectVersionHistory: 2
 `
+
+// classes serves SecretProviderClasses with provider azure, as
+// provider/all registers it.
+func classes() *provider.Registry {
+	reg := provider.NewRegistry()
+	reg.Register(azurekv.Name, azurekv.New())
+	reg.RegisterClass(azurekv.ClassName, azurekv.Name)
+	return reg
+}
 
 func testSPC(mut ...func(*spcv1.SecretProviderClass)) *spcv1.SecretProviderClass {
 	spc := &spcv1.SecretProviderClass{
@@ -100,8 +111,8 @@ func TestCompile(t *testing.T) {
 			name: "the extension's example: versions 0 and 1",
 			ss:   testSS(), spc: testSPC(),
 			wantRefs: map[string]provider.Ref{
-				"my-secret-data-key0": {Key: "secret/my-secret?index=0"},
-				"my-secret-data-key1": {Key: "secret/my-secret?index=1"},
+				"my-secret-data-key0": {Key: "my-secret/0"},
+				"my-secret-data-key1": {Key: "my-secret/1"},
 			},
 		},
 		{
@@ -115,7 +126,7 @@ func TestCompile(t *testing.T) {
     objectVersion: abc123
     objectEncoding: base64
 `)),
-			wantRefs: map[string]provider.Ref{"password": {Key: "secret/db-password?encoding=base64", Version: "abc123"}},
+			wantRefs: map[string]provider.Ref{"password": {Key: "db"}},
 		},
 		{
 			name:     "the alias hides the name",
@@ -128,22 +139,22 @@ func TestCompile(t *testing.T) {
 			ss:   testSS(withType("kubernetes.io/tls"), withData("cert", "tls.crt", "cert", "tls.key")),
 			spc:  testSPC(withParams("objects", "array:\n  - |\n    objectName: cert\n    objectType: secret\n")),
 			wantRefs: map[string]provider.Ref{
-				"tls.crt": {Key: "secret/cert?part=cert"},
-				"tls.key": {Key: "secret/cert?part=key"},
+				"tls.crt": {Key: "cert/tls.crt"},
+				"tls.key": {Key: "cert/tls.key"},
 			},
 		},
 		{
 			name:     "keys and certificates",
 			ss:       testSS(withData("k", "pub", "c", "crt")),
 			spc:      testSPC(withParams("objects", "array:\n  - objectName: k\n    objectType: key\n  - objectName: c\n    objectType: cert\n")),
-			wantRefs: map[string]provider.Ref{"pub": {Key: "key/k"}, "crt": {Key: "cert/c"}},
+			wantRefs: map[string]provider.Ref{"pub": {Key: "k"}, "crt": {Key: "c"}},
 		},
 		{
 			name: "the type defaults to Opaque",
 			ss:   testSS(withType("")), spc: testSPC(),
 			wantRefs: map[string]provider.Ref{
-				"my-secret-data-key0": {Key: "secret/my-secret?index=0"},
-				"my-secret-data-key1": {Key: "secret/my-secret?index=1"},
+				"my-secret-data-key0": {Key: "my-secret/0"},
+				"my-secret-data-key1": {Key: "my-secret/1"},
 			},
 		},
 		{name: "service account tokens are refused", ss: testSS(withType("kubernetes.io/service-account-token")), spc: testSPC(), wantKind: kindInput, wantErr: `spec.secretObject.type "kubernetes.io/service-account-token" is not allowed`},
@@ -173,7 +184,7 @@ func TestCompile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := Compile(tt.ss, tt.spc)
+			plan, err := Compile(tt.ss, tt.spc, classes())
 			if tt.wantErr != "" {
 				if err == nil {
 					t.Fatalf("Compile succeeded; want an error containing %q", tt.wantErr)
@@ -195,8 +206,8 @@ func TestCompile(t *testing.T) {
 				if s.Data == nil {
 					t.Fatalf("source %+v is not a data source", s)
 				}
-				if s.Store.Kind != StoreKind || s.Store.Name != "spc/sa" {
-					t.Fatalf("source reads store %+v, want %s spc/sa", s.Store, StoreKind)
+				if want := (engine.StoreRef{Kind: provider.ClassKind, Name: "spc", ServiceAccount: "sa"}); s.Store != want {
+					t.Fatalf("source reads store %+v, want %+v", s.Store, want)
 				}
 				got[s.Data.SecretKey] = s.Data.Ref
 			}
@@ -217,7 +228,7 @@ func TestCompileTarget(t *testing.T) {
 		ss.Spec.SecretObject.Labels = map[string]string{"app": "web"}
 		ss.Spec.SecretObject.Annotations = map[string]string{"note": "x"}
 	})
-	plan, err := Compile(ss, testSPC())
+	plan, err := Compile(ss, testSPC(), classes())
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
@@ -242,32 +253,6 @@ func TestCompileTarget(t *testing.T) {
 	o := plan.Owner
 	if o.APIVersion != "secret-sync.x-k8s.io/v1alpha1" || o.Kind != "SecretSync" || o.Name != "sync" || o.Namespace != "ns" || o.UID != "ss-uid" {
 		t.Fatalf("owner %+v", o)
-	}
-}
-
-func TestParseConnection(t *testing.T) {
-	tests := []struct {
-		name   string
-		params map[string]string
-		want   connection
-	}{
-		{"workload identity", map[string]string{"keyvaultName": "kv1", "clientID": "c", "tenantID": "t"}, connection{VaultName: "kv1", Cloud: esv1.AzureEnvironmentPublicCloud, ClientID: "c", TenantID: "t"}},
-		{"tenantId is the older spelling", map[string]string{"keyvaultName": "kv1", "tenantId": "old"}, connection{VaultName: "kv1", Cloud: esv1.AzureEnvironmentPublicCloud, TenantID: "old"}},
-		{"tenantID wins", map[string]string{"keyvaultName": "kv1", "tenantId": "old", "tenantID": "new"}, connection{VaultName: "kv1", Cloud: esv1.AzureEnvironmentPublicCloud, TenantID: "new"}},
-		{"cloud", map[string]string{"keyvaultName": "kv1", "cloudName": "AzureChinaCloud"}, connection{VaultName: "kv1", Cloud: esv1.AzureEnvironmentChinaCloud}},
-		{"managed identity", map[string]string{"keyvaultName": "kv1", "useVMManagedIdentity": "true", "userAssignedIdentityID": "mi", "clientID": "ignored"}, connection{VaultName: "kv1", Cloud: esv1.AzureEnvironmentPublicCloud, ManagedIdentity: true, ClientID: "mi"}},
-		{"pod identity off", map[string]string{"keyvaultName": "kv1", "usePodIdentity": "false"}, connection{VaultName: "kv1", Cloud: esv1.AzureEnvironmentPublicCloud}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseConnection(tt.params)
-			if err != nil {
-				t.Fatalf("parseConnection: %v", err)
-			}
-			if got != tt.want {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-		})
 	}
 }
 

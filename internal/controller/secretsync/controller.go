@@ -2,12 +2,9 @@ package secretsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +27,7 @@ import (
 	spcv1 "github.com/keyferry/keyferry/apis/secretsstore/v1"
 	ssv1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/changes"
+	"github.com/keyferry/keyferry/internal/controller/refresh"
 	"github.com/keyferry/keyferry/internal/engine"
 )
 
@@ -66,31 +64,24 @@ type Reconciler struct {
 	// StartupSpread bounds how far after a restart the first check of an
 	// already-synchronized SecretSync is spread (default 5m).
 	StartupSpread time.Duration
+	// ProbeInterval caps the wait before a sync that failed because the
+	// vault is unreachable, throttled or backed off is retried (default
+	// refresh.DefaultProbeInterval, and never more than
+	// RotationPollInterval).
+	ProbeInterval time.Duration
 	// ControllerName, when set, restricts the controller to SecretSyncs whose
 	// spec.secretSyncControllerName is empty or equal to it.
 	ControllerName string
 	// Now is the clock (tests).
 	Now func() time.Time
 
-	mu    sync.Mutex
-	seen  map[types.NamespacedName]record
-	poked map[types.NamespacedName]bool
+	// memory is what this process knows of each SecretSync's last sync
+	// (refresh.Record, with the fingerprint as Config) and which were woken
+	// by a change notification.
+	memory refresh.Memory
 	// notifications holds the SecretSyncs whose values changed in the
 	// vault (Notify, notify.go).
 	notifications changes.Queue
-}
-
-// record is what this process knows of a SecretSync's last sync.
-type record struct {
-	// fingerprint of the SecretSync and SecretProviderClass synced.
-	fingerprint string
-	// next is when the vault is next checked.
-	next time.Time
-	// secretRV is the Secret's resourceVersion after the sync.
-	secretRV string
-	// since is when a sync of this fingerprint was first attempted: values
-	// fetched before it predate the configuration.
-	since time.Time
 }
 
 // SetupWithManager registers the controller and its index.
@@ -107,8 +98,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
-	r.seen = map[types.NamespacedName]record{}
-	r.poked = map[types.NamespacedName]bool{}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &ssv1.SecretSync{}, IndexSecretProviderClass, func(o client.Object) []string {
 		return []string{o.(*ssv1.SecretSync).Spec.SecretProviderClassName}
 	}); err != nil {
@@ -124,9 +113,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	b = b.WatchesRawSource(r.notifications.Source(handler.Funcs{
 		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			key := client.ObjectKeyFromObject(e.Object)
-			r.mu.Lock()
-			r.poked[key] = true
-			r.mu.Unlock()
+			r.memory.Wake(key)
 			q.Add(reconcile.Request{NamespacedName: key})
 		},
 	}))
@@ -185,7 +172,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err
 	}
-	plan, err := Compile(&ss, &spc)
+	plan, err := Compile(&ss, &spc, r.Engine.Registry)
 	if err != nil {
 		// Fixed by editing the SecretSync or the SecretProviderClass, both
 		// watched.
@@ -196,8 +183,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return r.failed(ctx, &ss, ph, failf(kindInternal, "reading Secret %q: %s", ss.Name, apiReason(err)), true)
 	}
 	d := r.due(&ss, &spc, secret, now)
-	if !d.sync {
-		return requeue(d.wait), nil
+	logger.V(1).Info("refresh decision", "sync", d.Sync, "reason", d.Reason, "detail", d.Message)
+	if !d.Sync {
+		return d.Result(), nil
 	}
 	if secret != nil {
 		if err := checkOwnership(secret, &ss); err != nil {
@@ -214,7 +202,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 
 	r.attempted(&ss, &spc, now)
-	plan.MaxAge = d.maxAge
+	plan.MaxAge = d.MaxAge
 	res, err := r.Engine.Execute(ctx, plan)
 	if err != nil {
 		return r.failed(ctx, &ss, ph, err, true)
@@ -232,11 +220,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		case res.Updated:
 			r.Recorder.Eventf(&ss, nil, corev1.EventTypeNormal, ssv1.ReasonCreateSucceeded, "Sync", "Took over Secret %s and wrote keys %s", res.SecretName, strings.Join(res.Keys, ", "))
 		}
-	case d.restore && !res.Changed() && hash == ss.Status.SyncHash:
+	case d.Restore && !res.Changed() && hash == ss.Status.SyncHash:
 		// A look at the Secret after an event, with nothing to do: the
 		// status stays as the last check left it.
 		logger.V(1).Info("secret is up to date", "secret", res.SecretName)
-		return requeue(r.wait(req.NamespacedName, now)), nil
+		return refresh.Requeue(r.memory.Wait(req.NamespacedName, now, r.RotationPollInterval)), nil
 	case res.Changed() || hash != ss.Status.SyncHash:
 		setCondition(&next.Status, ss.Generation, ssv1.ConditionTypeUpdate, metav1.ConditionTrue, ssv1.ReasonUpdateValueChangeOrForceUpdateSucceeded, msgValueOrForced)
 		if res.Changed() {
@@ -251,19 +239,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	logger.V(1).Info("synced", "secret", res.SecretName, "changed", res.Changed(), "keys", len(res.Keys))
-	return requeue(r.wait(req.NamespacedName, now)), nil
-}
-
-// decision is what due decided.
-type decision struct {
-	sync bool
-	// wait until the next check when not syncing now.
-	wait time.Duration
-	// maxAge of the cached values the sync accepts.
-	maxAge time.Duration
-	// restore: the sync only puts the Secret back (it was edited or deleted);
-	// it is not a check of the vault.
-	restore bool
+	return refresh.Requeue(r.memory.Wait(req.NamespacedName, now, r.RotationPollInterval)), nil
 }
 
 // fingerprint identifies what a SecretSync is synced from: a change of the
@@ -273,64 +249,32 @@ func fingerprint(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass) string {
 	return fmt.Sprintf("%s/%d|%s", ss.UID, ss.Generation, spcFingerprint(spc))
 }
 
-// due decides whether to sync now, as a chain of checks where the first
-// match wins, and how fresh the values must be.
-func (r *Reconciler) due(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass, secret *corev1.Secret, now time.Time) decision {
+// due decides whether to sync now with refresh.SecretSyncChecks, from the
+// status, the Secret (nil: none), the SecretProviderClass and this
+// process's record.
+func (r *Reconciler) due(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass, secret *corev1.Secret, now time.Time) refresh.Decision {
 	key := client.ObjectKeyFromObject(ss)
-	fp := fingerprint(ss, spc)
-	interval := r.RotationPollInterval
-	r.mu.Lock()
-	rec, known := r.seen[key]
-	poked := r.poked[key]
-	delete(r.poked, key)
-	r.mu.Unlock()
-
-	switch {
-	case !upToDate(ss):
-		// New SecretSync, spec change, or the last sync failed: a retry of
-		// the same configuration accepts values fetched since the
-		// configuration was first tried and within the last minute (so a
-		// missing object is looked for at most once a minute, and a forced
-		// sync is never answered with values from before it); anything else
-		// fetches fresh.
-		if known && rec.fingerprint == fp && !rec.since.IsZero() {
-			return decision{sync: true, maxAge: max(min(now.Sub(rec.since), interval, retryMaxAge), 0)}
-		}
-		return decision{sync: true}
-	case known && rec.fingerprint != fp:
-		// forceSynchronization, a spec or SecretProviderClass change.
-		return decision{sync: true}
-	case secret == nil:
-		return decision{sync: true, maxAge: interval, restore: true}
-	case !known:
-		// First look since this process started at a SecretSync synced
-		// before: a SecretProviderClass changed meanwhile is synced now;
-		// otherwise the check keeps its schedule, and overdue checks are
-		// spread instead of all firing at once.
-		if secret.Annotations[AnnotationSecretProviderClass] != spcFingerprint(spc) {
-			return decision{sync: true}
-		}
-		var next time.Time
-		if t := ss.Status.LastSuccessfulSyncTime; t != nil {
-			next = t.Add(interval)
-		}
-		if !next.After(now) {
-			next = now.Add(rand.N(min(interval, r.StartupSpread) + 1))
-		}
-		r.mu.Lock()
-		r.seen[key] = record{fingerprint: fp, next: next, secretRV: secret.ResourceVersion}
-		r.mu.Unlock()
-		return decision{wait: next.Sub(now)}
-	case secret.ResourceVersion != rec.secretRV:
-		return decision{sync: true, maxAge: interval, restore: true}
-	case poked || !now.Before(rec.next):
-		// The rotation poll, or another SecretSync saw a value change: values
-		// fetched within the interval are reused, so the vault is asked once
-		// per interval whatever the number of SecretSyncs reading it.
-		return decision{sync: true, maxAge: interval}
-	default:
-		return decision{wait: rec.next.Sub(now)}
+	in := refresh.Input{
+		Now: now, Interval: r.RotationPollInterval, StartupSpread: r.StartupSpread, RetryMaxAge: retryMaxAge,
+		Synced: upToDate(ss),
+		Config: fingerprint(ss, spc),
+		Record: r.memory.Get(key),
+		// A change notification: another SecretSync saw a value change.
+		Woken:        r.memory.TakeWoken(key),
+		SecretExists: secret != nil,
+		Source:       spcFingerprint(spc),
 	}
+	if t := ss.Status.LastSuccessfulSyncTime; t != nil {
+		in.LastSync = t.Time
+	}
+	if secret != nil {
+		in.SecretRV, in.SecretSource = secret.ResourceVersion, secret.Annotations[AnnotationSecretProviderClass]
+	}
+	d := refresh.Decide(in, refresh.SecretSyncChecks)
+	if d.Remember != nil {
+		r.memory.Put(key, *d.Remember)
+	}
+	return d
 }
 
 // remember records a successful sync, scheduling the next check.
@@ -341,46 +285,17 @@ func (r *Reconciler) remember(ctx context.Context, ss *ssv1.SecretSync, spc *spc
 	if err := r.Client.Get(ctx, key, &s); err == nil {
 		rv = s.ResourceVersion
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rec, known := r.seen[key]
-	fp := fingerprint(ss, spc)
-	if !known || rec.fingerprint != fp || !now.Before(rec.next) {
-		rec.next = now.Add(jitter(r.RotationPollInterval))
-	}
-	rec.fingerprint, rec.secretRV = fp, rv
-	r.seen[key] = rec
+	r.memory.Synced(key, fingerprint(ss, spc), rv, now, r.RotationPollInterval)
 }
 
 // attempted records the configuration a sync is attempted for, so that a
 // retry after a failure knows it retries the same configuration.
 func (r *Reconciler) attempted(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass, now time.Time) {
-	key := client.ObjectKeyFromObject(ss)
-	fp := fingerprint(ss, spc)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rec := r.seen[key]
-	if rec.fingerprint != fp || rec.since.IsZero() {
-		rec.fingerprint, rec.since = fp, now
-	}
-	r.seen[key] = rec
-}
-
-// wait is how long until the next scheduled check.
-func (r *Reconciler) wait(key types.NamespacedName, now time.Time) time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if rec, ok := r.seen[key]; ok {
-		return rec.next.Sub(now)
-	}
-	return jitter(r.RotationPollInterval)
+	r.memory.Attempted(client.ObjectKeyFromObject(ss), fingerprint(ss, spc), now)
 }
 
 func (r *Reconciler) forget(key types.NamespacedName) {
-	r.mu.Lock()
-	delete(r.seen, key)
-	delete(r.poked, key)
-	r.mu.Unlock()
+	r.memory.Forget(key)
 	r.Engine.Fetch.Unsubscribe(engine.ObjectRef{Kind: Kind, Namespace: key.Namespace, Name: key.Name}.String())
 }
 
@@ -423,9 +338,15 @@ func (r *Reconciler) failed(ctx context.Context, ss *ssv1.SecretSync, ph phase, 
 	if !retry {
 		return reconcile.Result{}, nil
 	}
-	var ee *engine.Error
-	if errors.As(err, &ee) && ee.RetryAfter > 0 {
-		return reconcile.Result{RequeueAfter: ee.RetryAfter}, nil
+	if res, ok := refresh.Retry(err, r.RotationPollInterval, r.ProbeInterval); ok {
+		// The vault is unreachable, throttled or backed off: retry within
+		// the probe interval rather than after controller-runtime's
+		// per-item backoff, which climbs to many minutes; or the engine said
+		// when to retry.
+		if refresh.Transient(err) {
+			log.FromContext(ctx).V(1).Info("sync failed; retrying within the store probe interval", "reason", reason, "retryIn", res.RequeueAfter.String())
+		}
+		return res, nil
 	}
 	return reconcile.Result{}, err
 }
@@ -453,20 +374,4 @@ func conditionOrder(t string) int {
 	default:
 		return 2
 	}
-}
-
-// requeue schedules the next check at low priority, so first syncs and user
-// edits are served before it.
-func requeue(d time.Duration) reconcile.Result {
-	if d <= 0 {
-		d = time.Second
-	}
-	p := handler.LowPriority
-	return reconcile.Result{RequeueAfter: d, Priority: &p}
-}
-
-// jitter spreads an interval by up to +10% so SecretSyncs created together
-// do not check the vault together.
-func jitter(d time.Duration) time.Duration {
-	return d + rand.N(d/10+1)
 }

@@ -123,11 +123,9 @@ func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *runni
 		AuthorityHost:                        v.AuthorityHost(),
 		DisableChallengeResourceVerification: true,
 		LookupEnv:                            func(string) (string, bool) { return "", false },
+		VaultURL:                             func(string, esv1.AzureEnvironmentType) (string, error) { return v.VaultURL(), nil },
 	}))
-	if err := secretsync.WrapAzureProvider(reg); err != nil {
-		cancel()
-		t.Fatalf("WrapAzureProvider: %v", err)
-	}
+	reg.RegisterClass(azurekv.ClassName, azurekv.Name)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		cancel()
@@ -147,11 +145,6 @@ func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *runni
 		},
 	})
 	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg}
-	eng.Resolvers = map[string]engine.StoreResolver{
-		secretsync.StoreKind: secretsync.NewResolver(mgr.GetClient(), secretsync.ResolverOptions{
-			VaultURL: func(string, esv1.AzureEnvironmentType) (string, error) { return v.VaultURL(), nil },
-		}),
-	}
 	r.Client, r.APIReader, r.Engine, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), eng, mgr.GetEventRecorder("keyferry")
 	r.Concurrency, r.RotationPollInterval, r.StartupSpread = 4, poll, time.Second
 	if err := r.SetupWithManager(ctx, mgr); err != nil {

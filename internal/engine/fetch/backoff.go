@@ -1,7 +1,8 @@
 // This file holds rate limiting and backoff: every call to a store is
 // admitted through its rate limiter (or refused at once while the store backs
-// off), and its outcome recorded, backing a failing store off exponentially
-// or for as long as its Retry-After asks.
+// off, and while another call tries the failing store), and its outcome
+// recorded, backing a failing store off exponentially up to the probe
+// interval (recovery.go), or for as long as its Retry-After asks.
 
 package fetch
 
@@ -9,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/provider"
@@ -32,32 +34,41 @@ func (e *BackoffError) Unwrap() error { return e.Err }
 // getOne reads one value from the store, admitted and recorded.
 func (l *Layer) getOne(ctx context.Context, s *store, r provider.Ref) (provider.Value, error) {
 	if err := l.admit(ctx, s); err != nil {
+		l.noteFailed(s, refKey(r), probeTarget{ref: &r})
 		return provider.Value{}, err
 	}
 	v, err := s.client.GetSecret(ctx, r)
 	l.record(s, err)
+	if isStoreFailure(err) {
+		l.noteFailed(s, refKey(r), probeTarget{ref: &r})
+	}
 	return v, err
 }
 
-// findOne runs one find on the store, admitted and recorded.
-func (l *Layer) findOne(ctx context.Context, s *store, f provider.Find) (map[string][]byte, error) {
-	if err := l.admit(ctx, s); err != nil {
-		return nil, err
-	}
-	found, err := s.client.Find(ctx, f)
-	l.record(s, err)
-	return found, err
-}
-
-// admit waits for the store's rate limiter, or fails fast while it backs off.
+// admit waits for the store's rate limiter, or fails fast while it backs
+// off. Once a failing store's backoff has expired, one call at a time tries
+// it (a request's or a probe's); the others fail fast until it answers.
 func (l *Layer) admit(ctx context.Context, s *store) error {
 	s.mu.Lock()
-	until, last := s.backoffUntil, s.lastErr
-	s.mu.Unlock()
-	if l.opts.Now().Before(until) {
-		return &BackoffError{Store: s.key.String(), Until: until, Err: last}
+	if s.failures > 0 {
+		now := l.opts.Now()
+		if now.Before(s.backoffUntil) || s.trial {
+			until := s.backoffUntil
+			if !now.Before(until) {
+				until = now.Add(l.probeInterval(s)) // the trial call's outcome decides
+			}
+			err := &BackoffError{Store: s.key.String(), Until: until, Err: s.lastErr}
+			l.waitInflight(s)
+			s.mu.Unlock()
+			return err
+		}
+		s.trial = true
 	}
+	s.mu.Unlock()
 	if err := s.limiter.Wait(ctx); err != nil {
+		s.mu.Lock()
+		s.trial = false
+		s.mu.Unlock()
 		return fmt.Errorf("waiting for store %s rate limit: %w", s.key, err)
 	}
 	s.mu.Lock()
@@ -67,6 +78,8 @@ func (l *Layer) admit(ctx context.Context, s *store) error {
 }
 
 // record counts a call and updates the store's backoff state after it.
+// The first answer from a failing store (any answer but a failure of the
+// store) ends its backoff and tells every object waiting for it at once.
 func (l *Layer) record(s *store, err error) {
 	outcome := "ok"
 	if err != nil && !isCacheable(err) {
@@ -74,22 +87,56 @@ func (l *Layer) record(s *store, err error) {
 	}
 	l.opts.Metrics.ProviderCalls.WithLabelValues(s.provider, outcome).Inc()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !isStoreFailure(err) {
-		s.failures, s.backoffUntil, s.lastErr = 0, time.Time{}, nil
+	s.trial = false
+	if isStoreFailure(err) {
+		l.backOff(s, err)
+		s.mu.Unlock()
 		return
 	}
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up: the store said nothing either way.
+		s.poke()
+		s.mu.Unlock()
+		return
+	}
+	recovered := s.failures > 0
+	s.failures, s.backoffUntil, s.lastErr, s.notBefore = 0, time.Time{}, nil, time.Time{}
+	s.target = probeTarget{}
+	var waiters []string
+	if recovered {
+		waiters = s.takeWaiters()
+		s.poke() // the probe, if any, ends
+	}
+	s.mu.Unlock()
+	if len(waiters) > 0 {
+		l.opts.Log.V(1).Info("store answers again; re-syncing the objects waiting for it", "store", s.key.String(), "waiting", len(waiters))
+		l.opts.OnChange(waiters)
+	}
+}
+
+// backOff records a failure of s and sets when s may be called next (under
+// s.mu): BaseBackoff doubling with every failure in a row, capped by
+// MaxBackoff and by the probe interval, less up to a fifth of jitter so
+// that stores failing together are not called together again; never before
+// the store's Retry-After.
+func (l *Layer) backOff(s *store, err error) {
 	s.failures++
 	d := l.opts.BaseBackoff << min(s.failures-1, 20)
 	if d > l.opts.MaxBackoff || d <= 0 {
 		d = l.opts.MaxBackoff
 	}
+	d = min(d, l.probeInterval(s))
+	d -= rand.N(d/5 + 1)
+	now := l.opts.Now()
+	s.backoffUntil = now.Add(d)
 	var te *provider.ThrottledError
-	if errors.As(err, &te) && te.RetryAfter > d {
-		d = te.RetryAfter
+	if errors.As(err, &te) && te.RetryAfter > 0 {
+		s.notBefore = now.Add(te.RetryAfter)
+		s.backoffUntil = later(s.backoffUntil, s.notBefore)
 	}
-	s.backoffUntil = l.opts.Now().Add(d)
 	s.lastErr = err
+	l.waitInflight(s)
+	s.poke()
 }
 
 // isStoreFailure says whether an error should back the store off.

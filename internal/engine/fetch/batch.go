@@ -1,13 +1,16 @@
 // This file holds how the refs a Get misses reach the store: for a client
 // that can batch, they are collected across every request for BatchDelay and
 // the batch call is topped up with values due soon; then they are fetched in
-// one batch call (or one call per ref) and their calls completed.
+// one batch call (one per BatchSize refs when the client says its size, so
+// each backend call is admitted) or one call per ref, and their calls
+// completed.
 
 package fetch
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,7 +36,7 @@ func (l *Layer) flush(s *store) {
 	s.mu.Lock()
 	refs := s.pending
 	s.pending, s.flushScheduled = nil, false
-	refs = append(refs, s.topUp(l.opts.Now(), l.opts.BatchSize-len(refs))...)
+	refs = append(refs, s.topUp(l.opts.Now(), l.topUpTo(s, len(refs))-len(refs))...)
 	s.mu.Unlock()
 	if len(refs) == 0 {
 		return
@@ -41,6 +44,24 @@ func (l *Layer) flush(s *store) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.opts.CallTimeout)
 	defer cancel()
 	l.fetch(ctx, s, refs)
+}
+
+// batchSize is the most refs the client's batch call takes, 0 when it does
+// not say (provider.BatchSizer).
+func batchSize(s *store) int {
+	if bs, ok := s.client.(provider.BatchSizer); ok {
+		return max(bs.BatchSize(), 0)
+	}
+	return 0
+}
+
+// topUpTo is how many refs a flush of n refs is topped up to: BatchSize, or
+// for a client that says its batch size, the end of the last batch call.
+func (l *Layer) topUpTo(s *store, n int) int {
+	if size := batchSize(s); size > 0 {
+		return (n + size - 1) / size * size
+	}
+	return l.opts.BatchSize
 }
 
 // topUp returns up to n more refs worth refreshing in a batch call that is
@@ -73,26 +94,12 @@ func (l *Layer) fetch(ctx context.Context, s *store, refs []provider.Ref) {
 	results := make(map[provider.Ref]provider.Value, len(refs))
 	errs := make(map[provider.Ref]error, len(refs))
 	if bg, ok := s.client.(provider.BatchGetter); ok && len(refs) > 1 {
-		if err := l.admit(ctx, s); err != nil {
-			for _, r := range refs {
-				errs[r] = err
-			}
-		} else {
-			vals, berrs := bg.GetSecrets(ctx, refs)
-			var failure error
-			for _, r := range refs {
-				if v, ok := vals[r]; ok {
-					results[r] = v
-				} else if e, ok := berrs[r]; ok {
-					errs[r] = e
-					if !isCacheable(e) && failure == nil {
-						failure = e
-					}
-				} else {
-					errs[r] = fmt.Errorf("%w: %s", provider.ErrNotFound, r)
-				}
-			}
-			l.record(s, failure)
+		size := batchSize(s)
+		if size == 0 {
+			size = len(refs)
+		}
+		for chunk := range slices.Chunk(refs, size) {
+			l.getBatch(ctx, s, bg, chunk, results, errs)
 		}
 	} else {
 		var wg sync.WaitGroup
@@ -128,4 +135,30 @@ func (l *Layer) fetch(ctx context.Context, s *store, refs []provider.Ref) {
 	if len(changed) > 0 {
 		l.opts.OnChange(changed)
 	}
+}
+
+// getBatch reads refs with one batch call, admitted and recorded, into
+// results and errs.
+func (l *Layer) getBatch(ctx context.Context, s *store, bg provider.BatchGetter, refs []provider.Ref, results map[provider.Ref]provider.Value, errs map[provider.Ref]error) {
+	if err := l.admit(ctx, s); err != nil {
+		for _, r := range refs {
+			errs[r] = err
+		}
+		return
+	}
+	vals, berrs := bg.GetSecrets(ctx, refs)
+	var failure error
+	for _, r := range refs {
+		if v, ok := vals[r]; ok {
+			results[r] = v
+		} else if e, ok := berrs[r]; ok {
+			errs[r] = e
+			if !isCacheable(e) && failure == nil {
+				failure = e
+			}
+		} else {
+			errs[r] = fmt.Errorf("%w: %s", provider.ErrNotFound, r)
+		}
+	}
+	l.record(s, failure)
 }

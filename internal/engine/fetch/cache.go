@@ -174,6 +174,7 @@ func (l *Layer) Unsubscribe(subscriber string) {
 		s.mu.Lock()
 		unsubscribe(s.entries, subscriber)
 		unsubscribe(s.finds, subscriber)
+		delete(s.waiters, subscriber) // a store no one waits for is not probed (recovery.go)
 		s.mu.Unlock()
 	}
 }

@@ -27,7 +27,10 @@ type store struct {
 	cancel   context.CancelFunc
 	limiter  *rate.Limiter
 
-	mu sync.Mutex
+	// mu guards the rest; a store state that replaces another (a rebuilt
+	// client) shares its mu along with its cache, so requests still holding
+	// the old state touch the cache under the same lock.
+	mu *sync.Mutex
 	// the value cache (cache.go): values by ref, finds by findKey, and the
 	// calls in flight by refKey or findKey
 	entries  map[provider.Ref]*entry
@@ -41,6 +44,12 @@ type store struct {
 	backoffUntil time.Time
 	lastErr      error
 	calls        int64
+	// recovery state (recovery.go)
+	recovery
+	// what the client was built from, to build it again (recovery.go
+	// rebuilds it when a credential failed)
+	impl  provider.Provider
+	popts provider.Options
 }
 
 // Validate builds (or reuses) the store's client and validates it.
@@ -78,13 +87,9 @@ func (l *Layer) Calls(kind, namespace, name string) int64 {
 // get one per store object (and namespace scope). A changed configuration
 // gets a new client; the old one is closed once no store uses it.
 func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
-	name, err := provider.SelectedName(req.Store.Spec.Provider)
+	name, p, err := l.opts.Registry.ProviderFor(req.Store)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", provider.ErrInvalidConfig, err)
-	}
-	p, ok := l.opts.Registry.Get(name)
-	if !ok {
-		return nil, fmt.Errorf("%w: provider %q is not supported by keyferry", provider.ErrNotSupported, name)
+		return nil, err
 	}
 	ns := req.Store.Namespace
 	if req.Store.IsCluster() {
@@ -103,6 +108,17 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 		return nil, fmt.Errorf("%s %q: %w", req.Store.Kind, req.Store.Name, err)
 	}
 
+	s, err := l.clientFor(ctx, key, id, name, p, popts)
+	if err != nil {
+		return nil, err
+	}
+	l.noteRequest(s, req)
+	return s, nil
+}
+
+// clientFor returns the store state of key, building its client when there
+// is none yet or it is older than ClientTTL.
+func (l *Layer) clientFor(ctx context.Context, key storeKey, id identity, name string, p provider.Provider, popts provider.Options) (*store, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.opts.Now()
@@ -111,16 +127,42 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 		l.release(ctx, prev)
 	}
 	l.identities[id] = key
-	if s, ok := l.stores[key]; ok {
-		if now.Sub(s.created) < l.opts.ClientTTL {
-			return s, nil
-		}
-		s.close(ctx) // rebuilt below, keeping its cache and subscribers
+	old, ok := l.stores[key]
+	if ok && now.Sub(old.created) < l.opts.ClientTTL {
+		return old, nil
 	}
 	c, err := p.NewClient(ctx, popts)
 	if err != nil {
 		return nil, fmt.Errorf("building %s client for %s: %w", name, key, err)
 	}
+	if ok {
+		old.close(ctx) // replaced below, keeping its cache, subscribers and backoff
+	}
+	return l.install(key, name, p, popts, c, now, old, false), nil
+}
+
+// rebuild builds the client of s again from what it was built from, so
+// credentials are read anew, and installs it in place of s, keeping its
+// cache, subscribers and backoff; trial says the caller holds s's trial call
+// (backoff.go admit) and makes it on the new client.
+func (l *Layer) rebuild(ctx context.Context, s *store, trial bool) (*store, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stores[s.key] != s {
+		return nil, fmt.Errorf("store %s was replaced or released meanwhile", s.key)
+	}
+	c, err := s.impl.NewClient(ctx, s.popts)
+	if err != nil {
+		return nil, fmt.Errorf("building %s client for %s: %w", s.provider, s.key, err)
+	}
+	s.close(ctx)
+	return l.install(s.key, s.provider, s.impl, s.popts, c, l.opts.Now(), s, trial), nil
+}
+
+// install makes a store state for client c under key (under l.mu), taking
+// over old's cache, subscribers, backoff and recovery state when old is not
+// nil, and starts watching the store when the client can.
+func (l *Layer) install(key storeKey, name string, p provider.Provider, popts provider.Options, c provider.Client, now time.Time, old *store, trial bool) *store {
 	wctx, cancel := context.WithCancel(l.ctx)
 	s := &store{
 		key: key, provider: name, created: now, client: c, cancel: cancel,
@@ -128,15 +170,22 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 		entries:  map[provider.Ref]*entry{},
 		finds:    map[string]*entry{},
 		inflight: map[string]*call{},
+		mu:       &sync.Mutex{},
+		impl:     p, popts: popts,
 	}
-	if old, ok := l.stores[key]; ok {
+	if old != nil {
+		s.mu = old.mu
+		old.mu.Lock()
 		s.entries, s.finds, s.calls = old.entries, old.finds, old.calls
+		s.failures, s.backoffUntil, s.lastErr = old.failures, old.backoffUntil, old.lastErr
+		s.recovery = old.recovery.takeOver(trial)
+		old.mu.Unlock()
 	}
 	l.stores[key] = s
 	if w, ok := c.(provider.Watcher); ok {
 		go l.watch(wctx, s, w)
 	}
-	return s, nil
+	return s
 }
 
 // release closes a store state no identity uses any more (under l.mu).

@@ -6,7 +6,9 @@
 //   - refs a client can batch are collected for a few milliseconds across
 //     every object syncing at that moment and fetched in one call;
 //   - calls to one store are rate-limited, and a failing store is backed off
-//     exponentially (or as its Retry-After says) however many objects use it;
+//     exponentially (or as its Retry-After says) however many objects use it,
+//     probed at most a ProbeInterval apart while objects wait for it, and
+//     every waiting object is told (OnChange) the moment it answers again;
 //   - when a refreshed value differs from the one cached, every other object
 //     that uses it is told at once (OnChange), so a rotation reaches all
 //     dependents within one window instead of each waiting for its own.
@@ -20,12 +22,13 @@
 // changes or after ClientTTL.
 //
 // The package is split by job: this file holds the Layer, its Options and
-// the public entry points (Get, Find); clients.go the client of each store
-// and its lifecycle; scope.go the keys that decide which requests share a
-// client; cache.go the value cache and the coalescing of identical requests,
+// the public entry points (Get, Find); find.go how a find lists and reads
+// what it selects; clients.go the client of each store and its lifecycle;
+// scope.go the keys that decide which requests share a client; cache.go the value cache and the coalescing of identical requests,
 // the one lookup path both Get and Find take; batch.go how refs reach the
-// store (batched across requests, topped up with values due soon); and
-// backoff.go rate limiting and backoff of every call to a store.
+// store (batched across requests, topped up with values due soon);
+// backoff.go rate limiting and backoff of every call to a store; and
+// recovery.go how a failing store is probed and its waiting objects told.
 package fetch
 
 import (
@@ -75,6 +78,11 @@ type Options struct {
 	// BatchSize is how many refs a batch call is topped up to with values
 	// due soon (default 20, AWS's BatchGetSecretValue page).
 	BatchSize int
+	// ProbeInterval caps the wait between calls to a failing store that
+	// objects wait on (default 30s, DefaultProbeInterval): the backoff never
+	// exceeds it, nor the shortest refresh window of the waiting requests,
+	// unless the store's Retry-After asks for longer. See recovery.go.
+	ProbeInterval time.Duration
 }
 
 // Request describes who asks, through which store, how fresh.
@@ -146,15 +154,23 @@ func New(ctx context.Context, opts Options) *Layer {
 // another request are waited for; the rest are fetched, in one batch call
 // when the client supports it.
 func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
-	vals := map[provider.Ref]provider.Value{}
-	errs := map[provider.Ref]error{}
 	s, err := l.storeFor(ctx, req)
 	if err != nil {
+		errs := map[provider.Ref]error{}
 		for _, r := range refs {
 			errs[r] = err
 		}
-		return vals, errs
+		return map[provider.Ref]provider.Value{}, errs
 	}
+	return l.read(ctx, s, req, refs)
+}
+
+// read is the one path from refs to their values (cache.go): hits are
+// answered from the cache, calls in flight are joined, and the misses are
+// fetched (batch.go), batched across requests when the client can batch.
+func (l *Layer) read(ctx context.Context, s *store, req Request, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
+	vals := map[provider.Ref]provider.Value{}
+	errs := map[provider.Ref]error{}
 	refs = uniq(refs)
 	calls := make([]*call, len(refs))
 	var mine []provider.Ref
@@ -189,10 +205,12 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 	return vals, errs
 }
 
-// Find returns the values a find selects. It takes the same path through
-// the cache as Get: the selection is cached like a value (its names and
-// values as the value's fields) and identical finds coalesce; only a failed
-// find is never cached.
+// Find returns the values a find selects, keyed by remote name. The
+// selection is cached like a value (its names and values as the value's
+// fields) and identical finds coalesce; only a failed find is never
+// cached. A miss lists the store and reads the selected values through
+// Get's path (find.go), so every call it makes is cached, batched and
+// rate-limited like a Get's.
 func (l *Layer) Find(ctx context.Context, req Request, f provider.Find) (map[string][]byte, error) {
 	s, err := l.storeFor(ctx, req)
 	if err != nil {
@@ -209,7 +227,7 @@ func (l *Layer) Find(ctx context.Context, req Request, f provider.Find) (map[str
 		return v.Fields, err
 	}
 
-	found, err := l.findOne(ctx, s, f)
+	found, err := l.find(ctx, s, req, f)
 	s.mu.Lock()
 	changed := s.complete(key, c, e, provider.Value{Fields: found}, err, false, now, nil)
 	s.mu.Unlock()

@@ -63,21 +63,24 @@ func (c countingClient) GetSecret(ctx context.Context, r provider.Ref) (provider
 	return provider.Value{Data: []byte(v)}, nil
 }
 
-// Find selects the values whose keys start with f.Path.
-func (c countingClient) Find(_ context.Context, f provider.Find) (map[string][]byte, error) {
-	c.p.enter()
-	c.p.mu.Lock()
-	defer c.p.mu.Unlock()
-	if c.p.err != nil {
-		return nil, c.p.err
-	}
-	found := map[string][]byte{}
-	for k, v := range c.p.values {
-		if strings.HasPrefix(k, f.Path) {
-			found[k] = []byte(v)
+// ListSecrets lists, in one call, the values whose keys start with
+// list.Path, with their values.
+func (c countingClient) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
+	return provider.SinglePage(func(context.Context) ([]provider.Listed, error) {
+		c.p.enter()
+		c.p.mu.Lock()
+		defer c.p.mu.Unlock()
+		if c.p.err != nil {
+			return nil, c.p.err
 		}
-	}
-	return found, nil
+		var found []provider.Listed
+		for k, v := range c.p.values {
+			if strings.HasPrefix(k, list.Path) {
+				found = append(found, provider.Listed{Name: k, Ref: provider.Ref{Key: k}, Value: &provider.Value{Data: []byte(v)}})
+			}
+		}
+		return found, nil
+	})
 }
 func (c countingClient) Validate(context.Context) error { return nil }
 func (c countingClient) Close(context.Context) error    { return nil }

@@ -118,9 +118,12 @@ func (k storeKey) String() string {
 }
 
 // identity names a store object (and, for a ClusterSecretStore whose
-// credentials resolve in the user's namespace, that namespace).
+// credentials resolve in the user's namespace, that namespace; for a
+// SecretProviderClass, the ServiceAccount that reads through it, so that
+// the clients of two ServiceAccounts live side by side).
 type identity struct {
 	kind, namespace, name, scope string
+	serviceAccount               string
 }
 
 // keyFor returns the key of the client (and value cache) that serves store
@@ -137,14 +140,21 @@ type identity struct {
 //   - the namespace the client is built for, whenever the client depends on
 //     it (ScopedToNamespace), even for a shareable configuration: tenant B
 //     must never be answered by a client (or a cache) built for tenant A.
+//
+// For a SecretProviderClass the configuration is the whole Class: its
+// provider, its parameters and the ServiceAccount that reads through it, so
+// a parameter change builds a new client and two ServiceAccounts never
+// share one.
 func keyFor(p provider.Provider, name string, store provider.Store, ns string) (storeKey, identity) {
 	id := identity{kind: store.Kind, namespace: store.Namespace, name: store.Name}
+	if store.Class != nil {
+		id.serviceAccount = store.Class.ServiceAccount
+	}
 	scoped := ScopedToNamespace(p, store)
 	if store.IsCluster() && scoped {
 		id.scope = ns
 	}
-	specJSON, _ := json.Marshal(store.Spec.Provider)
-	sum := sha256.Sum256(specJSON)
+	sum := sha256.Sum256(configOf(store))
 	key := storeKey{config: name + "/" + hex.EncodeToString(sum[:12]), cluster: store.IsCluster()}
 	if scoped {
 		key.scope = ns
@@ -153,4 +163,17 @@ func keyFor(p provider.Provider, name string, store provider.Store, ns string) (
 		key.kind, key.namespace, key.name = id.kind, id.namespace, id.name
 	}
 	return key, id
+}
+
+// configOf is the configuration a client is built from, as bytes to hash:
+// a SecretProviderClass's Class, or a store's spec.provider. Both encode
+// deterministically (encoding/json sorts map keys).
+func configOf(store provider.Store) []byte {
+	var b []byte
+	if store.Class != nil {
+		b, _ = json.Marshal(store.Class)
+	} else if store.Spec != nil {
+		b, _ = json.Marshal(store.Spec.Provider)
+	}
+	return b
 }

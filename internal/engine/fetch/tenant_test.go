@@ -29,8 +29,8 @@ type tenantClient struct{ ns string }
 func (c tenantClient) GetSecret(context.Context, provider.Ref) (provider.Value, error) {
 	return provider.Value{Data: []byte("value-of-" + c.ns)}, nil
 }
-func (c tenantClient) Find(context.Context, provider.Find) (map[string][]byte, error) {
-	return map[string][]byte{"k": []byte("value-of-" + c.ns)}, nil
+func (c tenantClient) ListSecrets(context.Context, provider.List) provider.ListPager {
+	return provider.OnePage([]provider.Listed{{Name: "k", Ref: provider.Ref{Key: "k"}, Value: &provider.Value{Data: []byte("value-of-" + c.ns)}}})
 }
 func (tenantClient) Validate(context.Context) error { return nil }
 func (tenantClient) Close(context.Context) error    { return nil }

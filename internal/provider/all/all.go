@@ -25,7 +25,8 @@ type Options struct {
 	WebhookAllowLinkLocal bool
 }
 
-// Registry returns a registry with every provider.
+// Registry returns a registry with every provider, and the
+// SecretProviderClass providers they serve.
 func Registry(opts Options) *provider.Registry {
 	r := provider.NewRegistry()
 	r.Register("fake", fake.New())
@@ -36,5 +37,7 @@ func Registry(opts Options) *provider.Registry {
 	r.Register("file", file.New())
 	r.Register("vault", vault.New())
 	r.Register("webhook", webhook.NewWithOptions(webhook.Options{AllowLinkLocal: opts.WebhookAllowLinkLocal}))
+	// SecretProviderClasses (the SecretSync front-end), by spec.provider.
+	r.RegisterClass(azurekv.ClassName, azurekv.Name)
 	return r
 }

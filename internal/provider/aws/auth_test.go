@@ -420,7 +420,7 @@ func TestAuthErrorsAgainstEnforcingMoto(t *testing.T) {
 			checkErr(t, "GetSecret", err, tt.want, userSecret)
 			_, errs := c.(provider.BatchGetter).GetSecrets(ctx, []provider.Ref{{Key: "guarded"}, {Key: "other"}})
 			checkErr(t, "GetSecrets", errs[provider.Ref{Key: "guarded"}], tt.want, userSecret)
-			_, err = c.Find(ctx, provider.Find{Path: "g"})
+			_, err = provider.FindAll(ctx, c, provider.Find{Path: "g"})
 			checkErr(t, "Find", err, tt.want, userSecret)
 			if tt.role != "" {
 				checkErr(t, "Validate", c.Validate(ctx), tt.want, userSecret)
@@ -485,7 +485,7 @@ func TestUnreachable(t *testing.T) {
 			checkErr(t, "GetSecret", err, provider.ErrUnreachable)
 			_, errs := c.(provider.BatchGetter).GetSecrets(ctx, []provider.Ref{{Key: "a"}, {Key: "b"}})
 			checkErr(t, "GetSecrets", errs[provider.Ref{Key: "a"}], provider.ErrUnreachable)
-			_, err = c.Find(ctx, provider.Find{Path: "/p"})
+			_, err = provider.FindAll(ctx, c, provider.Find{Path: "/p"})
 			checkErr(t, "Find", err, provider.ErrUnreachable)
 
 			spec.Role = "arn:aws:iam::123456789012:role/r"

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -231,6 +232,29 @@ type base struct {
 	cfg    aws.Config
 	prefix string
 	log    logr.Logger
+}
+
+// id is the remote name a key reads: prefix+key, or the key itself when it
+// is an ARN (a name can hold no ':', so no prefixed name starts with
+// "arn:"). Finds list names outside the prefix and read them by ARN.
+func (b *base) id(key string) string {
+	if strings.HasPrefix(key, "arn:") {
+		return key
+	}
+	return b.prefix + key
+}
+
+// listedRef is the ref that reads a listed name: the name relative to the
+// store's prefix, or its ARN when the name is outside the prefix (finds
+// ignore the prefix, as in ESO). It is false when neither works.
+func (b *base) listedRef(name, arn string) (provider.Ref, bool) {
+	if key, ok := strings.CutPrefix(name, b.prefix); ok {
+		return provider.Ref{Key: key}, true
+	}
+	if strings.HasPrefix(arn, "arn:") {
+		return provider.Ref{Key: arn}, true
+	}
+	return provider.Ref{}, false
 }
 
 // Validate obtains credentials (which assumes the configured roles). It

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -30,6 +30,8 @@ type parameterStore struct {
 var (
 	_ provider.Client      = (*parameterStore)(nil)
 	_ provider.BatchGetter = (*parameterStore)(nil)
+	_ provider.BatchSizer  = (*parameterStore)(nil)
+	_ provider.Lister      = (*parameterStore)(nil)
 )
 
 func newParameterStore(b base, api *ssm.Client) *parameterStore {
@@ -52,9 +54,9 @@ func (c *parameterStore) GetSecret(ctx context.Context, ref provider.Ref) (provi
 
 func (c *parameterStore) name(ref provider.Ref) string {
 	if ref.Version == "" {
-		return c.prefix + ref.Key
+		return c.id(ref.Key)
 	}
-	return c.prefix + ref.Key + ":" + ref.Version
+	return c.id(ref.Key) + ":" + ref.Version
 }
 
 func (c *parameterStore) get(ctx context.Context, name string) (provider.Value, error) {
@@ -73,7 +75,9 @@ func (c *parameterStore) get(ctx context.Context, name string) (provider.Value, 
 // selectors cannot always be told apart.
 func (c *parameterStore) GetSecrets(ctx context.Context, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
 	return getRefs(ctx, refs, c.batch, func(ref provider.Ref) (string, bool) {
-		return c.name(ref), ref.Version == ""
+		// GetParameters answers an ARN with the parameter's name: ARNs (of
+		// names a find listed outside the prefix) are read one by one.
+		return c.name(ref), ref.Version == "" && !strings.HasPrefix(ref.Key, "arn:")
 	}, c.GetSecret)
 }
 
@@ -106,90 +110,121 @@ func (c *parameterStore) batchGet(ctx context.Context, names []string) (map[stri
 	return values, errs, nil
 }
 
-// Find returns the parameters under Path (recursively) whose names match
-// Name and that carry every tag in Tags, decrypted. The store's prefix does
-// not apply (as in ESO).
-func (c *parameterStore) Find(ctx context.Context, f provider.Find) (map[string][]byte, error) {
-	re, err := regexp.Compile(f.Name)
-	if err != nil {
-		return nil, fmt.Errorf("%w: find.name: %v", provider.ErrInvalidConfig, err)
+// BatchSize is the most names GetParameters takes.
+func (c *parameterStore) BatchSize() int { return psBatchSize }
+
+// ListSecrets lists the parameters under list.Path (recursively) that carry
+// every tag in list.Tags. The store's prefix does not apply (as in ESO):
+// names outside it are read by ARN. With a path and no tags the listing is
+// GetParametersByPath, which returns the values decrypted, 10 a call; like
+// ESO, it falls back to DescribeParameters when the credentials may not
+// call GetParametersByPath. DescribeParameters (which filters by tags and
+// path) lists names only: the fetch layer reads their values, batched
+// (GetParameters).
+func (c *parameterStore) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
+	p := &psPages{c: c, list: list}
+	if list.Path != "" && len(list.Tags) == 0 {
+		p.byPath = ssm.NewGetParametersByPathPaginator(c.api, &ssm.GetParametersByPathInput{
+			Path:           aws.String(list.Path),
+			Recursive:      aws.Bool(true),
+			WithDecryption: aws.Bool(true),
+			MaxResults:     aws.Int32(10),
+		})
+	} else {
+		p.describe = c.describeParameters(list)
 	}
-	if f.Path != "" && len(f.Tags) == 0 {
-		out, err := c.findByPath(ctx, f.Path, re)
-		// Like ESO, fall back to DescribeParameters when the credentials
-		// may not call GetParametersByPath.
-		if !errors.Is(err, provider.ErrForbidden) || isCredentialsError(err) {
-			return out, err
-		}
-		c.log.Info("GetParametersByPath is not allowed; listing with DescribeParameters (grant ssm:GetParametersByPath to save API calls)", "path", f.Path)
-	}
-	return c.findByDescribe(ctx, f, re)
+	return p
 }
 
-func (c *parameterStore) findByPath(ctx context.Context, path string, re *regexp.Regexp) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	pages := ssm.NewGetParametersByPathPaginator(c.api, &ssm.GetParametersByPathInput{
-		Path:           aws.String(path),
-		Recursive:      aws.Bool(true),
-		WithDecryption: aws.Bool(true),
-		MaxResults:     aws.Int32(10),
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("reading parameters under %q from AWS Parameter Store: %w", path, classify(err))
+func (c *parameterStore) describeParameters(list provider.List) *ssm.DescribeParametersPaginator {
+	var filters []ssmtypes.ParameterStringFilter
+	for _, k := range slices.Sorted(maps.Keys(list.Tags)) {
+		filters = append(filters, ssmtypes.ParameterStringFilter{
+			Key: aws.String("tag:" + k), Option: aws.String("Equals"), Values: []string{list.Tags[k]},
+		})
+	}
+	if list.Path != "" {
+		filters = append(filters, ssmtypes.ParameterStringFilter{
+			Key: aws.String("Path"), Option: aws.String("Recursive"), Values: []string{list.Path},
+		})
+	}
+	return ssm.NewDescribeParametersPaginator(c.api, &ssm.DescribeParametersInput{ParameterFilters: filters, MaxResults: aws.Int32(50)})
+}
+
+// psPages is a listing by path (with values) or, without a path, with tags
+// or when by path is forbidden, by DescribeParameters; one call a page.
+type psPages struct {
+	c        *parameterStore
+	list     provider.List
+	byPath   *ssm.GetParametersByPathPaginator
+	describe *ssm.DescribeParametersPaginator
+}
+
+func (p *psPages) More() bool {
+	if p.byPath != nil {
+		return p.byPath.HasMorePages()
+	}
+	return p.describe.HasMorePages()
+}
+
+func (p *psPages) NextPage(ctx context.Context) ([]provider.Listed, error) {
+	if p.byPath != nil {
+		return p.nextByPath(ctx)
+	}
+	page, err := p.describe.NextPage(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing parameters in AWS Parameter Store: %w", classify(err))
+	}
+	var out []provider.Listed
+	var unaddressed []string
+	for _, m := range page.Parameters {
+		name := aws.ToString(m.Name)
+		if ref, ok := p.c.listedRef(name, aws.ToString(m.ARN)); ok {
+			out = append(out, provider.Listed{Name: name, Ref: ref})
+		} else {
+			unaddressed = append(unaddressed, name)
 		}
-		for _, p := range page.Parameters {
-			name := aws.ToString(p.Name)
-			if p.Value == nil || !re.MatchString(name) {
+	}
+	if len(unaddressed) == 0 {
+		return out, nil
+	}
+	// Names outside the prefix listed without an ARN (older endpoints)
+	// have no ref GetSecret reads: their values are read here, by name.
+	values, errs := p.c.batch.fetch(ctx, unaddressed)
+	for _, name := range unaddressed {
+		if err, failed := errs[name]; failed {
+			if isNotFound(err) {
 				continue
 			}
-			out[name] = []byte(*p.Value)
+			return nil, err
 		}
+		v := values[name]
+		out = append(out, provider.Listed{Name: name, Value: &v})
 	}
 	return out, nil
 }
 
-// findByDescribe lists parameter names with DescribeParameters (which
-// filters by tags and path) and reads the matching ones in batches.
-func (c *parameterStore) findByDescribe(ctx context.Context, f provider.Find, re *regexp.Regexp) (map[string][]byte, error) {
-	var filters []ssmtypes.ParameterStringFilter
-	for _, k := range slices.Sorted(maps.Keys(f.Tags)) {
-		filters = append(filters, ssmtypes.ParameterStringFilter{
-			Key: aws.String("tag:" + k), Option: aws.String("Equals"), Values: []string{f.Tags[k]},
-		})
-	}
-	if f.Path != "" {
-		filters = append(filters, ssmtypes.ParameterStringFilter{
-			Key: aws.String("Path"), Option: aws.String("Recursive"), Values: []string{f.Path},
-		})
-	}
-	var names []string
-	seen := map[string]struct{}{}
-	pages := ssm.NewDescribeParametersPaginator(c.api, &ssm.DescribeParametersInput{ParameterFilters: filters, MaxResults: aws.Int32(50)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing parameters in AWS Parameter Store: %w", classify(err))
-		}
-		for _, p := range page.Parameters {
-			name := aws.ToString(p.Name)
-			if _, dup := seen[name]; dup || !re.MatchString(name) {
-				continue
-			}
-			seen[name] = struct{}{}
-			names = append(names, name)
-		}
-	}
-	values, errs := c.batch.fetch(ctx, names)
-	for _, name := range names {
-		if err, failed := errs[name]; failed && !isNotFound(err) {
+func (p *psPages) nextByPath(ctx context.Context) ([]provider.Listed, error) {
+	page, err := p.byPath.NextPage(ctx)
+	if err != nil {
+		err = fmt.Errorf("reading parameters under %q from AWS Parameter Store: %w", p.list.Path, classify(err))
+		if !errors.Is(err, provider.ErrForbidden) || isCredentialsError(err) {
 			return nil, err
 		}
+		p.c.log.Info("GetParametersByPath is not allowed; listing with DescribeParameters (grant ssm:GetParametersByPath to save API calls)", "path", p.list.Path)
+		p.byPath, p.describe = nil, p.c.describeParameters(p.list)
+		return nil, nil
 	}
-	out := make(map[string][]byte, len(values))
-	for name, v := range values {
-		out[name] = v.Data
+	var out []provider.Listed
+	for _, param := range page.Parameters {
+		name := aws.ToString(param.Name)
+		v, err := parameterValue(name, param)
+		if err != nil {
+			continue // no value
+		}
+		if ref, ok := p.c.listedRef(name, aws.ToString(param.ARN)); ok {
+			out = append(out, provider.Listed{Name: name, Ref: ref, Value: &v})
+		}
 	}
 	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -35,6 +34,8 @@ type secretsManager struct {
 var (
 	_ provider.Client      = (*secretsManager)(nil)
 	_ provider.BatchGetter = (*secretsManager)(nil)
+	_ provider.BatchSizer  = (*secretsManager)(nil)
+	_ provider.Lister      = (*secretsManager)(nil)
 )
 
 func newSecretsManager(b base, api *secretsmanager.Client) *secretsManager {
@@ -49,11 +50,12 @@ func newSecretsManager(b base, api *secretsmanager.Client) *secretsManager {
 	return c
 }
 
-// GetSecret reads the secret prefix+key. A version starting with "uuid/" is
+// GetSecret reads the secret prefix+key (or the secret a key that is an ARN
+// names). A version starting with "uuid/" is
 // a VersionId, any other a staging label (AWSCURRENT, AWSPREVIOUS, ...);
 // none reads AWSCURRENT.
 func (c *secretsManager) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
-	return c.get(ctx, c.prefix+ref.Key, ref.Version)
+	return c.get(ctx, c.id(ref.Key), ref.Version)
 }
 
 func (c *secretsManager) get(ctx context.Context, id, version string) (provider.Value, error) {
@@ -75,7 +77,7 @@ func (c *secretsManager) get(ctx context.Context, id, version string) (provider.
 // one, as the batch call reads current versions only.
 func (c *secretsManager) GetSecrets(ctx context.Context, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
 	return getRefs(ctx, refs, c.batch, func(ref provider.Ref) (string, bool) {
-		return c.prefix + ref.Key, ref.Version == "" || ref.Version == stageCurrent
+		return c.id(ref.Key), ref.Version == "" || ref.Version == stageCurrent
 	}, c.GetSecret)
 }
 
@@ -138,59 +140,55 @@ func matchID(wanted map[string]struct{}, name, arn string) (string, bool) {
 	return "", false
 }
 
-// Find lists the secrets under Path whose names match Name and that carry
-// every tag in Tags, and reads their current values in batches. The
-// store's prefix does not apply (as in ESO). Secrets without a current value
-// (or deleted since listing) are left out.
-func (c *secretsManager) Find(ctx context.Context, f provider.Find) (map[string][]byte, error) {
-	re, err := regexp.Compile(f.Name)
-	if err != nil {
-		return nil, fmt.Errorf("%w: find.name: %v", provider.ErrInvalidConfig, err)
-	}
+// BatchSize is the most ids BatchGetSecretValue takes.
+func (c *secretsManager) BatchSize() int { return smBatchSize }
+
+// ListSecrets lists the secrets under list.Path that carry every tag in
+// list.Tags, 100 a call. The store's prefix does not apply (as in ESO):
+// names outside it are read by ARN. Values are read by the fetch layer,
+// batched (BatchGetSecretValue).
+func (c *secretsManager) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
 	// Secrets Manager's filters match prefixes of words, case-insensitively:
-	// they narrow the listing, and the exact checks happen below.
+	// they narrow the listing, and the exact checks happen in NextPage.
 	var filters []smtypes.Filter
-	if f.Path != "" {
-		filters = append(filters, smtypes.Filter{Key: smtypes.FilterNameStringTypeName, Values: []string{f.Path}})
+	if list.Path != "" {
+		filters = append(filters, smtypes.Filter{Key: smtypes.FilterNameStringTypeName, Values: []string{list.Path}})
 	}
-	if len(f.Tags) > 0 {
-		k := slices.Min(slices.Collect(maps.Keys(f.Tags)))
+	if len(list.Tags) > 0 {
+		k := slices.Min(slices.Collect(maps.Keys(list.Tags)))
 		filters = append(filters,
 			smtypes.Filter{Key: smtypes.FilterNameStringTypeTagKey, Values: []string{k}},
-			smtypes.Filter{Key: smtypes.FilterNameStringTypeTagValue, Values: []string{f.Tags[k]}})
+			smtypes.Filter{Key: smtypes.FilterNameStringTypeTagValue, Values: []string{list.Tags[k]}})
 	}
-	var ids []string
-	nameOf := map[string]string{}
-	pages := secretsmanager.NewListSecretsPaginator(c.api, &secretsmanager.ListSecretsInput{Filters: filters, MaxResults: aws.Int32(100)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing secrets in AWS Secrets Manager: %w", classify(err))
-		}
-		for _, s := range page.SecretList {
-			name := aws.ToString(s.Name)
-			if !strings.HasPrefix(name, f.Path) || !re.MatchString(name) || !hasTags(s.Tags, f.Tags) {
-				continue
-			}
-			id := aws.ToString(s.ARN)
-			if id == "" {
-				id = name
-			}
-			if _, dup := nameOf[id]; !dup {
-				ids = append(ids, id)
-				nameOf[id] = name
-			}
-		}
+	return &smPages{c: c, list: list,
+		pages: secretsmanager.NewListSecretsPaginator(c.api, &secretsmanager.ListSecretsInput{Filters: filters, MaxResults: aws.Int32(100)})}
+}
+
+// smPages is a ListSecrets listing, one call a page.
+type smPages struct {
+	c     *secretsManager
+	list  provider.List
+	pages *secretsmanager.ListSecretsPaginator
+}
+
+func (p *smPages) More() bool { return p.pages.HasMorePages() }
+
+func (p *smPages) NextPage(ctx context.Context) ([]provider.Listed, error) {
+	page, err := p.pages.NextPage(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing secrets in AWS Secrets Manager: %w", classify(err))
 	}
-	values, errs := c.batch.fetch(ctx, ids)
-	for _, id := range ids {
-		if err, failed := errs[id]; failed && !isNotFound(err) {
-			return nil, err
+	var out []provider.Listed
+	for _, s := range page.SecretList {
+		name := aws.ToString(s.Name)
+		if !strings.HasPrefix(name, p.list.Path) || !hasTags(s.Tags, p.list.Tags) {
+			continue
 		}
-	}
-	out := make(map[string][]byte, len(values))
-	for id, v := range values {
-		out[nameOf[id]] = v.Data
+		ref, ok := p.c.listedRef(name, aws.ToString(s.ARN))
+		if !ok {
+			continue
+		}
+		out = append(out, provider.Listed{Name: name, Ref: ref})
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -272,7 +273,7 @@ func TestSecretsManagerFind(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec.reset()
-			got, err := c.Find(ctx, tt.find)
+			got, err := provider.FindAll(ctx, c, tt.find)
 			if err != nil {
 				t.Fatalf("Find(%+v): %v", tt.find, err)
 			}
@@ -284,14 +285,48 @@ func TestSecretsManagerFind(t *testing.T) {
 					t.Errorf("Find(%+v)[%s] = %q, want %q", tt.find, k, got[k], w)
 				}
 			}
-			if n := len(rec.calls("GetSecretValue")); n != 0 {
+			// One value is read with one plain call, as the fetch layer
+			// reads a single ref; more are read in batches.
+			if n := len(rec.calls("GetSecretValue")); n != 0 && len(tt.want) > 1 {
 				t.Errorf("Find made %d GetSecretValue calls, want values read in batches", n)
 			}
 		})
 	}
 
-	_, err := c.Find(ctx, provider.Find{Name: "("})
+	_, err := provider.FindAll(ctx, c, provider.Find{Name: "("})
 	if !errors.Is(err, provider.ErrInvalidConfig) {
 		t.Errorf("Find with an invalid regular expression = %v, want ErrInvalidConfig", err)
+	}
+}
+
+// A find ignores the store's prefix (as in ESO); what it lists is read
+// through GetSecret: names under the prefix by the key relative to it,
+// others by ARN.
+func TestSecretsManagerFindIgnoresThePrefix(t *testing.T) {
+	ctx := context.Background()
+	createSecret(t, "pfx-in/db", "in", nil)
+	createSecret(t, "pfx-out/db", "out", nil)
+	spec := smSpec()
+	spec.Prefix = "pfx-in/"
+	c := newClient(t, motoProvider(nil), spec)
+	got, err := provider.FindAll(ctx, c, provider.Find{Name: "^pfx-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || string(got["pfx-in/db"]) != "in" || string(got["pfx-out/db"]) != "out" {
+		t.Fatalf("Find = %q, want pfx-in/db=in and pfx-out/db=out", got)
+	}
+	pages := c.(provider.Lister).ListSecrets(ctx, provider.List{Path: "pfx-"})
+	for pages.More() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range page {
+			v, err := c.GetSecret(ctx, l.Ref)
+			if err != nil || string(v.Data) != strings.TrimPrefix(strings.TrimSuffix(l.Name, "/db"), "pfx-") {
+				t.Errorf("listed %s as %s, which reads %q (%v)", l.Name, l.Ref, v.Data, err)
+			}
+		}
 	}
 }

@@ -25,6 +25,10 @@
 // Transient failures (connection errors, 408, 500, 502, 503, 504) are retried
 // at most twice, with at most a few seconds of delay.
 //
+// It also serves SecretProviderClasses with provider azure (class.go), as
+// the Azure provider of the Secrets Store CSI driver reads them: a store
+// whose Class is set reads the files of the class's `objects`.
+//
 // Clients are cached per configuration (vault, identity, credential
 // material), so the SDK's token cache and Key Vault's authentication
 // challenge survive between NewClient calls: a store that refreshes every
@@ -38,6 +42,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -63,6 +68,10 @@ type Options struct {
 	// AZURE_FEDERATED_TOKEN_FILE, set by the Azure workload identity webhook).
 	// nil reads the process environment.
 	LookupEnv func(key string) (string, bool)
+	// VaultURL maps a SecretProviderClass's keyvaultName in a cloud to the
+	// vault's URL; nil uses Azure's vault domains (VaultURLFromName).
+	// Tests set it to reach a local Key Vault whatever the manifest names.
+	VaultURL func(name string, cloud esv1.AzureEnvironmentType) (string, error)
 }
 
 // Provider builds Azure Key Vault clients. It is safe for concurrent use.
@@ -86,6 +95,9 @@ func NewWithOptions(opts Options) *Provider {
 
 // ValidateSpec checks the store's azurekv configuration without any I/O.
 func (p *Provider) ValidateSpec(store provider.Store) error {
+	if store.Class != nil {
+		return validateClass(store)
+	}
 	_, err := specOf(store)
 	return err
 }
@@ -94,6 +106,9 @@ func (p *Provider) ValidateSpec(store provider.Store) error {
 // store names and, for workload identity, the ServiceAccount's annotations.
 // Tokens are requested when first needed.
 func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
+	if opts.Store.Class != nil {
+		return p.newClassClient(ctx, opts)
+	}
 	spec, err := specOf(opts.Store)
 	if err != nil {
 		return nil, err

@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -38,7 +36,10 @@ type Client struct {
 	scope string
 }
 
-var _ provider.Client = (*Client)(nil)
+var (
+	_ provider.Client = (*Client)(nil)
+	_ provider.Lister = (*Client)(nil)
+)
 
 // newClient builds the SDK clients of cfg, sharing one credential (and so
 // one token cache).
@@ -152,48 +153,50 @@ func (c *Client) get(ctx context.Context, objectType, name, version string) (pro
 	}
 }
 
-// Find lists the vault's secrets and returns the enabled ones whose name
-// starts with find.Path, matches find.Name and carries every tag of
-// find.Tags, keyed by secret name. Certificates and keys are not listed (as
-// in ESO). A secret deleted between the listing and its fetch is skipped.
-func (c *Client) Find(ctx context.Context, find provider.Find) (map[string][]byte, error) {
-	var re *regexp.Regexp
-	if find.Name != "" {
-		var err error
-		if re, err = regexp.Compile(find.Name); err != nil {
-			return nil, fmt.Errorf("%w: find.name.regexp %q: %v", provider.ErrInvalidConfig, find.Name, err)
-		}
+// ListSecrets lists the vault's enabled secrets whose name starts with
+// list.Path and that carry every tag of list.Tags, read by name (GetSecret).
+// Certificates and keys are not listed (as in ESO). Each page is one call
+// that follows Key Vault's nextLink.
+func (c *Client) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
+	return &secretPages{pager: c.secrets.NewListSecretPropertiesPager(nil), list: list}
+}
+
+// secretPages turns Key Vault's pages of secret properties into listed
+// secrets.
+type secretPages struct {
+	pager interface {
+		More() bool
+		NextPage(context.Context) (azsecrets.ListSecretPropertiesResponse, error)
 	}
-	var names []string
-	pager := c.secrets.NewListSecretPropertiesPager(nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return nil, mapError(err, "listing secrets")
-		}
-		for _, item := range page.Value {
-			if item == nil || item.ID == nil || item.Attributes == nil || item.Attributes.Enabled == nil || !*item.Attributes.Enabled {
-				continue
-			}
-			name := item.ID.Name()
-			if !strings.HasPrefix(name, find.Path) || !tagsMatch(item.Tags, find.Tags) || (re != nil && !re.MatchString(name)) {
-				continue
-			}
-			names = append(names, name)
-		}
+	list provider.List
+}
+
+func (p *secretPages) More() bool { return p.pager.More() }
+
+func (p *secretPages) NextPage(ctx context.Context) ([]provider.Listed, error) {
+	page, err := p.pager.NextPage(ctx)
+	if err != nil {
+		return nil, mapError(err, "listing secrets")
 	}
-	out := make(map[string][]byte, len(names))
-	for _, name := range names {
-		v, err := c.get(ctx, objectSecret, name, "")
-		if errors.Is(err, provider.ErrNotFound) {
+	var out []provider.Listed
+	for _, item := range page.Value {
+		if item == nil || item.ID == nil || item.Attributes == nil || item.Attributes.Enabled == nil || !*item.Attributes.Enabled {
 			continue
 		}
-		if err != nil {
-			return nil, err
+		name := item.ID.Name()
+		if !strings.HasPrefix(name, p.list.Path) || !tagsMatch(item.Tags, p.list.Tags) {
+			continue
 		}
-		out[name] = v.Data
+		out = append(out, provider.Listed{Name: name, Ref: provider.Ref{Key: name}})
 	}
 	return out, nil
+}
+
+// Find is provider.FindAll over this client: the fetch layer never calls
+// it (it lists through ListSecrets); it serves callers that hold the
+// client itself.
+func (c *Client) Find(ctx context.Context, find provider.Find) (map[string][]byte, error) {
+	return provider.FindAll(ctx, c, find)
 }
 
 func tagsMatch(have map[string]*string, want map[string]string) bool {

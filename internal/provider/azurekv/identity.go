@@ -5,11 +5,15 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
-// OperatorIdentities implements provider.IdentityUser: ManagedIdentity, and
+// OperatorIdentities implements provider.IdentityUser: ManagedIdentity (for a
+// SecretProviderClass, useVMManagedIdentity), and
 // WorkloadIdentity without serviceAccountRef, authenticate as the operator's
 // pod; WorkloadIdentity with customCloudConfig posts a federated
 // ServiceAccount token to an authority host the store chose.
 func (p *Provider) OperatorIdentities(store provider.Store) []provider.IdentityUse {
+	if store.Class != nil {
+		return classOperatorIdentities(store)
+	}
 	if store.Spec == nil || store.Spec.Provider == nil || store.Spec.Provider.AzureKV == nil {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"math/big"
 	"os"
@@ -46,7 +47,18 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// onlyFuzzing says the binary runs a fuzz target and no test (go test
+// -run '^$' -fuzz ...): nothing needs the control plane.
+func onlyFuzzing() bool {
+	fuzz, run := flag.Lookup("test.fuzz"), flag.Lookup("test.run")
+	return fuzz != nil && fuzz.Value.String() != "" && run != nil && run.Value.String() == "^$"
+}
+
 func run(m *testing.M) int {
+	flag.Parse()
+	if onlyFuzzing() {
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cluster, err := devcluster.Start(ctx, devcluster.Options{})

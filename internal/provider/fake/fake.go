@@ -6,7 +6,6 @@ package fake
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/keyferry/keyferry/internal/provider"
@@ -50,6 +49,8 @@ func (p Provider) NewClient(_ context.Context, opts provider.Options) (provider.
 	return c, nil
 }
 
+var _ provider.Lister = (*client)(nil)
+
 type client struct {
 	values map[provider.Ref][]byte
 	order  []string
@@ -63,21 +64,20 @@ func (c *client) GetSecret(_ context.Context, ref provider.Ref) (provider.Value,
 	return provider.Value{Data: v, Version: ref.Version}, nil
 }
 
-func (c *client) Find(_ context.Context, f provider.Find) (map[string][]byte, error) {
-	if len(f.Tags) > 0 {
-		return nil, fmt.Errorf("%w: the fake provider has no tags", provider.ErrNotSupported)
+// ListSecrets lists the unversioned entries whose key starts with
+// list.Path, with their values: the whole store is in memory.
+func (c *client) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
+	if len(list.Tags) > 0 {
+		return provider.FailedPages(fmt.Errorf("%w: the fake provider has no tags", provider.ErrNotSupported))
 	}
-	re, err := regexp.Compile(f.Name)
-	if err != nil {
-		return nil, fmt.Errorf("%w: name regexp: %v", provider.ErrInvalidConfig, err)
-	}
-	out := map[string][]byte{}
+	var out []provider.Listed
 	for _, k := range c.order {
-		if strings.HasPrefix(k, f.Path) && re.MatchString(k) {
-			out[k] = c.values[provider.Ref{Key: k}]
+		if strings.HasPrefix(k, list.Path) {
+			ref := provider.Ref{Key: k}
+			out = append(out, provider.Listed{Name: k, Ref: ref, Value: &provider.Value{Data: c.values[ref]}})
 		}
 	}
-	return out, nil
+	return provider.OnePage(out)
 }
 
 func (c *client) Validate(context.Context) error { return nil }

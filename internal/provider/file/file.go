@@ -32,7 +32,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -154,6 +153,7 @@ type Client struct {
 
 var (
 	_ provider.Client  = &Client{}
+	_ provider.Lister  = &Client{}
 	_ provider.Watcher = &Client{}
 )
 
@@ -216,39 +216,39 @@ func (c *Client) read(key string) ([]byte, error) {
 	return data, nil
 }
 
-// Find returns the files whose key starts with find.Path and matches
-// find.Name. Tags are not supported.
-func (c *Client) Find(_ context.Context, find provider.Find) (map[string][]byte, error) {
-	if len(find.Tags) > 0 {
-		return nil, fmt.Errorf("%w: files have no tags (dataFrom.find.tags)", provider.ErrNotSupported)
+// ListSecrets lists the files whose key starts with list.Path, with their
+// content: the listing walks the local directory and reads the files the
+// find's name selects (list.Match) in the same pass. A file that cannot be
+// read is listed without a value, so a find that selects it fails with
+// GetSecret's error; one removed since the walk is left out. Tags are not
+// supported.
+func (c *Client) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
+	if len(list.Tags) > 0 {
+		return provider.FailedPages(fmt.Errorf("%w: files have no tags (dataFrom.find.tags)", provider.ErrNotSupported))
 	}
-	var re *regexp.Regexp
-	if find.Name != "" {
-		var err error
-		if re, err = regexp.Compile(find.Name); err != nil {
-			return nil, fmt.Errorf("%w: find.name.regexp %q: %w", provider.ErrInvalidConfig, find.Name, err)
-		}
-	}
-	prefix := strings.TrimPrefix(find.Path, "/")
-	keys, err := c.list()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]byte{}
-	for _, key := range keys {
-		if !strings.HasPrefix(key, prefix) || (re != nil && !re.MatchString(key)) {
-			continue
-		}
-		data, err := c.read(key)
-		if errors.Is(err, provider.ErrNotFound) {
-			continue // removed since it was listed
-		}
+	return provider.SinglePage(func(context.Context) ([]provider.Listed, error) {
+		keys, err := c.list()
 		if err != nil {
 			return nil, err
 		}
-		out[key] = data
-	}
-	return out, nil
+		prefix := strings.TrimPrefix(list.Path, "/")
+		var out []provider.Listed
+		for _, key := range keys {
+			if !strings.HasPrefix(key, prefix) || (list.Match != nil && !list.Match(key)) {
+				continue
+			}
+			l := provider.Listed{Name: key, Ref: provider.Ref{Key: key}}
+			data, err := c.read(key)
+			if errors.Is(err, provider.ErrNotFound) {
+				continue // removed since it was listed
+			}
+			if err == nil {
+				l.Value = &provider.Value{Data: data}
+			}
+			out = append(out, l)
+		}
+		return out, nil
+	})
 }
 
 // list returns the keys of every regular file under the root, following

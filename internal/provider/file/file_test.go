@@ -161,7 +161,7 @@ func TestAtomicWriterLayoutIsReadThroughItsLinks(t *testing.T) {
 			t.Fatalf("GetSecret(%q) = %q, want %q", key, got, want)
 		}
 	}
-	all, err := c.Find(context.Background(), provider.Find{})
+	all, err := provider.FindAll(context.Background(), c, provider.Find{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestKeysThatEscapeTheRootAreRefused(t *testing.T) {
 		t.Fatal("a link loop was read")
 	}
 
-	all, err := c.Find(context.Background(), provider.Find{})
+	all, err := provider.FindAll(context.Background(), c, provider.Find{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestFind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.Find(context.Background(), tt.find)
+			got, err := provider.FindAll(context.Background(), c, tt.find)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,13 +302,13 @@ func TestFind(t *testing.T) {
 			}
 		})
 	}
-	got, _ := c.Find(context.Background(), provider.Find{Name: "^db-password$"})
+	got, _ := provider.FindAll(context.Background(), c, provider.Find{Name: "^db-password$"})
 	if string(got["db-password"]) != "p" {
 		t.Fatalf("Find returned %q for db-password, want its content", got["db-password"])
 	}
-	_, err := c.Find(context.Background(), provider.Find{Tags: map[string]string{"env": "prod"}})
+	_, err := provider.FindAll(context.Background(), c, provider.Find{Tags: map[string]string{"env": "prod"}})
 	wantErr(t, err, provider.ErrNotSupported)
-	_, err = c.Find(context.Background(), provider.Find{Name: "("})
+	_, err = provider.FindAll(context.Background(), c, provider.Find{Name: "("})
 	wantErr(t, err, provider.ErrInvalidConfig)
 }
 
@@ -367,7 +367,7 @@ func TestLinkedDirectoriesAreListedUnderEachName(t *testing.T) {
 	symlink(t, "real", filepath.Join(root, "alias"))
 	symlink(t, "..", filepath.Join(root, "real", "up")) // a loop back to the root
 	c := newClient(t, root, "")
-	all, err := c.Find(context.Background(), provider.Find{})
+	all, err := provider.FindAll(context.Background(), c, provider.Find{})
 	if err != nil {
 		t.Fatal(err)
 	}

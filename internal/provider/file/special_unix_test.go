@@ -23,7 +23,7 @@ func TestSpecialFilesAreNotRead(t *testing.T) {
 	wantErr(t, err, provider.ErrNotFound)
 	_, err = get(t, c, "big")
 	wantErr(t, err, provider.ErrBadResponse)
-	all, err := c.Find(context.Background(), provider.Find{Name: "fifo"})
+	all, err := provider.FindAll(context.Background(), c, provider.Find{Name: "fifo"})
 	if err != nil || len(all) != 0 {
 		t.Fatalf("Find listed a FIFO: %v, %v", sortedKeys(all), err)
 	}

@@ -34,9 +34,15 @@ type Client struct {
 	// parent is projects/P or projects/P/locations/L.
 	parent string
 	policy string
+	// pageSize is how many secrets a listing call asks for; 0 lets Secret
+	// Manager decide (as before listing was paged by the fetch layer).
+	pageSize int32
 }
 
-var _ provider.Client = (*Client)(nil)
+var (
+	_ provider.Client = (*Client)(nil)
+	_ provider.Lister = (*Client)(nil)
+)
 
 // readRetry replaces the SDK's own retries (up to a minute of backoff on
 // Unavailable and ResourceExhausted): the engine retries with its own
@@ -133,45 +139,49 @@ func newer(a, b *secretmanagerpb.SecretVersion) bool {
 	return na > nb
 }
 
-// Find lists the store's secrets and reads the latest version of each whose
-// ID matches: find.name as a regular expression, find.path as a prefix, and
-// every find.tags entry as a label. A list filter narrows the listing on GCP;
-// the match is always checked here as well. Secrets without any version (or
-// deleted while listing) are skipped. Keys of the result are secret IDs.
-func (c *Client) Find(ctx context.Context, find provider.Find) (map[string][]byte, error) {
-	var re *regexp.Regexp
-	if find.Name != "" {
-		var err error
-		if re, err = regexp.Compile(find.Name); err != nil {
-			return nil, fmt.Errorf("find.name.regexp %q: %w", find.Name, err)
-		}
-	}
-	it := c.sm.ListSecrets(ctx, &secretmanagerpb.ListSecretsRequest{
-		Parent: c.parent,
-		Filter: listFilter(find),
-	}, readRetry())
-	out := map[string][]byte{}
+// ListSecrets lists the store's secrets whose ID starts with list.Path and
+// that carry every list.Tags entry as a label. A list filter narrows the
+// listing on GCP; the match is always checked here as well. Keys of the
+// listing are secret IDs, read at their latest version; secrets without
+// any version (or deleted since the listing) are left out when read.
+func (c *Client) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
+	return &secretPages{c: c, list: list, more: true, req: &secretmanagerpb.ListSecretsRequest{
+		Parent:   c.parent,
+		Filter:   listFilter(list),
+		PageSize: c.pageSize,
+	}}
+}
+
+// secretPages pages through a listing, one ListSecrets call a page.
+type secretPages struct {
+	c    *Client
+	list provider.List
+	req  *secretmanagerpb.ListSecretsRequest
+	more bool
+}
+
+func (p *secretPages) More() bool { return p.more }
+
+func (p *secretPages) NextPage(ctx context.Context) ([]provider.Listed, error) {
+	it := p.c.sm.ListSecrets(ctx, p.req, readRetry())
+	var out []provider.Listed
 	for {
 		s, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("listing secrets in %s: %w", c.parent, mapError(err))
+			return nil, fmt.Errorf("listing secrets in %s: %w", p.c.parent, mapError(err))
 		}
-		id := secretID(s.GetName())
-		if !matches(find, re, id, s.GetLabels()) {
-			continue
+		if id := secretID(s.GetName()); matches(p.list, id, s.GetLabels()) {
+			out = append(out, provider.Listed{Name: id, Ref: provider.Ref{Key: id}})
 		}
-		v, err := c.GetSecret(ctx, provider.Ref{Key: id})
-		if errors.Is(err, provider.ErrNotFound) {
-			continue
+		if it.PageInfo().Remaining() == 0 {
+			break // the page is read: the next call is the next page
 		}
-		if err != nil {
-			return nil, err
-		}
-		out[id] = v.Data
 	}
+	p.req.PageToken = it.PageInfo().Token
+	p.more = p.req.PageToken != ""
 	return out, nil
 }
 
@@ -184,7 +194,7 @@ var (
 
 // listFilter narrows a listing on GCP (labels.K=V for each tag, name:PATH);
 // terms that cannot be written safely are left to the client-side match.
-func listFilter(find provider.Find) string {
+func listFilter(find provider.List) string {
 	var terms []string
 	for _, k := range slices.Sorted(maps.Keys(find.Tags)) {
 		if labelToken.MatchString(k) && labelToken.MatchString(find.Tags[k]) {
@@ -198,14 +208,11 @@ func listFilter(find provider.Find) string {
 }
 
 // matches is the client-side match of one listed secret.
-func matches(find provider.Find, re *regexp.Regexp, id string, labels map[string]string) bool {
-	if find.Path != "" && !strings.HasPrefix(id, find.Path) {
+func matches(list provider.List, id string, labels map[string]string) bool {
+	if list.Path != "" && !strings.HasPrefix(id, list.Path) {
 		return false
 	}
-	if re != nil && !re.MatchString(id) {
-		return false
-	}
-	for k, want := range find.Tags {
+	for k, want := range list.Tags {
 		if got, ok := labels[k]; !ok || got != want {
 			return false
 		}

@@ -3,7 +3,6 @@ package gcpsm
 import (
 	"errors"
 	"hash/crc32"
-	"regexp"
 	"testing"
 	"time"
 
@@ -211,16 +210,15 @@ func TestCheckPayload(t *testing.T) {
 func TestListFilter(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		find provider.Find
+		find provider.List
 		want string
 	}{
-		{"nothing", provider.Find{}, ""},
-		{"name regexp is matched client-side only", provider.Find{Name: "^app-"}, ""},
-		{"labels in key order", provider.Find{Tags: map[string]string{"team": "payments", "env": "prod"}}, "labels.env=prod AND labels.team=payments"},
-		{"label values GCP cannot hold are left out", provider.Find{Tags: map[string]string{"env": "prod OR name:x"}}, ""},
-		{"path", provider.Find{Path: "app-"}, "name:app-"},
-		{"path with spaces is left out", provider.Find{Path: "a b"}, ""},
-		{"labels and path", provider.Find{Path: "app", Tags: map[string]string{"env": "prod"}}, "labels.env=prod AND name:app"},
+		{"nothing", provider.List{}, ""},
+		{"labels in key order", provider.List{Tags: map[string]string{"team": "payments", "env": "prod"}}, "labels.env=prod AND labels.team=payments"},
+		{"label values GCP cannot hold are left out", provider.List{Tags: map[string]string{"env": "prod OR name:x"}}, ""},
+		{"path", provider.List{Path: "app-"}, "name:app-"},
+		{"path with spaces is left out", provider.List{Path: "a b"}, ""},
+		{"labels and path", provider.List{Path: "app", Tags: map[string]string{"env": "prod"}}, "labels.env=prod AND name:app"},
 	} {
 		if got := listFilter(tc.find); got != tc.want {
 			t.Errorf("%s: listFilter = %q, want %q", tc.name, got, tc.want)
@@ -232,24 +230,18 @@ func TestMatches(t *testing.T) {
 	labels := map[string]string{"env": "prod", "team": "payments"}
 	for _, tc := range []struct {
 		name string
-		find provider.Find
+		find provider.List
 		id   string
 		want bool
 	}{
-		{"everything", provider.Find{}, "any", true},
-		{"regexp matches", provider.Find{Name: "^app-"}, "app-db", true},
-		{"regexp does not match", provider.Find{Name: "^app-"}, "my-app-db", false},
-		{"path is a prefix", provider.Find{Path: "app"}, "app-db", true},
-		{"path is not a prefix", provider.Find{Path: "db"}, "app-db", false},
-		{"labels match", provider.Find{Tags: map[string]string{"env": "prod"}}, "x", true},
-		{"label value differs", provider.Find{Tags: map[string]string{"env": "dev"}}, "x", false},
-		{"label missing", provider.Find{Tags: map[string]string{"owner": ""}}, "x", false},
+		{"everything", provider.List{}, "any", true},
+		{"path is a prefix", provider.List{Path: "app"}, "app-db", true},
+		{"path is not a prefix", provider.List{Path: "db"}, "app-db", false},
+		{"labels match", provider.List{Tags: map[string]string{"env": "prod"}}, "x", true},
+		{"label value differs", provider.List{Tags: map[string]string{"env": "dev"}}, "x", false},
+		{"label missing", provider.List{Tags: map[string]string{"owner": ""}}, "x", false},
 	} {
-		var re *regexp.Regexp
-		if tc.find.Name != "" {
-			re = regexp.MustCompile(tc.find.Name)
-		}
-		if got := matches(tc.find, re, tc.id, labels); got != tc.want {
+		if got := matches(tc.find, tc.id, labels); got != tc.want {
 			t.Errorf("%s: matches = %v, want %v", tc.name, got, tc.want)
 		}
 	}

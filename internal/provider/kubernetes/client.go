@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -42,7 +41,10 @@ type Client struct {
 	stop      context.CancelFunc
 }
 
-var _ provider.Client = (*Client)(nil)
+var (
+	_ provider.Client = (*Client)(nil)
+	_ provider.Lister = (*Client)(nil)
+)
 
 func newClient(conn *connection, namespace string) (*Client, error) {
 	stop := conn.stop
@@ -85,45 +87,49 @@ func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Valu
 	return secretValue(s)
 }
 
-// Find returns, keyed by name, the JSON data of the Secrets of the remote
-// namespace whose name starts with find.Path and matches find.Name, and
-// whose labels match find.Tags.
-func (c *Client) Find(ctx context.Context, find provider.Find) (map[string][]byte, error) {
-	var name *regexp.Regexp
-	if find.Name != "" {
-		var err error
-		if name, err = regexp.Compile(find.Name); err != nil {
-			return nil, fmt.Errorf("%w: find.name.regexp %q: %v", provider.ErrInvalidConfig, find.Name, err)
-		}
-	}
-	sel, err := labels.ValidatedSelectorFromSet(find.Tags)
+// ListSecrets lists the Secrets of the remote namespace whose name starts
+// with list.Path and whose labels match list.Tags (a label selector, applied
+// by the API server), with their JSON data: a Secret list returns the
+// values. Each page is one list call of listPageSize Secrets.
+func (c *Client) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
+	sel, err := labels.ValidatedSelectorFromSet(list.Tags)
 	if err != nil {
-		return nil, fmt.Errorf("%w: find.tags are not valid labels: %v", provider.ErrInvalidConfig, err)
+		return provider.FailedPages(fmt.Errorf("%w: find.tags are not valid labels: %v", provider.ErrInvalidConfig, err))
 	}
-	what := fmt.Sprintf("listing secrets in namespace %q (%s)", c.namespace, c.who)
-	out := map[string][]byte{}
-	opts := metav1.ListOptions{LabelSelector: sel.String(), Limit: listPageSize}
-	for {
-		list, err := c.secrets.List(ctx, opts)
-		if err != nil {
-			return nil, apiError(what, err)
-		}
-		for i := range list.Items {
-			s := &list.Items[i]
-			if !strings.HasPrefix(s.Name, find.Path) || (name != nil && !name.MatchString(s.Name)) {
-				continue
-			}
-			v, err := secretValue(s)
-			if err != nil {
-				return nil, err
-			}
-			out[s.Name] = v.Data
-		}
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = list.Continue
+	return &secretPages{c: c, path: list.Path, opts: metav1.ListOptions{LabelSelector: sel.String(), Limit: listPageSize}, more: true}
+}
+
+// secretPages pages through a Secret list with the continue token.
+type secretPages struct {
+	c    *Client
+	path string
+	opts metav1.ListOptions
+	more bool
+}
+
+func (p *secretPages) More() bool { return p.more }
+
+func (p *secretPages) NextPage(ctx context.Context) ([]provider.Listed, error) {
+	list, err := p.c.secrets.List(ctx, p.opts)
+	if err != nil {
+		return nil, apiError(fmt.Sprintf("listing secrets in namespace %q (%s)", p.c.namespace, p.c.who), err)
 	}
+	p.opts.Continue, p.more = list.Continue, list.Continue != ""
+	var out []provider.Listed
+	for i := range list.Items {
+		s := &list.Items[i]
+		if !strings.HasPrefix(s.Name, p.path) {
+			continue
+		}
+		l := provider.Listed{Name: s.Name, Ref: provider.Ref{Key: s.Name}}
+		// A Secret whose data cannot be encoded is read again if selected,
+		// so the find fails with GetSecret's error, as for one key.
+		if v, err := secretValue(s); err == nil {
+			l.Value = &v
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // Validate asks the API server, with a SelfSubjectAccessReview, whether the

@@ -412,7 +412,7 @@ func TestCrossNamespaceReadIsForbidden(t *testing.T) {
 	}, nil))
 	_, err := c.GetSecret(ctx, provider.Ref{Key: "db"})
 	wantErr(t, err, provider.ErrForbidden, `"db"`, `namespace "team-b"`, "system:serviceaccount:kf-store:reader", "cannot get", "token from secret kf-store/reader-token")
-	_, err = c.Find(ctx, provider.Find{Name: ".*"})
+	_, err = provider.FindAll(ctx, c, provider.Find{Name: ".*"})
 	wantErr(t, err, provider.ErrForbidden, "cannot list", deniedNS)
 	err = c.Validate(ctx)
 	wantErr(t, err, provider.ErrForbidden, "may not get secrets", deniedNS)
@@ -586,7 +586,7 @@ func TestFind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.Find(ctx, tt.find)
+			got, err := provider.FindAll(ctx, c, tt.find)
 			if err != nil {
 				assertClean(t, err)
 				t.Fatal(err)
@@ -606,11 +606,11 @@ func TestFind(t *testing.T) {
 	}
 
 	t.Run("invalid regexp", func(t *testing.T) {
-		_, err := c.Find(ctx, provider.Find{Name: "("})
+		_, err := provider.FindAll(ctx, c, provider.Find{Name: "("})
 		wantErr(t, err, provider.ErrInvalidConfig)
 	})
 	t.Run("invalid tag", func(t *testing.T) {
-		_, err := c.Find(ctx, provider.Find{Tags: map[string]string{"not a label": "x"}})
+		_, err := provider.FindAll(ctx, c, provider.Find{Tags: map[string]string{"not a label": "x"}})
 		wantErr(t, err, provider.ErrInvalidConfig)
 	})
 }

@@ -167,7 +167,7 @@ func TestPolicyWithoutReadIsForbidden(t *testing.T) {
 	}
 	_, err := c.GetSecret(context.Background(), provider.Ref{Key: "private/key"})
 	e.wantErr(err, provider.ErrForbidden)
-	_, err = c.Find(context.Background(), provider.Find{Name: ".*"})
+	_, err = provider.FindAll(context.Background(), c, provider.Find{Name: ".*"})
 	e.wantErr(err, provider.ErrForbidden)
 }
 
@@ -195,7 +195,7 @@ func TestFindsByPathAndName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.Find(ctx, tt.find)
+			got, err := provider.FindAll(ctx, c, tt.find)
 			if err != nil {
 				e.noLeak(err)
 				t.Fatal(err)
@@ -211,7 +211,7 @@ func TestFindsByPathAndName(t *testing.T) {
 			}
 		})
 	}
-	_, err := c.Find(ctx, provider.Find{Path: "nothing/here"})
+	_, err := provider.FindAll(ctx, c, provider.Find{Path: "nothing/here"})
 	e.wantErr(err, provider.ErrNotFound)
 }
 
@@ -229,14 +229,14 @@ func TestFindsByTagsOnCustomMetadata(t *testing.T) {
 		}
 	}
 	c := e.client(e.spec(e.rootAuth()))
-	got, err := c.Find(context.Background(), provider.Find{Path: "t", Tags: map[string]string{"team": "blue"}})
+	got, err := provider.FindAll(context.Background(), c, provider.Find{Path: "t", Tags: map[string]string{"team": "blue"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if keys := sortedKeys(got); !slices.Equal(keys, []string{"t/one", "t/two"}) {
 		t.Errorf("team=blue found %q", keys)
 	}
-	got, err = c.Find(context.Background(), provider.Find{Tags: map[string]string{"team": "blue", "env": "prod"}, Name: "^t/"})
+	got, err = provider.FindAll(context.Background(), c, provider.Find{Tags: map[string]string{"team": "blue", "env": "prod"}, Name: "^t/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +254,14 @@ func TestFindOnKVv1(t *testing.T) {
 	spec := e.spec(e.rootAuth())
 	spec.Path, spec.Version = ptr("kv1"), esv1.VaultKVStoreV1
 	c := e.client(spec)
-	got, err := c.Find(context.Background(), provider.Find{Path: "a"})
+	got, err := provider.FindAll(context.Background(), c, provider.Find{Path: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if keys := sortedKeys(got); !slices.Equal(keys, []string{"a/x", "a/y/z"}) {
 		t.Errorf("found %q", keys)
 	}
-	_, err = c.Find(context.Background(), provider.Find{Tags: map[string]string{"a": "b"}})
+	_, err = provider.FindAll(context.Background(), c, provider.Find{Tags: map[string]string{"a": "b"}})
 	e.wantErr(err, provider.ErrNotSupported)
 }
 

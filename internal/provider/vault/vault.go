@@ -23,7 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -358,7 +358,10 @@ type client struct {
 	session *session
 }
 
-var _ provider.Client = (*client)(nil)
+var (
+	_ provider.Client = (*client)(nil)
+	_ provider.Lister = (*client)(nil)
+)
 
 // GetSecret reads one entry; ref.Version selects a KV v2 version.
 func (c *client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
@@ -406,75 +409,91 @@ func (c *client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Valu
 	return valueOf(data, version)
 }
 
-// Find lists the entries below find.Path (recursively) whose path relative
-// to the mount matches find.Name and, on KV v2, whose custom_metadata holds
-// find.Tags. Values are the JSON of each entry, keyed by that path.
-func (c *client) Find(ctx context.Context, find provider.Find) (map[string][]byte, error) {
+// ListSecrets lists the entries below list.Path (recursively), named by
+// their path relative to the mount, and on KV v2 only those whose
+// custom_metadata holds list.Tags. Values are read by name (GetSecret: the
+// JSON of each entry). Each page is one call to Vault: one folder's LIST,
+// or one entry's metadata read when tags are asked for, made only for
+// names the find selects (list.Match).
+func (c *client) ListSecrets(_ context.Context, list provider.List) provider.ListPager {
 	if c.paths.mount == "" {
-		return nil, fmt.Errorf("%w: dataFrom.find needs the mount in spec.provider.vault.path", provider.ErrInvalidConfig)
+		return provider.FailedPages(fmt.Errorf("%w: dataFrom.find needs the mount in spec.provider.vault.path", provider.ErrInvalidConfig))
 	}
-	if len(find.Tags) > 0 && !c.paths.v2 {
-		return nil, fmt.Errorf("%w: find by tags needs KV v2 (custom_metadata); KV v1 has no tags", provider.ErrNotSupported)
+	if len(list.Tags) > 0 && !c.paths.v2 {
+		return provider.FailedPages(fmt.Errorf("%w: find by tags needs KV v2 (custom_metadata); KV v1 has no tags", provider.ErrNotSupported))
 	}
-	var re *regexp.Regexp
-	if find.Name != "" {
-		var err error
-		if re, err = regexp.Compile(find.Name); err != nil {
-			return nil, fmt.Errorf("%w: find.name %q: %v", provider.ErrInvalidConfig, find.Name, err)
-		}
-	}
-	folder := strings.Trim(c.paths.relative(find.Path), "/")
-	names, err := c.list(ctx, folder, 0)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]byte{}
-	for _, name := range names {
-		if re != nil && !re.MatchString(name) {
-			continue
-		}
-		if len(find.Tags) > 0 {
-			ok, err := c.hasTags(ctx, name, find.Tags)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-		}
-		v, err := c.GetSecret(ctx, provider.Ref{Key: name})
-		if errors.Is(err, provider.ErrNotFound) {
-			// Its latest version is deleted: nothing to sync.
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[name] = v.Data
-	}
-	return out, nil
+	folder := strings.Trim(c.paths.relative(list.Path), "/")
+	return &kvPages{c: c, list: list, todo: []kvStep{{path: folder, folder: true}}}
 }
 
 // maxListDepth bounds the recursion of a listing.
 const maxListDepth = 64
 
-// list returns the entries below folder (relative to the mount), with
-// their paths relative to the mount.
-func (c *client) list(ctx context.Context, folder string, depth int) ([]string, error) {
+// kvPages walks a listing depth first, one call to Vault a page.
+type kvPages struct {
+	c    *client
+	list provider.List
+	todo []kvStep // a stack
+}
+
+// kvStep is one call of a listing: a folder's LIST, or the metadata read of
+// an entry whose tags are checked.
+type kvStep struct {
+	path   string // relative to the mount
+	folder bool
+	depth  int
+}
+
+func (p *kvPages) More() bool { return len(p.todo) > 0 }
+
+func (p *kvPages) NextPage(ctx context.Context) ([]provider.Listed, error) {
+	if len(p.todo) == 0 {
+		return nil, nil
+	}
+	step := p.todo[len(p.todo)-1]
+	p.todo = p.todo[:len(p.todo)-1]
+	if !step.folder {
+		ok, err := p.c.hasTags(ctx, step.path, p.list.Tags)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return []provider.Listed{{Name: step.path, Ref: provider.Ref{Key: step.path}}}, nil
+	}
+	names, folders, err := p.c.list(ctx, step.path, step.depth)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range slices.Backward(folders) {
+		p.todo = append(p.todo, kvStep{path: f, folder: true, depth: step.depth + 1})
+	}
+	var out []provider.Listed
+	for _, name := range names {
+		switch {
+		case len(p.list.Tags) == 0:
+			out = append(out, provider.Listed{Name: name, Ref: provider.Ref{Key: name}})
+		case p.list.Match == nil || p.list.Match(name):
+			p.todo = append(p.todo, kvStep{path: name})
+		}
+	}
+	return out, nil
+}
+
+// list returns the entries and the sub-folders of folder (relative to the
+// mount), with their paths relative to the mount.
+func (c *client) list(ctx context.Context, folder string, depth int) (names, folders []string, err error) {
 	if depth > maxListDepth {
-		return nil, fmt.Errorf("listing %s: folders nested deeper than %d", folder, maxListDepth)
+		return nil, nil, fmt.Errorf("listing %s: folders nested deeper than %d", folder, maxListDepth)
 	}
 	path := c.paths.list(folder)
 	sec, err := c.read(ctx, "listing "+path, path, url.Values{"list": {"true"}})
 	if err != nil {
 		if depth > 0 && errors.Is(err, provider.ErrNotFound) {
 			// Emptied between the two listings.
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	keys, _ := sec.Data["keys"].([]any)
-	var out []string
 	for _, k := range keys {
 		name, ok := k.(string)
 		if !ok || name == "" {
@@ -485,16 +504,12 @@ func (c *client) list(ctx context.Context, folder string, depth int) ([]string, 
 			full = folder + "/" + name
 		}
 		if strings.HasSuffix(name, "/") {
-			sub, err := c.list(ctx, strings.TrimSuffix(full, "/"), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, sub...)
+			folders = append(folders, strings.TrimSuffix(full, "/"))
 			continue
 		}
-		out = append(out, full)
+		names = append(names, full)
 	}
-	return out, nil
+	return names, folders, nil
 }
 
 // hasTags says whether the custom_metadata of a KV v2 entry holds tags.

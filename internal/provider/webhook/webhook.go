@@ -467,11 +467,6 @@ func (c *Client) transportError(ctx context.Context, doing string, err error) er
 	}
 }
 
-// Find is not supported: a webhook cannot list its keys.
-func (c *Client) Find(context.Context, provider.Find) (map[string][]byte, error) {
-	return nil, fmt.Errorf("%w: the webhook provider cannot list values (dataFrom.find)", provider.ErrNotSupported)
-}
-
 // Validate checks that the webhook's host accepts connections and, for
 // https, that the TLS handshake succeeds with the configured CA, client
 // certificate or SPIFFE identity. It returns nil without checking when the

@@ -335,7 +335,10 @@ func TestConnectionFailuresAreUnreachable(t *testing.T) {
 
 func TestFindIsNotSupported(t *testing.T) {
 	c := mustClient(t, newNamespace(t), &esv1.WebhookProvider{URL: "http://127.0.0.1:1/{{ .remoteRef.key }}"})
-	_, err := c.Find(context.Background(), provider.Find{Name: ".*"})
+	if _, ok := c.(provider.Lister); ok {
+		t.Fatal("a webhook client lists; a webhook cannot list its keys")
+	}
+	_, err := provider.FindAll(context.Background(), c, provider.Find{Name: ".*"})
 	wantErr(t, err, provider.ErrNotSupported)
 }
 

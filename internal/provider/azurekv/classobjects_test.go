@@ -1,16 +1,18 @@
-package secretsync
+package azurekv
 
 import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
-func TestParseObjects(t *testing.T) {
+func TestParseClassObjects(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    []Object
+		want    []SPCObject
 		wantErr string
 	}{
 		{
@@ -21,7 +23,7 @@ func TestParseObjects(t *testing.T) {
     objectType: secret
     objectVersionHistory: 2                       # [optional] The number of versions to synchronize, starting from latest.
 `,
-			want: []Object{{Name: "my-secret", Type: "secret", VersionHistory: 2}},
+			want: []SPCObject{{Name: "my-secret", Type: "secret", VersionHistory: 2}},
 		},
 		{
 			name: "every field, trimmed and lower-cased where the provider is case-insensitive",
@@ -35,7 +37,7 @@ func TestParseObjects(t *testing.T) {
     objectFormat: PFX
     filePermission: "0644"
 `,
-			want: []Object{{Name: "tls-cert", Type: "secret", Version: "0123abcd", Alias: "server", Encoding: "base64", Format: "pfx"}},
+			want: []SPCObject{{Name: "tls-cert", Type: "secret", Version: "0123abcd", Alias: "server", Encoding: "base64", Format: "pfx"}},
 		},
 		{
 			name: "objects as mappings instead of strings",
@@ -45,32 +47,32 @@ func TestParseObjects(t *testing.T) {
   - objectName: b
     objectType: cert
 `,
-			want: []Object{{Name: "a", Type: "key"}, {Name: "b", Type: "cert"}},
+			want: []SPCObject{{Name: "a", Type: "key"}, {Name: "b", Type: "cert"}},
 		},
 		{
 			name: "objectVersion latest is the latest",
 			in:   "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectVersion: latest\n",
-			want: []Object{{Name: "a", Type: "secret"}},
+			want: []SPCObject{{Name: "a", Type: "secret"}},
 		},
 		{
 			name: "a version that YAML would read as a number stays text",
 			in:   "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectVersion: 1e10\n",
-			want: []Object{{Name: "a", Type: "secret", Version: "1e10"}},
+			want: []SPCObject{{Name: "a", Type: "secret", Version: "1e10"}},
 		},
 		{
 			name: "quoted history",
 			in:   "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectVersionHistory: \"3\"\n",
-			want: []Object{{Name: "a", Type: "secret", VersionHistory: 3}},
+			want: []SPCObject{{Name: "a", Type: "secret", VersionHistory: 3}},
 		},
 		{
 			name: "null fields are empty",
 			in:   "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: ~\n",
-			want: []Object{{Name: "a", Type: "secret"}},
+			want: []SPCObject{{Name: "a", Type: "secret"}},
 		},
 		{
 			name: "anchors and aliases",
 			in:   "base: &t secret\narray:\n  - objectName: a\n    objectType: *t\n",
-			want: []Object{{Name: "a", Type: "secret"}},
+			want: []SPCObject{{Name: "a", Type: "secret"}},
 		},
 		{name: "empty", in: "  \n", wantErr: "objects is empty"},
 		{name: "not YAML", in: "array: [", wantErr: "not valid YAML"},
@@ -99,10 +101,10 @@ func TestParseObjects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseObjects(tt.in)
+			got, err := ParseClassObjects(tt.in)
 			if tt.wantErr != "" {
 				if err == nil {
-					t.Fatalf("ParseObjects succeeded with %+v; want an error containing %q", got, tt.wantErr)
+					t.Fatalf("ParseClassObjects succeeded with %+v; want an error containing %q", got, tt.wantErr)
 				}
 				if !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %q does not contain %q", err, tt.wantErr)
@@ -110,7 +112,7 @@ func TestParseObjects(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseObjects: %v", err)
+				t.Fatalf("ParseClassObjects: %v", err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
@@ -119,16 +121,16 @@ func TestParseObjects(t *testing.T) {
 	}
 }
 
-func TestObjectFiles(t *testing.T) {
+func TestSPCObjectFiles(t *testing.T) {
 	tests := []struct {
 		name string
-		obj  Object
+		obj  SPCObject
 		want []string
 	}{
-		{"name", Object{Name: "a"}, []string{"a"}},
-		{"alias", Object{Name: "a", Alias: "b"}, []string{"b"}},
-		{"history 1 is one file", Object{Name: "a", VersionHistory: 1}, []string{"a"}},
-		{"history", Object{Name: "a", Alias: "b", VersionHistory: 3}, []string{"b/0", "b/1", "b/2"}},
+		{"name", SPCObject{Name: "a"}, []string{"a"}},
+		{"alias", SPCObject{Name: "a", Alias: "b"}, []string{"b"}},
+		{"history 1 is one file", SPCObject{Name: "a", VersionHistory: 1}, []string{"a"}},
+		{"history", SPCObject{Name: "a", Alias: "b", VersionHistory: 3}, []string{"b/0", "b/1", "b/2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,9 +141,9 @@ func TestObjectFiles(t *testing.T) {
 	}
 }
 
-// TestParseObjectsErrorsDoNotQuoteEntries: an entry can hold anything a
+// TestParseClassObjectsErrorsDoNotQuoteEntries: an entry can hold anything a
 // user pasted; errors name fields and positions, never the entry's text.
-func TestParseObjectsErrorsDoNotQuoteEntries(t *testing.T) {
+func TestParseClassObjectsErrorsDoNotQuoteEntries(t *testing.T) {
 	const canary = "canary-7f3a9e-do-not-log"
 	for _, in := range []string{
 		"array:\n  - |\n    " + canary + ": [\n",
@@ -150,9 +152,9 @@ func TestParseObjectsErrorsDoNotQuoteEntries(t *testing.T) {
 		"array:\n  - objectName: x\n    objectType: secret\n    unknown: " + canary + "\n    objectEncoding: [" + canary + "]\n",
 		canary + ": {",
 	} {
-		_, err := ParseObjects(in)
+		_, err := ParseClassObjects(in)
 		if err == nil {
-			t.Fatalf("ParseObjects(%q) succeeded", in)
+			t.Fatalf("ParseClassObjects(%q) succeeded", in)
 		}
 		if strings.Contains(err.Error(), canary) {
 			t.Fatalf("error %q quotes the input", err)
@@ -160,7 +162,7 @@ func TestParseObjectsErrorsDoNotQuoteEntries(t *testing.T) {
 	}
 }
 
-func FuzzParseObjects(f *testing.F) {
+func FuzzParseClassObjects(f *testing.F) {
 	for _, seed := range []string{
 		"array:\n  - |\n    objectName: my-secret\n    objectType: secret\n    objectVersionHistory: 2\n",
 		"array:\n  - objectName: a\n    objectType: key\n  - objectName: b\n    objectType: cert\n    objectAlias: c\n",
@@ -174,38 +176,40 @@ func FuzzParseObjects(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		objs, err := ParseObjects(in)
+		objs, err := ParseClassObjects(in)
 		if err != nil {
 			if objs != nil {
-				t.Fatalf("ParseObjects returned objects with an error")
+				t.Fatalf("ParseClassObjects returned objects with an error")
 			}
 			return
 		}
 		if len(objs) == 0 {
-			t.Fatalf("ParseObjects returned no object and no error")
+			t.Fatalf("ParseClassObjects returned no object and no error")
 		}
 		for _, o := range objs {
 			// Everything a successful parse returns is valid and maps to
 			// sourcePaths and references that round-trip.
 			if err := validateObject(o); err != nil {
-				t.Fatalf("ParseObjects returned an invalid object %+v: %v", o, err)
+				t.Fatalf("ParseClassObjects returned an invalid object %+v: %v", o, err)
 			}
 			files := o.Files()
 			if len(files) == 0 || len(files) > max(o.VersionHistory, 1) {
 				t.Fatalf("object %+v has files %v", o, files)
 			}
-			for i := -1; i < min(o.VersionHistory, 3); i++ {
-				ref := objectRef{Type: o.Type, Name: o.Name, Version: o.Version, Index: i, Encoding: o.Encoding, Format: o.Format}
-				back, err := parseRef(ref.ref())
-				if err != nil {
-					t.Fatalf("parseRef(%v): %v", ref.ref(), err)
+		}
+		// Every file resolves to its object, and so do its parts; no part
+		// ever names a file.
+		files := classFiles(objs)
+		c := &classClient{files: files, class: "fuzz"}
+		for name, f := range files {
+			for key, part := range map[string]string{name: "", name + "/" + partCert: partCert, name + "/" + partKey: partKey} {
+				got, gotPart, err := c.lookup(provider.Ref{Key: key})
+				if err != nil || got != f || gotPart != part {
+					t.Fatalf("lookup(%q) = %+v, %q, %v; want %+v, %q", key, got, gotPart, err, f, part)
 				}
-				if o.Encoding == EncodingUTF8 {
-					ref.Encoding = ""
-				}
-				if back != ref {
-					t.Fatalf("reference %+v came back as %+v", ref, back)
-				}
+			}
+			if _, clash := files[name+"/"+partCert]; clash {
+				t.Fatalf("file %q/%s is also a file name", name, partCert)
 			}
 		}
 	})

@@ -1,4 +1,9 @@
-package secretsync
+// This file turns what Key Vault returns for an object into the bytes the
+// Azure provider of the Secrets Store CSI driver writes for it, and splits
+// a PEM bundle into the certificates and the private key of a
+// kubernetes.io/tls Secret.
+
+package azurekv
 
 import (
 	"crypto/ecdsa"
@@ -20,38 +25,38 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
-// content turns the raw value the azurekv provider returns for an object
-// into the bytes the Azure provider of the Secrets Store CSI driver writes
-// for it, which are what a SecretSync's sourcePath reads:
-//   - cert: the certificate in PEM (the provider returns DER);
-//   - key: the public key in PEM, PKIX (the provider returns a JSON Web Key);
+// content turns the raw value Key Vault returns for a file's object into
+// the bytes the Azure provider of the Secrets Store CSI driver writes for
+// it, which are what a SecretSync's sourcePath reads:
+//   - cert: the certificate in PEM (the vault returns DER);
+//   - key: the public key in PEM, PKIX (the vault returns a JSON Web Key);
 //   - secret: the value, decoded from objectEncoding;
 //
-// and, for a kubernetes.io/tls Secret, the certificates (tls.crt) or the
-// private key (tls.key) of that content, as the Secrets Store Sync Controller
-// splits them. Errors describe the object, never its content.
-func content(o objectRef, raw []byte) ([]byte, error) {
+// and, with a part, the certificates (tls.crt) or the private key (tls.key)
+// of that content, as the Secrets Store Sync Controller splits them for a
+// kubernetes.io/tls Secret. Errors describe the object, never its content.
+func content(f classFile, part string, raw []byte) ([]byte, error) {
 	var b []byte
 	var err error
-	switch o.Type {
-	case ObjectTypeCert:
+	switch f.obj.Type {
+	case objectCert:
 		b, err = certificatePEM(raw)
-	case ObjectTypeKey:
+	case objectKey:
 		b, err = publicKeyPEM(raw)
 	default:
-		b, err = decodeSecret(raw, o.Encoding)
+		b, err = decodeSecret(raw, f.obj.Encoding)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.describe(), err)
+		return nil, fmt.Errorf("%s: %w", f.describe(), err)
 	}
-	switch o.Part {
+	switch part {
 	case partCert:
 		b, err = certificatesOf(b)
 	case partKey:
 		b, err = privateKeyOf(b)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.describe(), err)
+		return nil, fmt.Errorf("%s: %w", f.describe(), err)
 	}
 	return b, nil
 }

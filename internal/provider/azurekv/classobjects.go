@@ -1,4 +1,8 @@
-package secretsync
+// This file parses the `objects` parameter of a SecretProviderClass with
+// provider azure (the Azure provider of the Secrets Store CSI driver): the
+// Key Vault objects a class provides, and the file name each is known by.
+
+package azurekv
 
 import (
 	"fmt"
@@ -7,13 +11,6 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
-)
-
-// Object types of the Azure provider's `objects` parameter.
-const (
-	ObjectTypeSecret = "secret"
-	ObjectTypeKey    = "key"
-	ObjectTypeCert   = "cert"
 )
 
 // Encodings of a secret's value (objectEncoding): the value in Key Vault is
@@ -34,9 +31,9 @@ const (
 // SecretProviderClass is far smaller in practice; etcd caps objects at 1.5MB).
 const maxObjectsLen = 1 << 20
 
-// Object is one entry of a SecretProviderClass's `objects` parameter
+// SPCObject is one entry of a SecretProviderClass's `objects` parameter
 // (provider azure), after trimming and defaulting.
-type Object struct {
+type SPCObject struct {
 	// Name is the Key Vault object name (objectName).
 	Name string
 	// Type is secret, key or cert (objectType).
@@ -58,7 +55,7 @@ type Object struct {
 
 // FileName is the name sourcePath uses for the object: its alias, or its
 // name.
-func (o Object) FileName() string {
+func (o SPCObject) FileName() string {
 	if o.Alias != "" {
 		return o.Alias
 	}
@@ -68,7 +65,7 @@ func (o Object) FileName() string {
 // Files returns the sourcePaths the object provides: its file name, or with
 // objectVersionHistory > 1, "<file name>/0" (the newest) to
 // "<file name>/<history-1>".
-func (o Object) Files() []string {
+func (o SPCObject) Files() []string {
 	if o.VersionHistory <= 1 {
 		return []string{o.FileName()}
 	}
@@ -83,13 +80,13 @@ func (o Object) Files() []string {
 // name.
 var vaultObjectName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
 
-// ParseObjects parses the `objects` parameter of a SecretProviderClass with
+// ParseClassObjects parses the `objects` parameter of a SecretProviderClass with
 // provider azure: a YAML document whose `array` lists the objects, each
 // either a YAML document in a string (the documented form, `- |`) or a
 // mapping. Unknown fields are ignored, as the Azure provider ignores them;
 // values are trimmed. Errors name the entry and the field, and quote only
 // names, never a whole entry.
-func ParseObjects(s string) (objs []Object, err error) {
+func ParseClassObjects(s string) (objs []SPCObject, err error) {
 	defer func() {
 		// The YAML decoder is not documented never to panic; user input must
 		// never crash the controller.
@@ -174,21 +171,21 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 
 // parseObject reads one entry: a string holding a YAML mapping, or a
 // mapping.
-func parseObject(item *yaml.Node) (Object, error) {
+func parseObject(item *yaml.Node) (SPCObject, error) {
 	item = resolveAlias(item)
 	var m *yaml.Node
 	switch item.Kind {
 	case yaml.ScalarNode:
 		var err error
 		if m, err = parseMapping(item.Value); err != nil {
-			return Object{}, err
+			return SPCObject{}, err
 		}
 	case yaml.MappingNode:
 		m = item
 	default:
-		return Object{}, fmt.Errorf("not a YAML mapping")
+		return SPCObject{}, fmt.Errorf("not a YAML mapping")
 	}
-	var o Object
+	var o SPCObject
 	var history string
 	fields := map[string]*string{
 		"objectName":           &o.Name,
@@ -212,13 +209,13 @@ func parseObject(item *yaml.Node) (Object, error) {
 		case v.Kind == yaml.ScalarNode:
 			*dst = strings.TrimSpace(v.Value)
 		default:
-			return Object{}, fmt.Errorf("%s is not a single value", key.Value)
+			return SPCObject{}, fmt.Errorf("%s is not a single value", key.Value)
 		}
 	}
 	if history != "" {
 		n, err := strconv.ParseInt(history, 10, 32)
 		if err != nil || n < 0 {
-			return Object{}, fmt.Errorf("objectVersionHistory must be a whole number of versions (0 or more)")
+			return SPCObject{}, fmt.Errorf("objectVersionHistory must be a whole number of versions (0 or more)")
 		}
 		o.VersionHistory = int(n)
 	}
@@ -229,14 +226,14 @@ func parseObject(item *yaml.Node) (Object, error) {
 		o.Version = ""
 	}
 	if err := validateObject(o); err != nil {
-		return Object{}, err
+		return SPCObject{}, err
 	}
 	return o, nil
 }
 
 // validateObject checks one object as the Azure provider does, plus what
 // keyferry cannot do.
-func validateObject(o Object) error {
+func validateObject(o SPCObject) error {
 	switch {
 	case o.Name == "":
 		return fmt.Errorf("objectName is required")
@@ -244,7 +241,7 @@ func validateObject(o Object) error {
 		return fmt.Errorf("objectName %q is not a Key Vault object name (1-127 letters, digits and dashes)", o.Name)
 	}
 	switch o.Type {
-	case ObjectTypeSecret, ObjectTypeKey, ObjectTypeCert:
+	case objectSecret, objectKey, objectCert:
 	case "":
 		return fmt.Errorf("object %q: objectType is required (secret, key or cert)", o.Name)
 	default:
@@ -253,7 +250,7 @@ func validateObject(o Object) error {
 	switch o.Encoding {
 	case "", EncodingUTF8:
 	case EncodingHex, EncodingBase64:
-		if o.Type != ObjectTypeSecret {
+		if o.Type != objectSecret {
 			return fmt.Errorf("object %q: objectEncoding is only supported for objectType secret", o.Name)
 		}
 	default:
@@ -262,7 +259,7 @@ func validateObject(o Object) error {
 	switch o.Format {
 	case "":
 	case FormatPEM, FormatPFX:
-		if o.Type != ObjectTypeSecret {
+		if o.Type != objectSecret {
 			return fmt.Errorf("object %q: objectFormat is only supported for objectType secret", o.Name)
 		}
 	default:
