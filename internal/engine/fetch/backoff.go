@@ -32,7 +32,7 @@ func (e *BackoffError) Error() string {
 func (e *BackoffError) Unwrap() error { return e.Err }
 
 // getOne reads one value from the store, admitted and recorded.
-func (l *Layer) getOne(ctx context.Context, s *store, r provider.Ref) (provider.Value, error) {
+func (l *Layer) getOne(ctx context.Context, s *backend, r provider.Ref) (provider.Value, error) {
 	if err := l.admit(ctx, s); err != nil {
 		l.noteFailed(s, refKey(r), probeTarget{ref: &r})
 		return provider.Value{}, err
@@ -48,7 +48,7 @@ func (l *Layer) getOne(ctx context.Context, s *store, r provider.Ref) (provider.
 // admit waits for the store's rate limiter, or fails fast while it backs
 // off. Once a failing store's backoff has expired, one call at a time tries
 // it (a request's or a probe's); the others fail fast until it answers.
-func (l *Layer) admit(ctx context.Context, s *store) error {
+func (l *Layer) admit(ctx context.Context, s *backend) error {
 	s.mu.Lock()
 	if s.failures > 0 {
 		now := l.opts.Now()
@@ -80,7 +80,7 @@ func (l *Layer) admit(ctx context.Context, s *store) error {
 // record counts a call and updates the store's backoff state after it.
 // The first answer from a failing store (any answer but a failure of the
 // store) ends its backoff and tells every object waiting for it at once.
-func (l *Layer) record(s *store, err error) {
+func (l *Layer) record(s *backend, err error) {
 	outcome := "ok"
 	if err != nil && !isCacheable(err) {
 		outcome = "error"
@@ -119,7 +119,7 @@ func (l *Layer) record(s *store, err error) {
 // MaxBackoff and by the probe interval, less up to a fifth of jitter so
 // that stores failing together are not called together again; never before
 // the store's Retry-After.
-func (l *Layer) backOff(s *store, err error) {
+func (l *Layer) backOff(s *backend, err error) {
 	s.failures++
 	d := l.opts.BaseBackoff << min(s.failures-1, 20)
 	if d > l.opts.MaxBackoff || d <= 0 {

@@ -19,7 +19,7 @@ import (
 
 // enqueueBatch adds refs (whose calls the caller created) to the store's
 // pending batch, flushed BatchDelay after the first ref arrived.
-func (l *Layer) enqueueBatch(s *store, refs []provider.Ref) {
+func (l *Layer) enqueueBatch(s *backend, refs []provider.Ref) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending = append(s.pending, refs...)
@@ -32,7 +32,7 @@ func (l *Layer) enqueueBatch(s *store, refs []provider.Ref) {
 // flush fetches the store's pending batch. It runs on the layer's context:
 // the objects waiting for it may give up, the fetch still completes and
 // fills the cache.
-func (l *Layer) flush(s *store) {
+func (l *Layer) flush(s *backend) {
 	s.mu.Lock()
 	refs := s.pending
 	s.pending, s.flushScheduled = nil, false
@@ -48,7 +48,7 @@ func (l *Layer) flush(s *store) {
 
 // batchSize is the most refs the client's batch call takes, 0 when it does
 // not say (provider.BatchSizer).
-func batchSize(s *store) int {
+func batchSize(s *backend) int {
 	if bs, ok := s.client.(provider.BatchSizer); ok {
 		return max(bs.BatchSize(), 0)
 	}
@@ -57,7 +57,7 @@ func batchSize(s *store) int {
 
 // topUpTo is how many refs a flush of n refs is topped up to: BatchSize, or
 // for a client that says its batch size, the end of the last batch call.
-func (l *Layer) topUpTo(s *store, n int) int {
+func (l *Layer) topUpTo(s *backend, n int) int {
 	if size := batchSize(s); size > 0 {
 		return (n + size - 1) / size * size
 	}
@@ -69,7 +69,7 @@ func (l *Layer) topUpTo(s *store, n int) int {
 // window. Fetched now, they are fresh when those objects refresh, so one
 // batch call per BatchSize keys serves a whole refresh window instead of one
 // call per object. It creates their calls (under s.mu).
-func (s *store) topUp(now time.Time, n int) []provider.Ref {
+func (s *backend) topUp(now time.Time, n int) []provider.Ref {
 	var out []provider.Ref
 	for r, e := range s.entries {
 		if len(out) >= n {
@@ -90,7 +90,7 @@ func (s *store) topUp(now time.Time, n int) []provider.Ref {
 // fetch fetches refs (whose calls this goroutine owns), in one batch call
 // when the client can batch and there is more than one, and completes their
 // calls.
-func (l *Layer) fetch(ctx context.Context, s *store, refs []provider.Ref) {
+func (l *Layer) fetch(ctx context.Context, s *backend, refs []provider.Ref) {
 	results := make(map[provider.Ref]provider.Value, len(refs))
 	errs := make(map[provider.Ref]error, len(refs))
 	if bg, ok := s.client.(provider.BatchGetter); ok && len(refs) > 1 {
@@ -139,7 +139,7 @@ func (l *Layer) fetch(ctx context.Context, s *store, refs []provider.Ref) {
 
 // getBatch reads refs with one batch call, admitted and recorded, into
 // results and errs.
-func (l *Layer) getBatch(ctx context.Context, s *store, bg provider.BatchGetter, refs []provider.Ref, results map[provider.Ref]provider.Value, errs map[provider.Ref]error) {
+func (l *Layer) getBatch(ctx context.Context, s *backend, bg provider.BatchGetter, refs []provider.Ref, results map[provider.Ref]provider.Value, errs map[provider.Ref]error) {
 	if err := l.admit(ctx, s); err != nil {
 		for _, r := range refs {
 			errs[r] = err

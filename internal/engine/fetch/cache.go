@@ -16,8 +16,8 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
-// entry is one cached value: a ref's value (store.entries) or the selection
-// of a find, its names and values as the value's fields (store.finds).
+// entry is one cached value: a ref's value (backend.entries) or the selection
+// of a find, its names and values as the value's fields (backend.finds).
 type entry struct {
 	value       provider.Value
 	err         error // only an answer about the value (ErrNotFound) is cached
@@ -96,7 +96,7 @@ const (
 //     requesters;
 //   - miss: a new call in flight for key, which the caller owns and must
 //     finish with complete.
-func (s *store) lookup(key string, e *entry, req Request, now time.Time) (*call, result) {
+func (s *backend) lookup(key string, e *entry, req Request, now time.Time) (*call, result) {
 	if req.Subscriber != "" {
 		e.subscribers[req.Subscriber] = struct{}{}
 	}
@@ -122,7 +122,7 @@ func (s *store) lookup(key string, e *entry, req Request, now time.Time) (*call,
 // failure of the store. It returns changed with the subscribers to tell that
 // the value changed appended: those of e that are not c's requesters, who
 // get the new value directly.
-func (s *store) complete(key string, c *call, e *entry, v provider.Value, err error, cacheErr bool, now time.Time, changed []string) []string {
+func (s *backend) complete(key string, c *call, e *entry, v provider.Value, err error, cacheErr bool, now time.Time, changed []string) []string {
 	delete(s.inflight, key)
 	c.value, c.err = v, err
 	switch {
@@ -145,7 +145,7 @@ func (s *store) complete(key string, c *call, e *entry, v provider.Value, err er
 // invalidate marks the values of keys stale (all values when keys is nil)
 // and every find, since any of them may select a changed value, so the next
 // request fetches them (under s.mu). It returns their subscribers.
-func (s *store) invalidate(keys []string) []string {
+func (s *backend) invalidate(keys []string) []string {
 	var subs []string
 	for r, e := range s.entries {
 		if keys != nil && !containsKey(keys, r.Key) {
@@ -165,12 +165,12 @@ func (s *store) invalidate(keys []string) []string {
 // no one else uses.
 func (l *Layer) Unsubscribe(subscriber string) {
 	l.mu.Lock()
-	stores := make([]*store, 0, len(l.stores))
-	for _, s := range l.stores {
-		stores = append(stores, s)
+	backends := make([]*backend, 0, len(l.backends))
+	for _, s := range l.backends {
+		backends = append(backends, s)
 	}
 	l.mu.Unlock()
-	for _, s := range stores {
+	for _, s := range backends {
 		s.mu.Lock()
 		unsubscribe(s.entries, subscriber)
 		unsubscribe(s.finds, subscriber)

@@ -17,10 +17,12 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
-// store is the state of one client: the client itself, its rate limiter and
-// backoff, and the cache of the values read through it.
-type store struct {
-	key      storeKey
+// backend is what the fetch layer keeps for one store configuration (and
+// namespace, where the client depends on it): the client, its rate limiter
+// and backoff, and the cache of the values read through it. "Store" means
+// the API object (SecretStore, ClusterSecretStore, SecretProviderClass).
+type backend struct {
+	key      backendKey
 	provider string
 	created  time.Time
 	client   provider.Client
@@ -54,7 +56,7 @@ type store struct {
 
 // Validate builds (or reuses) the store's client and validates it.
 func (l *Layer) Validate(ctx context.Context, req Request) error {
-	s, err := l.storeFor(ctx, req)
+	s, err := l.backendFor(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -67,12 +69,12 @@ func (l *Layer) Validate(ctx context.Context, req Request) error {
 func (l *Layer) Calls(kind, namespace, name string) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	seen := map[storeKey]bool{}
+	seen := map[backendKey]bool{}
 	var n int64
 	for id, k := range l.identities {
 		if id.kind == kind && id.namespace == namespace && id.name == name && !seen[k] {
 			seen[k] = true
-			if s, ok := l.stores[k]; ok {
+			if s, ok := l.backends[k]; ok {
 				s.mu.Lock()
 				n += s.calls
 				s.mu.Unlock()
@@ -82,11 +84,11 @@ func (l *Layer) Calls(kind, namespace, name string) int64 {
 	return n
 }
 
-// storeFor returns the client state for req. Stores whose provider is
+// backendFor returns the client state for req. Stores whose provider is
 // Shareable and whose configuration is identical share one state; others
 // get one per store object (and namespace scope). A changed configuration
 // gets a new client; the old one is closed once no store uses it.
-func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
+func (l *Layer) backendFor(ctx context.Context, req Request) (*backend, error) {
 	name, p, err := l.opts.Registry.ProviderFor(req.Store)
 	if err != nil {
 		return nil, err
@@ -118,7 +120,7 @@ func (l *Layer) storeFor(ctx context.Context, req Request) (*store, error) {
 
 // clientFor returns the store state of key, building its client when there
 // is none yet or it is older than ClientTTL.
-func (l *Layer) clientFor(ctx context.Context, key storeKey, id identity, name string, p provider.Provider, popts provider.Options) (*store, error) {
+func (l *Layer) clientFor(ctx context.Context, key backendKey, id identity, name string, p provider.Provider, popts provider.Options) (*backend, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.opts.Now()
@@ -127,7 +129,7 @@ func (l *Layer) clientFor(ctx context.Context, key storeKey, id identity, name s
 		l.release(ctx, prev)
 	}
 	l.identities[id] = key
-	old, ok := l.stores[key]
+	old, ok := l.backends[key]
 	if ok && now.Sub(old.created) < l.opts.ClientTTL {
 		return old, nil
 	}
@@ -145,10 +147,10 @@ func (l *Layer) clientFor(ctx context.Context, key storeKey, id identity, name s
 // credentials are read anew, and installs it in place of s, keeping its
 // cache, subscribers and backoff; trial says the caller holds s's trial call
 // (backoff.go admit) and makes it on the new client.
-func (l *Layer) rebuild(ctx context.Context, s *store, trial bool) (*store, error) {
+func (l *Layer) rebuild(ctx context.Context, s *backend, trial bool) (*backend, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stores[s.key] != s {
+	if l.backends[s.key] != s {
 		return nil, fmt.Errorf("store %s was replaced or released meanwhile", s.key)
 	}
 	c, err := s.impl.NewClient(ctx, s.popts)
@@ -162,9 +164,9 @@ func (l *Layer) rebuild(ctx context.Context, s *store, trial bool) (*store, erro
 // install makes a store state for client c under key (under l.mu), taking
 // over old's cache, subscribers, backoff and recovery state when old is not
 // nil, and starts watching the store when the client can.
-func (l *Layer) install(key storeKey, name string, p provider.Provider, popts provider.Options, c provider.Client, now time.Time, old *store, trial bool) *store {
+func (l *Layer) install(key backendKey, name string, p provider.Provider, popts provider.Options, c provider.Client, now time.Time, old *backend, trial bool) *backend {
 	wctx, cancel := context.WithCancel(l.ctx)
-	s := &store{
+	s := &backend{
 		key: key, provider: name, created: now, client: c, cancel: cancel,
 		limiter:  rate.NewLimiter(rate.Limit(l.opts.QPS), l.opts.Burst),
 		entries:  map[provider.Ref]*entry{},
@@ -181,7 +183,7 @@ func (l *Layer) install(key storeKey, name string, p provider.Provider, popts pr
 		s.recovery = old.recovery.takeOver(trial)
 		old.mu.Unlock()
 	}
-	l.stores[key] = s
+	l.backends[key] = s
 	if w, ok := c.(provider.Watcher); ok {
 		go l.watch(wctx, s, w)
 	}
@@ -189,21 +191,21 @@ func (l *Layer) install(key storeKey, name string, p provider.Provider, popts pr
 }
 
 // release closes a store state no identity uses any more (under l.mu).
-func (l *Layer) release(ctx context.Context, key storeKey) {
+func (l *Layer) release(ctx context.Context, key backendKey) {
 	for _, k := range l.identities {
 		if k == key {
 			return
 		}
 	}
-	if s, ok := l.stores[key]; ok {
+	if s, ok := l.backends[key]; ok {
 		s.close(ctx)
-		delete(l.stores, key)
+		delete(l.backends, key)
 	}
 }
 
 // watch invalidates the cached values the store's watcher reports changed,
 // and tells their subscribers, until ctx ends or the watch fails.
-func (l *Layer) watch(ctx context.Context, s *store, w provider.Watcher) {
+func (l *Layer) watch(ctx context.Context, s *backend, w provider.Watcher) {
 	err := w.Watch(ctx, func(keys []string) {
 		s.mu.Lock()
 		subs := s.invalidate(keys)
@@ -217,7 +219,7 @@ func (l *Layer) watch(ctx context.Context, s *store, w provider.Watcher) {
 	}
 }
 
-func (s *store) close(ctx context.Context) {
+func (s *backend) close(ctx context.Context) {
 	s.cancel()
 	_ = s.client.Close(ctx)
 }
@@ -225,8 +227,8 @@ func (s *store) close(ctx context.Context) {
 func (l *Layer) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for k, s := range l.stores {
+	for k, s := range l.backends {
 		s.close(context.Background())
-		delete(l.stores, k)
+		delete(l.backends, k)
 	}
 }

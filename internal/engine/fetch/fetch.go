@@ -13,13 +13,14 @@
 //     that uses it is told at once (OnChange), so a rotation reaches all
 //     dependents within one window instead of each waiting for its own.
 //
-// Clients are built once per store, shared by identical stores when the
-// provider allows it (provider.Shareable), and kept apart per namespace
-// whenever the client depends on the requester's namespace (a credential
-// reference resolved there, or what the provider declares through
-// provider.NamespaceScoped; see keyFor), so one tenant is never answered by a
-// client or a cache built for another. They are rebuilt when the store
-// changes or after ClientTTL.
+// A store (the API object) is read through a backend: a client with its
+// cache, rate limiter and backoff (clients.go). Backends are built once per
+// store, shared by identical stores when the provider allows it
+// (provider.Shareable), and kept apart per namespace whenever the client
+// depends on the requester's namespace (a credential reference resolved
+// there, or what the provider declares through provider.NamespaceScoped; see
+// keyFor), so one tenant is never answered by a client or a cache built for
+// another. They are rebuilt when the store changes or after ClientTTL.
 //
 // The package is split by job: this file holds the Layer, its Options and
 // the public entry points (Get, Find); find.go how a find lists and reads
@@ -102,8 +103,8 @@ type Layer struct {
 	opts       Options
 	ctx        context.Context
 	mu         sync.Mutex
-	stores     map[storeKey]*store
-	identities map[identity]storeKey
+	backends   map[backendKey]*backend
+	identities map[identity]backendKey
 }
 
 // New returns a Layer whose watchers and clients live until ctx ends.
@@ -141,7 +142,7 @@ func New(ctx context.Context, opts Options) *Layer {
 	if opts.BatchSize == 0 {
 		opts.BatchSize = 20
 	}
-	l := &Layer{opts: opts, ctx: ctx, stores: map[storeKey]*store{}, identities: map[identity]storeKey{}}
+	l := &Layer{opts: opts, ctx: ctx, backends: map[backendKey]*backend{}, identities: map[identity]backendKey{}}
 	go func() {
 		<-ctx.Done()
 		l.closeAll()
@@ -154,7 +155,7 @@ func New(ctx context.Context, opts Options) *Layer {
 // another request are waited for; the rest are fetched, in one batch call
 // when the client supports it.
 func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
-	s, err := l.storeFor(ctx, req)
+	s, err := l.backendFor(ctx, req)
 	if err != nil {
 		errs := map[provider.Ref]error{}
 		for _, r := range refs {
@@ -168,7 +169,7 @@ func (l *Layer) Get(ctx context.Context, req Request, refs []provider.Ref) (map[
 // read is the one path from refs to their values (cache.go): hits are
 // answered from the cache, calls in flight are joined, and the misses are
 // fetched (batch.go), batched across requests when the client can batch.
-func (l *Layer) read(ctx context.Context, s *store, req Request, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
+func (l *Layer) read(ctx context.Context, s *backend, req Request, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
 	vals := map[provider.Ref]provider.Value{}
 	errs := map[provider.Ref]error{}
 	refs = uniq(refs)
@@ -212,7 +213,7 @@ func (l *Layer) read(ctx context.Context, s *store, req Request, refs []provider
 // Get's path (find.go), so every call it makes is cached, batched and
 // rate-limited like a Get's.
 func (l *Layer) Find(ctx context.Context, req Request, f provider.Find) (map[string][]byte, error) {
-	s, err := l.storeFor(ctx, req)
+	s, err := l.backendFor(ctx, req)
 	if err != nil {
 		return nil, err
 	}

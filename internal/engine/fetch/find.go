@@ -17,7 +17,7 @@ import (
 // find lists the store and returns the values f selects, keyed by remote
 // name. A value gone between the listing and its read is left out; any
 // other failure fails the find.
-func (l *Layer) find(ctx context.Context, s *store, req Request, f provider.Find) (map[string][]byte, error) {
+func (l *Layer) find(ctx context.Context, s *backend, req Request, f provider.Find) (map[string][]byte, error) {
 	lister, ok := s.client.(provider.Lister)
 	if !ok {
 		return nil, fmt.Errorf("%w: the %s provider cannot list values (dataFrom.find)", provider.ErrNotSupported, s.provider)
@@ -61,7 +61,7 @@ func (l *Layer) find(ctx context.Context, s *store, req Request, f provider.Find
 
 // list returns the listed values whose names match, each name once. Each
 // page is one call to the store, admitted and recorded.
-func (l *Layer) list(ctx context.Context, s *store, lister provider.Lister, list provider.List) ([]provider.Listed, error) {
+func (l *Layer) list(ctx context.Context, s *backend, lister provider.Lister, list provider.List) ([]provider.Listed, error) {
 	pages := lister.ListSecrets(ctx, list)
 	seen := map[string]struct{}{}
 	var out []provider.Listed
@@ -82,7 +82,7 @@ func (l *Layer) list(ctx context.Context, s *store, lister provider.Lister, list
 }
 
 // listPage fetches one page of a listing, admitted and recorded.
-func (l *Layer) listPage(ctx context.Context, s *store, pages provider.ListPager) ([]provider.Listed, error) {
+func (l *Layer) listPage(ctx context.Context, s *backend, pages provider.ListPager) ([]provider.Listed, error) {
 	if err := l.admit(ctx, s); err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func (l *Layer) listPage(ctx context.Context, s *store, pages provider.ListPager
 // within the window costs nothing, and a value that differs from the one
 // cached is announced to its other subscribers. A ref being read right now
 // is left to that read.
-func (l *Layer) cacheListed(s *store, req Request, listed []provider.Listed) {
+func (l *Layer) cacheListed(s *backend, req Request, listed []provider.Listed) {
 	now := l.opts.Now()
 	var changed []string
 	s.mu.Lock()

@@ -59,7 +59,7 @@ func (r recovery) takeOver(trial bool) recovery {
 
 // probeInterval is the cap on the wait between calls to a failing store
 // (under s.mu).
-func (l *Layer) probeInterval(s *store) time.Duration {
+func (l *Layer) probeInterval(s *backend) time.Duration {
 	d := l.opts.ProbeInterval
 	if d <= 0 {
 		d = DefaultProbeInterval
@@ -73,7 +73,7 @@ func (l *Layer) probeInterval(s *store) time.Duration {
 // noteRequest records req's subscriber as waiting for s when s is failing,
 // and brings the next call to s forward to req's refresh window when that
 // is shorter than the wait.
-func (l *Layer) noteRequest(s *store, req Request) {
+func (l *Layer) noteRequest(s *backend, req Request) {
 	if req.Subscriber == "" {
 		return
 	}
@@ -90,7 +90,7 @@ func (l *Layer) noteRequest(s *store, req Request) {
 // to probe s with, when s is failing. The call's requesters got the store's
 // error (or BackoffError) and, like every other request refused while s
 // backs off, wait for it.
-func (l *Layer) noteFailed(s *store, key string, target probeTarget) {
+func (l *Layer) noteFailed(s *backend, key string, target probeTarget) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failures == 0 {
@@ -118,7 +118,7 @@ func (l *Layer) noteFailed(s *store, key string, target probeTarget) {
 // waiting for it (under s.mu, s failing): when s fails or refuses a call,
 // each of them gets the failure, whatever path (a single read, a batch, a
 // listing) its call took.
-func (l *Layer) waitInflight(s *store) {
+func (l *Layer) waitInflight(s *backend) {
 	for _, c := range s.inflight {
 		for sub := range c.requesters {
 			l.addWaiter(s, sub, 0)
@@ -131,7 +131,7 @@ func (l *Layer) waitInflight(s *store) {
 // before it calls the store, so a batch call or a listing that failed
 // leaves one); the zero value (validate the client) when s has none (under
 // s.mu).
-func (s *store) probeTarget() probeTarget {
+func (s *backend) probeTarget() probeTarget {
 	if s.target.ref != nil || s.target.find != nil {
 		return s.target
 	}
@@ -149,7 +149,7 @@ func (s *store) probeTarget() probeTarget {
 
 // addWaiter adds sub, requesting values at most maxAge old, to s's waiters
 // and makes sure a probe runs (under s.mu).
-func (l *Layer) addWaiter(s *store, sub string, maxAge time.Duration) {
+func (l *Layer) addWaiter(s *backend, sub string, maxAge time.Duration) {
 	if s.waiters == nil {
 		s.waiters = map[string]struct{}{}
 	}
@@ -173,7 +173,7 @@ func (l *Layer) addWaiter(s *store, sub string, maxAge time.Duration) {
 }
 
 // takeWaiters returns s's waiters and forgets them (under s.mu).
-func (s *store) takeWaiters() []string {
+func (s *backend) takeWaiters() []string {
 	subs := make([]string, 0, len(s.waiters))
 	for sub := range s.waiters {
 		subs = append(subs, sub)
@@ -183,7 +183,7 @@ func (s *store) takeWaiters() []string {
 }
 
 // poke wakes s's probe goroutine, if any, to look at s's state again.
-func (s *store) poke() {
+func (s *backend) poke() {
 	if s.kick == nil {
 		return
 	}
@@ -194,10 +194,10 @@ func (s *store) poke() {
 }
 
 // current returns the store state of key, nil if it was released.
-func (l *Layer) current(key storeKey) *store {
+func (l *Layer) current(key backendKey) *backend {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.stores[key]
+	return l.backends[key]
 }
 
 // probe calls the failing store of first's key once whenever its backoff
@@ -205,7 +205,7 @@ func (l *Layer) current(key storeKey) *store {
 // (record then tells the waiters), no one waits any more, the store is
 // released, or the layer's context ends. The store state is looked up on
 // every round, since it is replaced when its client is rebuilt.
-func (l *Layer) probe(first *store, kick chan struct{}) {
+func (l *Layer) probe(first *backend, kick chan struct{}) {
 	key, last := first.key, first // last: the store state seen last, told when the probe ends
 	defer func() {
 		if last != nil {
@@ -261,7 +261,7 @@ func (l *Layer) probe(first *store, kick chan struct{}) {
 // probeOnce makes one call to s, whose trial the caller holds, and records
 // its outcome. After an authentication failure the client is built again
 // first, so credentials fixed since (a Secret edited) are read anew.
-func (l *Layer) probeOnce(s *store, t probeTarget, rebuild bool) {
+func (l *Layer) probeOnce(s *backend, t probeTarget, rebuild bool) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.opts.CallTimeout)
 	defer cancel()
 	if rebuild {

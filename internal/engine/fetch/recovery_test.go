@@ -130,11 +130,11 @@ func newRecoveryLayer(t *testing.T, p provider.Provider, n *notifications, opts 
 }
 
 // theStore returns the Layer's only store state.
-func theStore(t *testing.T, l *Layer) *store {
+func theStore(t *testing.T, l *Layer) *backend {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, s := range l.stores {
+	for _, s := range l.backends {
 		return s
 	}
 	t.Fatal("the layer has no store")

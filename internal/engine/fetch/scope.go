@@ -1,5 +1,5 @@
 // This file holds the keys that decide which requests share a client and
-// its cache: a storeKey per client, built by keyFor from what the client
+// its cache: a backendKey per client, built by keyFor from what the client
 // depends on (configuration, store object, the namespace it is built for),
 // and the identity of the store object a key serves.
 
@@ -75,17 +75,17 @@ func walk(v reflect.Value) bool {
 // namespace they are built for: a credential reference resolves there
 // (NeedsNamespace), or the provider says its client uses it otherwise
 // (provider.NamespaceScoped).
-func ScopedToNamespace(p provider.Provider, store provider.Store) bool {
-	if NeedsNamespace(store.Spec) {
+func ScopedToNamespace(p provider.Provider, backend provider.Store) bool {
+	if NeedsNamespace(backend.Spec) {
 		return true
 	}
 	ns, ok := p.(provider.NamespaceScoped)
-	return ok && ns.ScopedToNamespace(store)
+	return ok && ns.ScopedToNamespace(backend)
 }
 
-// storeKey identifies a client and its cache: the provider configuration,
+// backendKey identifies a client and its cache: the provider configuration,
 // plus the store's identity unless the configuration is shareable.
-type storeKey struct {
+type backendKey struct {
 	config                string
 	kind, namespace, name string
 	// scope is the namespace the client is built for, set when the client
@@ -99,7 +99,7 @@ type storeKey struct {
 	cluster bool
 }
 
-func (k storeKey) String() string {
+func (k backendKey) String() string {
 	var s string
 	switch {
 	case k.kind == "" && k.cluster:
@@ -145,21 +145,21 @@ type identity struct {
 // provider, its parameters and the ServiceAccount that reads through it, so
 // a parameter change builds a new client and two ServiceAccounts never
 // share one.
-func keyFor(p provider.Provider, name string, store provider.Store, ns string) (storeKey, identity) {
-	id := identity{kind: store.Kind, namespace: store.Namespace, name: store.Name}
-	if store.Class != nil {
-		id.serviceAccount = store.Class.ServiceAccount
+func keyFor(p provider.Provider, name string, backend provider.Store, ns string) (backendKey, identity) {
+	id := identity{kind: backend.Kind, namespace: backend.Namespace, name: backend.Name}
+	if backend.Class != nil {
+		id.serviceAccount = backend.Class.ServiceAccount
 	}
-	scoped := ScopedToNamespace(p, store)
-	if store.IsCluster() && scoped {
+	scoped := ScopedToNamespace(p, backend)
+	if backend.IsCluster() && scoped {
 		id.scope = ns
 	}
-	sum := sha256.Sum256(configOf(store))
-	key := storeKey{config: name + "/" + hex.EncodeToString(sum[:12]), cluster: store.IsCluster()}
+	sum := sha256.Sum256(configOf(backend))
+	key := backendKey{config: name + "/" + hex.EncodeToString(sum[:12]), cluster: backend.IsCluster()}
 	if scoped {
 		key.scope = ns
 	}
-	if sh, ok := p.(provider.Shareable); !ok || !sh.Shareable(store) {
+	if sh, ok := p.(provider.Shareable); !ok || !sh.Shareable(backend) {
 		key.kind, key.namespace, key.name = id.kind, id.namespace, id.name
 	}
 	return key, id
@@ -168,12 +168,12 @@ func keyFor(p provider.Provider, name string, store provider.Store, ns string) (
 // configOf is the configuration a client is built from, as bytes to hash:
 // a SecretProviderClass's Class, or a store's spec.provider. Both encode
 // deterministically (encoding/json sorts map keys).
-func configOf(store provider.Store) []byte {
+func configOf(backend provider.Store) []byte {
 	var b []byte
-	if store.Class != nil {
-		b, _ = json.Marshal(store.Class)
-	} else if store.Spec != nil {
-		b, _ = json.Marshal(store.Spec.Provider)
+	if backend.Class != nil {
+		b, _ = json.Marshal(backend.Class)
+	} else if backend.Spec != nil {
+		b, _ = json.Marshal(backend.Spec.Provider)
 	}
 	return b
 }

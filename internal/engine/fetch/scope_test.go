@@ -15,15 +15,15 @@ import (
 func TestKeyForClassStores(t *testing.T) {
 	p := azurekv.New()
 	params := map[string]string{"keyvaultName": "kv1", "clientID": "c", "objects": "array: []"}
-	store := func(mut func(*provider.Class)) provider.Store {
+	backend := func(mut func(*provider.Class)) provider.Store {
 		c := &provider.Class{Provider: "azure", Parameters: maps.Clone(params), ServiceAccount: "reader"}
 		if mut != nil {
 			mut(c)
 		}
 		return provider.Store{Kind: provider.ClassKind, Namespace: "ns", Name: "spc", Class: c}
 	}
-	baseKey, baseID := keyFor(p, azurekv.Name, store(nil), "ns")
-	if again, _ := keyFor(p, azurekv.Name, store(nil), "ns"); again != baseKey {
+	baseKey, baseID := keyFor(p, azurekv.Name, backend(nil), "ns")
+	if again, _ := keyFor(p, azurekv.Name, backend(nil), "ns"); again != baseKey {
 		t.Fatalf("the same class gets keys %v and %v", baseKey, again)
 	}
 	for name, mut := range map[string]func(*provider.Class){
@@ -32,7 +32,7 @@ func TestKeyForClassStores(t *testing.T) {
 		"the ServiceAccount": func(c *provider.Class) { c.ServiceAccount = "writer" },
 		"the provider":       func(c *provider.Class) { c.Provider = "gcp" },
 	} {
-		key, id := keyFor(p, azurekv.Name, store(mut), "ns")
+		key, id := keyFor(p, azurekv.Name, backend(mut), "ns")
 		if key == baseKey {
 			t.Errorf("changing %s keeps the client %v", name, key)
 		}

@@ -45,8 +45,8 @@ func fakeSpec() *esv1.SecretStoreSpec {
 // ClusterSecretStore used from two namespaces.
 func TestTenantsNeverShareAScopedClientOrCache(t *testing.T) {
 	for _, tt := range []struct {
-		name  string
-		store func(ns string) provider.Store
+		name    string
+		backend func(ns string) provider.Store
 	}{
 		{"identical SecretStores", func(ns string) provider.Store {
 			return provider.Store{Kind: esv1.SecretStoreKind, Namespace: ns, Name: "s", Spec: fakeSpec()}
@@ -61,7 +61,7 @@ func TestTenantsNeverShareAScopedClientOrCache(t *testing.T) {
 			ref := provider.Ref{Key: "k"}
 			for round := 0; round < 2; round++ { // the second round is served from the caches
 				for _, ns := range []string{"tenant-a", "tenant-b"} {
-					r := Request{Store: tt.store(ns), Namespace: ns, Subscriber: ns + "/es", MaxAge: 1e12}
+					r := Request{Store: tt.backend(ns), Namespace: ns, Subscriber: ns + "/es", MaxAge: 1e12}
 					vals, errs := l.Get(context.Background(), r, []provider.Ref{ref})
 					if errs[ref] != nil {
 						t.Fatalf("Get from %s: %v", ns, errs[ref])
@@ -133,7 +133,7 @@ func TestKeyForScopesWhatVariesByRequester(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		p         provider.Provider
-		store     provider.Store
+		backend   provider.Store
 		wantScope bool
 	}{
 		{"cluster store with a reference resolved in the requester's namespace", &countingProvider{}, cluster(withRef), true},
@@ -142,8 +142,8 @@ func TestKeyForScopesWhatVariesByRequester(t *testing.T) {
 		{"shareable cluster store of an unscoped provider", &tenantProvider{}, cluster(fakeSpec()), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			a, _ := keyFor(tt.p, "x", tt.store, "tenant-a")
-			b, _ := keyFor(tt.p, "x", tt.store, "tenant-b")
+			a, _ := keyFor(tt.p, "x", tt.backend, "tenant-a")
+			b, _ := keyFor(tt.p, "x", tt.backend, "tenant-b")
 			if got := a != b; got != tt.wantScope {
 				t.Fatalf("keys differ between tenants = %v, want %v (%s vs %s)", got, tt.wantScope, a, b)
 			}
