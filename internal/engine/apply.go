@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -65,13 +66,32 @@ func (e *Engine) unmanaged(ctx context.Context, key client.ObjectKey) (*corev1.S
 	return &s, nil
 }
 
+// errStaleSecret says an update conflicted with a newer version of the
+// Secret than the one the decision was made on.
+var errStaleSecret = errors.New("the Secret changed since it was read")
+
 // apply writes the desired content to the target Secret, after the write
 // checks (writepolicy.go) allow it. Every refusal leaves the Secret exactly
-// as it was.
+// as it was. When the update conflicts, the cache is behind the API server
+// (an informer can take long to relist, after an API-server restart for
+// example): apply decides once more on the Secret read from the API server,
+// rather than failing every refresh until the cache catches up.
 func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (Result, error) {
+	out, err := e.applyTo(ctx, plan, d, res, e.existing)
+	if errors.Is(err, errStaleSecret) {
+		out, err = e.applyTo(ctx, plan, d, res, e.unmanaged)
+	}
+	if errors.Is(err, errStaleSecret) {
+		return out, fail(ReasonWriteFailed, "%v", err)
+	}
+	return out, err
+}
+
+// applyTo is apply with the Secret as read reports it (nil: none).
+func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result, read func(context.Context, client.ObjectKey) (*corev1.Secret, error)) (Result, error) {
 	t := plan.Target
 	key := client.ObjectKey{Namespace: plan.Owner.Namespace, Name: t.Name}
-	cur, err := e.existing(ctx, key)
+	cur, err := read(ctx, key)
 	if err != nil {
 		return res, fail(ReasonWriteFailed, "reading Secret %s: %v", key.Name, err)
 	}
@@ -177,6 +197,9 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 		next.Immutable = ptr(true)
 	}
 	if err := e.Client.Update(ctx, next); err != nil {
+		if apierrors.IsConflict(err) {
+			return res, fmt.Errorf("updating Secret %q: %w", t.Name, errStaleSecret)
+		}
 		return res, fail(ReasonWriteFailed, "updating Secret %q: %v", t.Name, apiMessage(err))
 	}
 	res.Updated = true

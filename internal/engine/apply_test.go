@@ -1,0 +1,95 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/provider/all"
+)
+
+// laggingCache answers reads of one Secret with an older version of it, as
+// the operator's informer does until it has relisted (after an API-server
+// restart, for example); every other read and every write goes to the API
+// server.
+type laggingCache struct {
+	client.Client
+	old *corev1.Secret
+}
+
+func (c laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if s, ok := obj.(*corev1.Secret); ok && key == client.ObjectKeyFromObject(c.old) {
+		c.old.DeepCopyInto(s)
+		return nil
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// A write decided on a stale cached Secret conflicts; apply decides again on
+// the Secret as the API server has it and writes, instead of failing every
+// refresh until the cache catches up.
+func TestApplyRecoversFromAStaleCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := env.Namespace(t)
+	env.Apply(t, ns, `apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata:
+  name: ours
+spec:
+  provider:
+    fake:
+      data:
+      - key: k
+        value: v
+`)
+	reg := all.Registry(all.Options{Config: env.Cluster.Config})
+	layer := fetch.New(ctx, fetch.Options{Registry: reg, Kube: env.Client})
+	plan := engine.Plan{
+		Owner:   engine.Owner{APIVersion: esv1.GroupVersion.String(), Kind: "ExternalSecret", Namespace: ns, Name: "es"},
+		Target:  engine.Target{Name: "out", Type: corev1.SecretTypeOpaque, CreationPolicy: esv1.CreatePolicyOrphan, ManagedBy: "ExternalSecret/es"},
+		Sources: []engine.Source{{Store: engine.StoreRef{Kind: esv1.SecretStoreKind, Name: "ours"}, Data: &engine.DataSource{SecretKey: "k", Ref: provider.Ref{Key: "k"}}}},
+	}
+	e := &engine.Engine{Client: env.Client, APIReader: env.Client, Fetch: layer, Registry: reg}
+	if _, err := e.Execute(ctx, plan); err != nil {
+		t.Fatalf("first sync: %v", err)
+	}
+
+	// Someone edits the Secret twice; the cache has seen only the first edit.
+	key := client.ObjectKey{Namespace: ns, Name: "out"}
+	var s corev1.Secret
+	if err := env.Client.Get(ctx, key, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data["k"] = []byte("edited")
+	if err := env.Client.Update(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	stale := s.DeepCopy()
+	s.Annotations["someone"] = "else"
+	if err := env.Client.Update(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+
+	e.Client = laggingCache{Client: env.Client, old: stale}
+	res, err := e.Execute(ctx, plan)
+	if err != nil {
+		t.Fatalf("sync on a stale cache = %v; want the Secret restored", err)
+	}
+	if !res.Updated {
+		t.Errorf("sync on a stale cache: Result %+v, want Updated", res)
+	}
+	if err := env.Client.Get(ctx, key, &s); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Data["k"]) != "v" || s.Annotations["someone"] != "else" {
+		t.Errorf("Secret after the sync: data k = %q, annotation someone = %q; want k restored and the other edit kept", s.Data["k"], s.Annotations["someone"])
+	}
+}
