@@ -141,7 +141,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "keyferry.io",
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
-		Controller:              config.Controller{UsePriorityQueue: ptr(true), SkipNameValidation: ptr(opts.SkipControllerNameValidation)},
+		// The process exits once the manager stops, so on SIGTERM the
+		// lease is handed over at once instead of expiring.
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{UsePriorityQueue: ptr(true), SkipNameValidation: ptr(opts.SkipControllerNameValidation)},
 		Cache: cache.Options{
 			DefaultNamespaces: servedNamespaces(opts.Namespace),
 			// managedFields are a large share of every cached object and

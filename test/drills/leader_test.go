@@ -5,6 +5,7 @@ package drills
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,4 +107,60 @@ func waitLogged(t *testing.T, p *operatorProc, s string) {
 	testenv.Eventually(t, p.name+" logging "+s, func(context.Context) (bool, string) {
 		return strings.Contains(p.logs(), s), "not logged yet"
 	})
+}
+
+// handoverCap bounds the time from SIGTERM of the leader until the standby
+// holds the lease: the leader releases it as it stops, so the standby's
+// next try takes it (the retry period with client-go's jitter), far sooner
+// than the lease would expire; plus a margin for a loaded machine.
+const handoverCap = retryPeriod*12/10 + 5*time.Second
+
+// shutdownCap bounds how long the leader takes to exit after SIGTERM:
+// controller-runtime's graceful shutdown waits at most 30 s for running
+// syncs.
+const shutdownCap = 30 * time.Second
+
+// On SIGTERM (a rolling update, a drained node) the leader finishes, hands
+// the lease over and exits 0; the standby takes over at once rather than
+// after the lease expires, and keeps the Secrets right.
+func TestLeaderHandsOverOnSIGTERM(t *testing.T) {
+	const n, d, k = 10, 1, 5
+	w := newWorkload(t, n, d, k, 10*time.Second)
+	o := w.observe(t)
+	flags := []string{"--leader-elect", "--leader-election-namespace=" + w.ns}
+	a := startOperator(t, "replica-a", w.ns, flags...)
+	holderA := waitLeaseHolder(t, w.ns, "")
+	b := startOperator(t, "replica-b", w.ns, flags...)
+	o.waitRight(t, n, killSyncTimeout)
+	w.waitAllReady(t)
+	waitLogged(t, b, "Attempting to acquire leader lease")
+
+	stopped := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	holderB := waitLeaseHolder(t, w.ns, holderA)
+	handover := time.Since(stopped)
+	select {
+	case <-a.done:
+	case <-time.After(shutdownCap):
+		t.Fatalf("the leader had not exited %s after SIGTERM", shutdownCap)
+	}
+	exited := time.Since(stopped)
+	if code := a.state.ExitCode(); code != 0 {
+		a.logTail(t, 15)
+		t.Errorf("the leader exited with code %d after SIGTERM, want 0", code)
+	}
+	waitLogged(t, b, "Starting workers")
+
+	w.be.rotate(w.keys()...)
+	o.waitRight(t, n, killSyncTimeout)
+	w.waitAllReady(t)
+	b.assertAlive(t)
+	o.assertClean(t)
+	t.Logf("FIGURE handover: leader %s got SIGTERM, exited after %.1fs (cap %s); %s held the lease after %.1fs (cap %s; lease %s)",
+		holderA, exited.Seconds(), shutdownCap, holderB, handover.Seconds(), handoverCap, leaseDuration)
+	if handover > handoverCap {
+		t.Errorf("handover took %.1fs, cap %s: the leader did not release its lease", handover.Seconds(), handoverCap)
+	}
 }
