@@ -35,9 +35,11 @@ func TestMemory(t *testing.T) {
 	if w := m.Wait(key, t0, time.Hour); w != rec.Next.Sub(t0) {
 		t.Errorf("wait %s; want %s", w, rec.Next.Sub(t0))
 	}
-	// A new configuration reschedules.
-	m.Synced(key, "c2", "9", t0.Add(2*time.Minute), time.Hour)
-	if got := m.Get(key); !got.Next.After(rec.Next) || got.Config != "c2" {
+	// A new configuration reschedules: an interval (with jitter) after its
+	// sync, whatever the old schedule was.
+	at := t0.Add(2 * time.Minute)
+	m.Synced(key, "c2", "9", at, time.Hour)
+	if got := m.Get(key); got.Next.Before(at.Add(time.Hour)) || got.Next.After(at.Add(66*time.Minute)) || got.Config != "c2" {
 		t.Fatalf("a new configuration kept the schedule: %+v", got)
 	}
 	// Get returns a copy.
