@@ -56,7 +56,8 @@ test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build o
 # Fuzz targets run by `make test` for a short fixed time each (package:target).
 FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef \
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
-	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound
+	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/aws/classobjects:FuzzParse \
+	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects
 FUZZTIME ?= 10s
 
 .PHONY: fuzz-short

@@ -41,6 +41,10 @@ const (
 	ReasonSecretMissing          = "SecretMissing"
 	ReasonSecretImmutable        = "SecretImmutable"
 	ReasonWriteFailed            = "SecretWriteFailed"
+	// ReasonMetadataNotSupported: remoteRef.metadataPolicy Fetch asks for
+	// the metadata of a secret in a store that has none (webhook, file,
+	// fake, Vault KV v1).
+	ReasonMetadataNotSupported = "MetadataNotSupported"
 )
 
 // Error is a failed sync with the reason shown to the user. Its message
@@ -83,6 +87,8 @@ func classify(err error) *Error {
 		out.Reason = ReasonUnreachable
 	case errors.Is(err, provider.ErrInvalidConfig):
 		out.Reason = ReasonInvalidStoreConfig
+	case errors.Is(err, provider.ErrMetadataNotSupported):
+		out.Reason = ReasonMetadataNotSupported
 	case errors.Is(err, provider.ErrNotSupported):
 		out.Reason = ReasonUnsupportedProvider
 	case errors.Is(err, provider.ErrBadResponse), errors.Is(err, values.ErrNotJSON):

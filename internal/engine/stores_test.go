@@ -54,7 +54,7 @@ kind: SecretProviderClass
 metadata:
   name: gcp
 spec:
-  provider: gcp
+  provider: akeyless
   parameters:
     secrets: x
 ---
@@ -146,7 +146,7 @@ func TestStoreResolvers(t *testing.T) {
 		{name: "SecretProviderClass missing", ref: engine.StoreRef{Kind: provider.ClassKind, Name: "missing", ServiceAccount: "sa"},
 			wantReason: engine.ReasonStoreNotFound, wantMessage: `SecretProviderClass "missing" not found in namespace "` + ns + `"`},
 		{name: "SecretProviderClass of another provider", ref: engine.StoreRef{Kind: provider.ClassKind, Name: "gcp", ServiceAccount: "sa"},
-			wantReason: engine.ReasonUnsupportedProvider, wantMessage: `SecretProviderClass "gcp" uses provider "gcp": keyferry synchronizes SecretProviderClasses with provider azure only`},
+			wantReason: engine.ReasonUnsupportedProvider, wantMessage: `SecretProviderClass "gcp" uses provider "akeyless": keyferry synchronizes SecretProviderClasses with provider `},
 		{name: "SecretProviderClass without a provider", ref: engine.StoreRef{Kind: provider.ClassKind, Name: "no-provider", ServiceAccount: "sa"},
 			wantReason: engine.ReasonUnsupportedProvider, wantMessage: `SecretProviderClass "no-provider" sets no spec.provider`},
 		{name: "SecretProviderClass with invalid parameters", ref: engine.StoreRef{Kind: provider.ClassKind, Name: "no-vault", ServiceAccount: "sa"},
@@ -189,10 +189,10 @@ func TestCheckProviderClass(t *testing.T) {
 		want       string
 	}{
 		{name: "azure", class: provider.Class{Provider: "azure", Parameters: map[string]string{"keyvaultName": "kv1", "objects": objects}}},
-		{name: "another provider", class: provider.Class{Provider: "vault"}, wantReason: engine.ReasonUnsupportedProvider,
-			want: `SecretProviderClass "spc" uses provider "vault": keyferry synchronizes SecretProviderClasses with provider azure only (for other stores, use an ExternalSecret)`},
+		{name: "another provider", class: provider.Class{Provider: "akeyless"}, wantReason: engine.ReasonUnsupportedProvider,
+			want: `SecretProviderClass "spc" uses provider "akeyless": keyferry synchronizes SecretProviderClasses with provider `},
 		{name: "no provider", class: provider.Class{}, wantReason: engine.ReasonUnsupportedProvider,
-			want: `SecretProviderClass "spc" sets no spec.provider: keyferry synchronizes SecretProviderClasses with provider azure`},
+			want: `SecretProviderClass "spc" sets no spec.provider: keyferry synchronizes SecretProviderClasses with provider `},
 		{name: "bad parameters", class: provider.Class{Provider: "azure", Parameters: map[string]string{"keyvaultName": "kv1", "cloudName": "Mars", "objects": objects}}, wantReason: engine.ReasonInvalidStoreConfig,
 			want: `SecretProviderClass "spc": parameters.cloudName`},
 		{name: "bad objects", class: provider.Class{Provider: "azure", Parameters: map[string]string{"keyvaultName": "kv1", "objects": "array: ["}}, wantReason: engine.ReasonInvalidStoreConfig,

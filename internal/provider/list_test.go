@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -83,23 +84,23 @@ func (p *countingPages) NextPage(context.Context) ([]provider.Listed, error) {
 	return page, nil
 }
 
-func TestFindAllListsSelectsAndReadsWhatTheListingDidNotReturn(t *testing.T) {
+func TestFindInListsSelectsAndReadsWhatTheListingDidNotReturn(t *testing.T) {
 	c := &memClient{
 		values: map[string]string{"g/a": "1", "v/b": "2", "g/skip": "3", "v/c": "4"},
 		// "g/gone" is listed but deleted before it is read
 		order: []string{"g/a", "v/b", "g/skip", "g/gone", "v/c"},
 	}
-	got, err := provider.FindAll(context.Background(), c, provider.Find{Name: "/[a-z]$|gone"})
+	got, err := fetch.FindIn(context.Background(), c, provider.Find{Name: "/[a-z]$|gone"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 3 || string(got["g/a"]) != "1" || string(got["v/b"]) != "2" || string(got["v/c"]) != "4" {
-		t.Fatalf("FindAll = %q, want g/a, v/b and v/c", got)
+		t.Fatalf("FindIn = %q, want g/a, v/b and v/c", got)
 	}
 	if c.lists != 3 || c.gets != 2 {
 		t.Fatalf("%d list and %d get calls, want 3 pages and 2 gets (g/a, g/gone)", c.lists, c.gets)
 	}
-	if _, err := provider.FindAll(context.Background(), c, provider.Find{Name: "("}); !errors.Is(err, provider.ErrInvalidConfig) {
+	if _, err := fetch.FindIn(context.Background(), c, provider.Find{Name: "("}); !errors.Is(err, provider.ErrInvalidConfig) {
 		t.Fatalf("an invalid name expression: %v, want ErrInvalidConfig", err)
 	}
 }

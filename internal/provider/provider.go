@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -32,13 +31,23 @@ import (
 type Ref struct {
 	Key     string
 	Version string
+	// Metadata asks for the remote secret's metadata (its tags, labels or
+	// custom metadata, as ESO's remoteRef.metadataPolicy Fetch does) instead
+	// of its value; each provider's metadata.go says what it returns. A provider
+	// without metadata refuses such a ref with an error wrapping
+	// ErrMetadataNotSupported and never returns the value for it.
+	Metadata bool
 }
 
 func (r Ref) String() string {
-	if r.Version == "" {
-		return r.Key
+	s := r.Key
+	if r.Version != "" {
+		s += "@" + r.Version
 	}
-	return r.Key + "@" + r.Version
+	if r.Metadata {
+		s += " (metadata)"
+	}
+	return s
 }
 
 // Value is one fetched remote value.
@@ -154,99 +163,6 @@ type ListPager interface {
 	More() bool
 	// NextPage returns the next page.
 	NextPage(ctx context.Context) ([]Listed, error)
-}
-
-// FindAll runs find against c directly: every page of the listing, the
-// names find.Name selects, and the values the listing did not return read
-// in batch calls when c is a BatchGetter (BatchSize refs a call), else one
-// GetSecret each; a value gone since the listing is left out. It has the
-// semantics and the call count of the fetch layer's Find without its cache,
-// coalescing or rate limiting, for provider tests and tools.
-func FindAll(ctx context.Context, c Client, find Find) (map[string][]byte, error) {
-	lister, ok := c.(Lister)
-	if !ok {
-		return nil, fmt.Errorf("%w: the provider cannot list values (dataFrom.find)", ErrNotSupported)
-	}
-	match, err := find.Matcher()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]byte{}
-	names := map[Ref][]string{}
-	var refs []Ref
-	pages := lister.ListSecrets(ctx, List{Path: find.Path, Tags: find.Tags, Match: match})
-	for pages.More() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range page {
-			if _, dup := out[l.Name]; dup || !match(l.Name) {
-				continue
-			}
-			if l.Value != nil {
-				out[l.Name] = l.Value.Data
-				continue
-			}
-			if l.Ref.Key == "" {
-				continue // neither a value nor a way to read it
-			}
-			out[l.Name] = nil
-			if _, seen := names[l.Ref]; !seen {
-				refs = append(refs, l.Ref)
-			}
-			names[l.Ref] = append(names[l.Ref], l.Name)
-		}
-	}
-	vals, errs := readAll(ctx, c, refs)
-	for _, r := range refs {
-		err := errs[r]
-		for _, name := range names[r] {
-			switch {
-			case err == nil:
-				out[name] = vals[r].Data
-			case errors.Is(err, ErrNotFound):
-				delete(out, name)
-			default:
-				return nil, err
-			}
-		}
-	}
-	return out, nil
-}
-
-// readAll reads refs in batch calls when c can batch, else one by one. A
-// ref in neither result is not found.
-func readAll(ctx context.Context, c Client, refs []Ref) (map[Ref]Value, map[Ref]error) {
-	vals, errs := map[Ref]Value{}, map[Ref]error{}
-	bg, ok := c.(BatchGetter)
-	if !ok || len(refs) < 2 {
-		for _, r := range refs {
-			if v, err := c.GetSecret(ctx, r); err != nil {
-				errs[r] = err
-			} else {
-				vals[r] = v
-			}
-		}
-		return vals, errs
-	}
-	size := len(refs)
-	if bs, ok := c.(BatchSizer); ok && bs.BatchSize() > 0 {
-		size = bs.BatchSize()
-	}
-	for chunk := range slices.Chunk(refs, size) {
-		got, failed := bg.GetSecrets(ctx, chunk)
-		for _, r := range chunk {
-			if v, ok := got[r]; ok {
-				vals[r] = v
-			} else if err, ok := failed[r]; ok {
-				errs[r] = err
-			} else {
-				errs[r] = fmt.Errorf("%w: %s", ErrNotFound, r)
-			}
-		}
-	}
-	return vals, errs
 }
 
 // Pages is a ListPager over pages already at hand (a listing done in one

@@ -122,10 +122,17 @@ func run(m *testing.M) int {
 		return 1
 	}
 	awsRoutes = newAWSRouter(moto, enforcingMoto)
+	agent := startPodIdentityAgent()
+	defer agent.Close()
 	reg.Register(awsprovider.Name, &awsprovider.Provider{
 		Endpoints:  awsprovider.Endpoints{SecretsManager: moto.Endpoint(), SSM: moto.Endpoint(), STS: moto.Endpoint()},
 		HTTPClient: awsRoutes,
+		// The AWS CSI provider's examples set no region and may use EKS Pod
+		// Identity (aws_secretsync_test.go).
+		DefaultRegion:    awsRegion,
+		PodIdentityAgent: agent.URL,
 	})
+	reg.RegisterClass(awsprovider.ClassName, awsprovider.Name)
 
 	// GCP: the emulator behind a TLS front, so that the stores' credentials
 	// are sent (and recorded) as they are to Google.
@@ -141,6 +148,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	reg.Register(gcpsm.Name, gcpsm.NewWithClientOptions(gcpFront.ClientOptions()...))
+	reg.RegisterClass(gcpsm.ClassName, gcpsm.Name)
 
 	// Vault: a dev server whose root token is "root", the token of ESO's
 	// example, reached for http://my.vault.server:8200.
@@ -152,6 +160,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	reg.Register("vault", vault.NewWithOptions(vault.Options{DialContext: vaultRoutes.DialContext}))
+	reg.RegisterClass(vault.ClassName, "vault")
 
 	env, err = testenv.Start(testenv.Options{Registry: reg, Operator: func(o *operator.Options) {
 		// The examples reach Vault at http://my.vault.server:8200, and the

@@ -48,10 +48,20 @@ const (
 func TestVaultExampleReadsAPropertyWithAToken(t *testing.T) {
 	value := "s3cr3t-" + canary
 	vaultSrv.PutKV(t, "secret", 2, "foo", map[string]any{"my-value": value})
+	vaultSrv.Write(t, "secret/metadata/foo", map[string]any{"custom_metadata": map[string]any{"dev": "seb"}})
 	ns := env.Namespace(t)
 	env.Apply(t, ns, vaultExampleDir)
 	env.WaitReady(t, ns, "vault-example", metav1.ConditionTrue, synced)
-	env.WaitSecret(t, ns, "example-sync", testenv.HasData(map[string]string{"foobar": value}))
+	s := env.WaitSecret(t, ns, "example-sync", testenv.HasData(map[string]string{"foobar": value, "developer": "seb"}))
+	// metadataPolicy Fetch without a property: the custom metadata and
+	// Vault's system metadata, as JSON, never the value.
+	var tags map[string]string
+	if err := json.Unmarshal(s.Data["tags"], &tags); err != nil || tags["dev"] != "seb" || tags["current_version"] == "" {
+		t.Fatalf("tags = %s (%v); want the custom metadata dev=seb and the system metadata", s.Data["tags"], err)
+	}
+	if strings.Contains(string(s.Data["tags"]), value) {
+		t.Fatal("the secret's value was written where its metadata was asked")
+	}
 	if n := vaultRoutes.requests(vaultServerAddr, "/v1/secret/data/foo"); n == 0 {
 		t.Fatalf("no request for secret/data/foo reached Vault as %s", vaultServerAddr)
 	}

@@ -86,7 +86,7 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 		}
 		plan.Sources = append(plan.Sources, engine.Source{Store: st, Data: &engine.DataSource{
 			SecretKey:      d.SecretKey,
-			Ref:            provider.Ref{Key: d.RemoteRef.Key, Version: d.RemoteRef.Version},
+			Ref:            remoteRef(d.RemoteRef.Key, d.RemoteRef.Version, d.RemoteRef.MetadataPolicy),
 			Property:       d.RemoteRef.Property,
 			Decoding:       d.RemoteRef.DecodingStrategy,
 			NullBytePolicy: d.RemoteRef.NullBytePolicy,
@@ -113,7 +113,7 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 				return engine.Plan{}, invalid("spec.dataFrom[%d].extract.key is empty", i)
 			}
 			plan.Sources = append(plan.Sources, engine.Source{Store: st, Extract: &engine.ExtractSource{
-				Ref: provider.Ref{Key: x.Key, Version: x.Version}, Property: x.Property,
+				Ref: remoteRef(x.Key, x.Version, x.MetadataPolicy), Property: x.Property,
 				Decoding: x.DecodingStrategy, Conversion: x.ConversionStrategy, NullBytePolicy: x.NullBytePolicy, Rewrite: rws,
 			}})
 		case df.Find != nil:
@@ -221,6 +221,13 @@ func rewrites(i int, rws []esv1.ExternalSecretRewrite) ([]engine.Rewrite, error)
 		}
 	}
 	return out, nil
+}
+
+// remoteRef is the provider ref of a remoteRef or extract: with
+// metadataPolicy Fetch it reads the remote secret's metadata (tags, labels,
+// custom metadata) instead of its value, cached apart from the value.
+func remoteRef(key, version string, policy esv1.ExternalSecretMetadataPolicy) provider.Ref {
+	return provider.Ref{Key: key, Version: version, Metadata: policy == esv1.MetadataPolicyFetch}
 }
 
 func storeRef(def esv1.SecretStoreRef, src *esv1.StoreSourceRef) engine.StoreRef {

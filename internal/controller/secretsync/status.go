@@ -80,7 +80,8 @@ func kindOf(err error) failureKind {
 		return kindInternal
 	}
 	switch ee.Reason {
-	case engine.ReasonStoreNotFound, engine.ReasonStoreNotAllowed, engine.ReasonInvalidStoreConfig, engine.ReasonUnsupportedProvider:
+	case engine.ReasonStoreNotFound, engine.ReasonStoreNotAllowed, engine.ReasonInvalidStoreConfig, engine.ReasonUnsupportedProvider,
+		engine.ReasonOperatorIdentityNotAllowed:
 		return kindSPC
 	case engine.ReasonRemoteNotFound, engine.ReasonForbidden, engine.ReasonUnauthenticated, engine.ReasonUnreachable,
 		engine.ReasonThrottled, engine.ReasonBadResponse, engine.ReasonProviderError, engine.ReasonPropertyNotFound, engine.ReasonInvalidValue:

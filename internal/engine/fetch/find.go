@@ -10,6 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+
+	"golang.org/x/time/rate"
 
 	"github.com/keyferry/keyferry/internal/provider"
 )
@@ -142,4 +145,25 @@ func probeList(ctx context.Context, c provider.Client, f provider.Find) error {
 	}
 	_, err = pages.NextPage(ctx)
 	return err
+}
+
+// FindIn runs find f against client c through the fetch layer's own find
+// path (the listing, the selection, the reads of what the listing did not
+// return, batched where c can batch) on a backend of its own: nothing is
+// shared or cached beyond the call, and calls are not rate-limited. It is
+// for provider tests and tools that hold a client rather than a store; c
+// stays the caller's to close.
+func FindIn(ctx context.Context, c provider.Client, f provider.Find) (map[string][]byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l := New(ctx, Options{})
+	s := &backend{
+		provider: "direct", created: l.opts.Now(), client: c, cancel: cancel,
+		limiter:  rate.NewLimiter(rate.Inf, 0),
+		entries:  map[provider.Ref]*entry{},
+		finds:    map[string]*entry{},
+		inflight: map[string]*call{},
+		mu:       &sync.Mutex{},
+	}
+	return l.find(ctx, s, Request{}, f)
 }

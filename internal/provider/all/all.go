@@ -39,5 +39,8 @@ func Registry(opts Options) *provider.Registry {
 	r.Register("webhook", webhook.NewWithOptions(webhook.Options{AllowLinkLocal: opts.WebhookAllowLinkLocal}))
 	// SecretProviderClasses (the SecretSync front-end), by spec.provider.
 	r.RegisterClass(azurekv.ClassName, azurekv.Name)
+	r.RegisterClass(gcpsm.ClassName, gcpsm.Name)
+	r.RegisterClass(vault.ClassName, "vault")
+	r.RegisterClass(aws.ClassName, aws.Name)
 	return r
 }

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 	awsprovider "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/testserver/motoserver"
@@ -420,7 +421,7 @@ func TestAuthErrorsAgainstEnforcingMoto(t *testing.T) {
 			checkErr(t, "GetSecret", err, tt.want, userSecret)
 			_, errs := c.(provider.BatchGetter).GetSecrets(ctx, []provider.Ref{{Key: "guarded"}, {Key: "other"}})
 			checkErr(t, "GetSecrets", errs[provider.Ref{Key: "guarded"}], tt.want, userSecret)
-			_, err = provider.FindAll(ctx, c, provider.Find{Path: "g"})
+			_, err = fetch.FindIn(ctx, c, provider.Find{Path: "g"})
 			checkErr(t, "Find", err, tt.want, userSecret)
 			if tt.role != "" {
 				checkErr(t, "Validate", c.Validate(ctx), tt.want, userSecret)
@@ -485,7 +486,7 @@ func TestUnreachable(t *testing.T) {
 			checkErr(t, "GetSecret", err, provider.ErrUnreachable)
 			_, errs := c.(provider.BatchGetter).GetSecrets(ctx, []provider.Ref{{Key: "a"}, {Key: "b"}})
 			checkErr(t, "GetSecrets", errs[provider.Ref{Key: "a"}], provider.ErrUnreachable)
-			_, err = provider.FindAll(ctx, c, provider.Find{Path: "/p"})
+			_, err = fetch.FindIn(ctx, c, provider.Find{Path: "/p"})
 			checkErr(t, "Find", err, provider.ErrUnreachable)
 
 			spec.Role = "arn:aws:iam::123456789012:role/r"

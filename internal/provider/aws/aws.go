@@ -7,6 +7,10 @@
 // then assumed in order. Secrets Manager clients fetch many values in one
 // BatchGetSecretValue call (AWS bills per call); Parameter Store clients use
 // GetParameters the same way.
+//
+// It also serves SecretProviderClasses with provider aws (class.go), as
+// the AWS provider of the Secrets Store CSI driver reads them: a store
+// whose Class is set reads the files of the class's `objects`.
 package aws
 
 import (
@@ -63,13 +67,22 @@ type Provider struct {
 	// HTTPClient sends every request to AWS (the services and STS); nil
 	// uses the SDK's default client.
 	HTTPClient aws.HTTPClient
+	// DefaultRegion is the region of SecretProviderClasses that set none
+	// (class.go).
+	DefaultRegion string
+	// PodIdentityAgent is the EKS Pod Identity agent's credentials endpoint
+	// for SecretProviderClasses with usePodIdentity (classpodidentity.go);
+	// empty means the agent's link-local address on the node.
+	PodIdentityAgent string
 }
 
 var _ provider.Provider = (*Provider)(nil)
 
 // New returns the provider registered under Name, with endpoints from the
 // environment.
-func New() provider.Provider { return &Provider{Endpoints: EndpointsFromEnv()} }
+func New() provider.Provider {
+	return &Provider{Endpoints: EndpointsFromEnv(), DefaultRegion: RegionFromEnv()}
+}
 
 // Shareable says whether stores with this configuration can share one
 // client and cache across namespaces: only when the credentials do not
@@ -96,6 +109,9 @@ func (p *Provider) Shareable(store provider.Store) bool {
 
 // ValidateSpec checks spec.provider.aws without any I/O.
 func (p *Provider) ValidateSpec(store provider.Store) error {
+	if store.Class != nil {
+		return validateClass(store)
+	}
 	_, err := awsSpec(store)
 	return err
 }
@@ -176,6 +192,9 @@ func validateSelector(field string, sel esv1.SecretKeySelector) error {
 // static credentials and the ServiceAccount now; STS calls happen when
 // credentials are first needed and again when they expire.
 func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
+	if opts.Store.Class != nil {
+		return p.newClassClient(ctx, opts)
+	}
 	spec, err := awsSpec(opts.Store)
 	if err != nil {
 		return nil, err

@@ -49,6 +49,9 @@ func newParameterStore(b base, api *ssm.Client) *parameterStore {
 // GetSecret reads the parameter prefix+key, decrypted. A version is a
 // version number or a label (name:version, as AWS selects them).
 func (c *parameterStore) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return c.tags(ctx, ref)
+	}
 	return c.get(ctx, c.name(ref))
 }
 
@@ -77,7 +80,8 @@ func (c *parameterStore) GetSecrets(ctx context.Context, refs []provider.Ref) (m
 	return getRefs(ctx, refs, c.batch, func(ref provider.Ref) (string, bool) {
 		// GetParameters answers an ARN with the parameter's name: ARNs (of
 		// names a find listed outside the prefix) are read one by one.
-		return c.name(ref), ref.Version == "" && !strings.HasPrefix(ref.Key, "arn:")
+		// Metadata refs read tags (ListTagsForResource), one by one.
+		return c.name(ref), !ref.Metadata && ref.Version == "" && !strings.HasPrefix(ref.Key, "arn:")
 	}, c.GetSecret)
 }
 

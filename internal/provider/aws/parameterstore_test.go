@@ -13,6 +13,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -161,7 +162,7 @@ func TestParameterStoreFind(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec.reset()
-			got, err := provider.FindAll(ctx, c, tt.find)
+			got, err := fetch.FindIn(ctx, c, tt.find)
 			if err != nil {
 				t.Fatalf("Find(%+v): %v", tt.find, err)
 			}
@@ -196,7 +197,7 @@ func TestParameterStoreFindIgnoresThePrefix(t *testing.T) {
 	spec.Prefix = "/ps-pfx/in/"
 	c := newClient(t, motoProvider(nil), spec)
 	for _, f := range []provider.Find{{Path: "/ps-pfx"}, {Tags: map[string]string{"pfx": "yes"}}} {
-		got, err := provider.FindAll(ctx, c, f)
+		got, err := fetch.FindIn(ctx, c, f)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,6 +55,9 @@ func newSecretsManager(b base, api *secretsmanager.Client) *secretsManager {
 // a VersionId, any other a staging label (AWSCURRENT, AWSPREVIOUS, ...);
 // none reads AWSCURRENT.
 func (c *secretsManager) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return c.tags(ctx, ref)
+	}
 	return c.get(ctx, c.id(ref.Key), ref.Version)
 }
 
@@ -77,7 +80,8 @@ func (c *secretsManager) get(ctx context.Context, id, version string) (provider.
 // one, as the batch call reads current versions only.
 func (c *secretsManager) GetSecrets(ctx context.Context, refs []provider.Ref) (map[provider.Ref]provider.Value, map[provider.Ref]error) {
 	return getRefs(ctx, refs, c.batch, func(ref provider.Ref) (string, bool) {
-		return c.id(ref.Key), ref.Version == "" || ref.Version == stageCurrent
+		// Metadata refs read tags (DescribeSecret), one by one.
+		return c.id(ref.Key), !ref.Metadata && (ref.Version == "" || ref.Version == stageCurrent)
 	}, c.GetSecret)
 }
 

@@ -15,6 +15,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -273,7 +274,7 @@ func TestSecretsManagerFind(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec.reset()
-			got, err := provider.FindAll(ctx, c, tt.find)
+			got, err := fetch.FindIn(ctx, c, tt.find)
 			if err != nil {
 				t.Fatalf("Find(%+v): %v", tt.find, err)
 			}
@@ -293,7 +294,7 @@ func TestSecretsManagerFind(t *testing.T) {
 		})
 	}
 
-	_, err := provider.FindAll(ctx, c, provider.Find{Name: "("})
+	_, err := fetch.FindIn(ctx, c, provider.Find{Name: "("})
 	if !errors.Is(err, provider.ErrInvalidConfig) {
 		t.Errorf("Find with an invalid regular expression = %v, want ErrInvalidConfig", err)
 	}
@@ -309,7 +310,7 @@ func TestSecretsManagerFindIgnoresThePrefix(t *testing.T) {
 	spec := smSpec()
 	spec.Prefix = "pfx-in/"
 	c := newClient(t, motoProvider(nil), spec)
-	got, err := provider.FindAll(ctx, c, provider.Find{Name: "^pfx-"})
+	got, err := fetch.FindIn(ctx, c, provider.Find{Name: "^pfx-"})
 	if err != nil {
 		t.Fatal(err)
 	}

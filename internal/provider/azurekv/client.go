@@ -101,6 +101,9 @@ func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Valu
 	if err != nil {
 		return provider.Value{}, err
 	}
+	if ref.Metadata {
+		return c.metadata(ctx, objectType, name, ref.Version)
+	}
 	return c.get(ctx, objectType, name, ref.Version)
 }
 
@@ -190,13 +193,6 @@ func (p *secretPages) NextPage(ctx context.Context) ([]provider.Listed, error) {
 		out = append(out, provider.Listed{Name: name, Ref: provider.Ref{Key: name}})
 	}
 	return out, nil
-}
-
-// Find is provider.FindAll over this client: the fetch layer never calls
-// it (it lists through ListSecrets); it serves callers that hold the
-// client itself.
-func (c *Client) Find(ctx context.Context, find provider.Find) (map[string][]byte, error) {
-	return provider.FindAll(ctx, c, find)
 }
 
 func tagsMatch(have map[string]*string, want map[string]string) bool {

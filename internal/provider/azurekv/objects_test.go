@@ -16,6 +16,7 @@ import (
 	"time"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
 )
@@ -110,7 +111,7 @@ func TestFindByTagsAndNameAcrossPages(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := srv.VaultRequests("/secrets")
-			got, err := c.Find(ctx, tc.find)
+			got, err := fetch.FindIn(ctx, c, tc.find)
 			if err != nil {
 				noCanary(t, err)
 				t.Fatalf("Find: %v", err)
@@ -130,7 +131,7 @@ func TestFindByTagsAndNameAcrossPages(t *testing.T) {
 		})
 	}
 
-	_, err := c.Find(ctx, provider.Find{Name: "("})
+	_, err := fetch.FindIn(ctx, c, provider.Find{Name: "("})
 	wantErr(t, err, provider.ErrInvalidConfig)
 }
 
@@ -238,14 +239,14 @@ func TestErrorsMapToSentinels(t *testing.T) {
 		if !strings.Contains(err.Error(), "appid=reader") {
 			t.Fatalf("error %q should name the caller Key Vault refused", err)
 		}
-		_, err = c.Find(ctx, provider.Find{})
+		_, err = fetch.FindIn(ctx, c, provider.Find{})
 		wantErr(t, err, provider.ErrForbidden)
 	})
 	t.Run("get without list permission", func(t *testing.T) {
 		srv.SetAccess("reader", kvserver.SecretsGet)
 		defer srv.SetAccess("reader", kvserver.ReadAll)
 		getValue(t, c, "present", version)
-		_, err := c.Find(ctx, provider.Find{})
+		_, err := fetch.FindIn(ctx, c, provider.Find{})
 		wantErr(t, err, provider.ErrForbidden)
 	})
 }
@@ -277,7 +278,7 @@ func TestThrottlingIsSurfacedNotRetried(t *testing.T) {
 
 	srv.Throttle("/secrets", 30*time.Second, 1)
 	before := srv.VaultRequests("/secrets")
-	_, err = c.Find(ctx, provider.Find{})
+	_, err = fetch.FindIn(ctx, c, provider.Find{})
 	if !errors.As(err, &te) || te.RetryAfter != 30*time.Second {
 		t.Fatalf("Find: got %v, want a ThrottledError with RetryAfter 30s", err)
 	}

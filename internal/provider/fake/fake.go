@@ -57,6 +57,9 @@ type client struct {
 }
 
 func (c *client) GetSecret(_ context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return provider.Value{}, provider.RefuseMetadata(ref, "the fake provider has no metadata")
+	}
 	v, ok := c.values[ref]
 	if !ok {
 		return provider.Value{}, fmt.Errorf("%w: key %q version %q", provider.ErrNotFound, ref.Key, ref.Version)

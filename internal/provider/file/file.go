@@ -159,6 +159,9 @@ var (
 
 // GetSecret returns the content of the file key names.
 func (c *Client) GetSecret(_ context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return provider.Value{}, provider.RefuseMetadata(ref, "files have no tags or labels")
+	}
 	if ref.Version != "" {
 		return provider.Value{}, fmt.Errorf("%w: files have no versions (remoteRef.version %q for %q)", provider.ErrNotSupported, ref.Version, ref.Key)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr/testr"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -161,7 +162,7 @@ func TestAtomicWriterLayoutIsReadThroughItsLinks(t *testing.T) {
 			t.Fatalf("GetSecret(%q) = %q, want %q", key, got, want)
 		}
 	}
-	all, err := provider.FindAll(context.Background(), c, provider.Find{})
+	all, err := fetch.FindIn(context.Background(), c, provider.Find{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestKeysThatEscapeTheRootAreRefused(t *testing.T) {
 		t.Fatal("a link loop was read")
 	}
 
-	all, err := provider.FindAll(context.Background(), c, provider.Find{})
+	all, err := fetch.FindIn(context.Background(), c, provider.Find{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestFind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := provider.FindAll(context.Background(), c, tt.find)
+			got, err := fetch.FindIn(context.Background(), c, tt.find)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,13 +303,13 @@ func TestFind(t *testing.T) {
 			}
 		})
 	}
-	got, _ := provider.FindAll(context.Background(), c, provider.Find{Name: "^db-password$"})
+	got, _ := fetch.FindIn(context.Background(), c, provider.Find{Name: "^db-password$"})
 	if string(got["db-password"]) != "p" {
 		t.Fatalf("Find returned %q for db-password, want its content", got["db-password"])
 	}
-	_, err := provider.FindAll(context.Background(), c, provider.Find{Tags: map[string]string{"env": "prod"}})
+	_, err := fetch.FindIn(context.Background(), c, provider.Find{Tags: map[string]string{"env": "prod"}})
 	wantErr(t, err, provider.ErrNotSupported)
-	_, err = provider.FindAll(context.Background(), c, provider.Find{Name: "("})
+	_, err = fetch.FindIn(context.Background(), c, provider.Find{Name: "("})
 	wantErr(t, err, provider.ErrInvalidConfig)
 }
 
@@ -367,7 +368,7 @@ func TestLinkedDirectoriesAreListedUnderEachName(t *testing.T) {
 	symlink(t, "real", filepath.Join(root, "alias"))
 	symlink(t, "..", filepath.Join(root, "real", "up")) // a loop back to the root
 	c := newClient(t, root, "")
-	all, err := provider.FindAll(context.Background(), c, provider.Find{})
+	all, err := fetch.FindIn(context.Background(), c, provider.Find{})
 	if err != nil {
 		t.Fatal(err)
 	}

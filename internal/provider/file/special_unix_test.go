@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -23,7 +24,7 @@ func TestSpecialFilesAreNotRead(t *testing.T) {
 	wantErr(t, err, provider.ErrNotFound)
 	_, err = get(t, c, "big")
 	wantErr(t, err, provider.ErrBadResponse)
-	all, err := provider.FindAll(context.Background(), c, provider.Find{Name: "fifo"})
+	all, err := fetch.FindIn(context.Background(), c, provider.Find{Name: "fifo"})
 	if err != nil || len(all) != 0 {
 		t.Fatalf("Find listed a FIFO: %v, %v", sortedKeys(all), err)
 	}

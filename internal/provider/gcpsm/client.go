@@ -58,6 +58,9 @@ func readRetry() gax.CallOption {
 // whose latest version is disabled or destroyed reads the newest enabled
 // version instead.
 func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return c.metadata(ctx, ref)
+	}
 	if err := checkName("key", ref.Key); err != nil {
 		return provider.Value{}, err
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
 )
@@ -163,7 +164,7 @@ func TestRegionalStoreReadsRegionalSecrets(t *testing.T) {
 	if _, err := regional.GetSecret(ctx, provider.Ref{Key: "global-only"}); !errors.Is(err, provider.ErrNotFound) {
 		t.Fatalf("regional GetSecret of a global secret: got %v, want ErrNotFound", err)
 	}
-	found, err := provider.FindAll(ctx, regional, provider.Find{})
+	found, err := fetch.FindIn(ctx, regional, provider.Find{})
 	if err != nil {
 		t.Fatalf("regional Find: %v", err)
 	}
@@ -216,7 +217,7 @@ func TestFindByNameRegexpPathAndLabels(t *testing.T) {
 			map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := provider.FindAll(testContext(t), c, tc.find)
+			got, err := fetch.FindIn(testContext(t), c, tc.find)
 			if err != nil {
 				t.Fatalf("Find: %v", err)
 			}
@@ -231,7 +232,7 @@ func TestFindByNameRegexpPathAndLabels(t *testing.T) {
 		})
 	}
 
-	if _, err := provider.FindAll(testContext(t), c, provider.Find{Name: "("}); err == nil {
+	if _, err := fetch.FindIn(testContext(t), c, provider.Find{Name: "("}); err == nil {
 		t.Fatal("Find with an invalid regexp succeeded")
 	}
 }
@@ -252,7 +253,7 @@ func TestUnreachableStore(t *testing.T) {
 	if !errors.Is(err, provider.ErrUnreachable) {
 		t.Fatalf("GetSecret from a closed port: got %v, want ErrUnreachable", err)
 	}
-	_, err = provider.FindAll(testContext(t), c, provider.Find{})
+	_, err = fetch.FindIn(testContext(t), c, provider.Find{})
 	if !errors.Is(err, provider.ErrUnreachable) {
 		t.Fatalf("Find from a closed port: got %v, want ErrUnreachable", err)
 	}
@@ -284,7 +285,7 @@ func TestErrorsNeverContainSecretValues(t *testing.T) {
 		_, err := c.GetSecret(ctx, ref)
 		errs = append(errs, err)
 	}
-	_, err = provider.FindAll(ctx, c, provider.Find{Name: "("})
+	_, err = fetch.FindIn(ctx, c, provider.Find{Name: "("})
 	errs = append(errs, err)
 	errs = append(errs, credentialErrors(t, canary)...)
 

@@ -6,6 +6,9 @@ import "github.com/keyferry/keyferry/internal/provider"
 // secretRef or workloadIdentity uses application default credentials, which
 // find the operator pod's own GCP identity.
 func (p *Provider) OperatorIdentities(store provider.Store) []provider.IdentityUse {
+	if store.Class != nil {
+		return classOperatorIdentities(store)
+	}
 	if store.Spec == nil || store.Spec.Provider == nil || store.Spec.Provider.GCPSM == nil {
 		return nil
 	}

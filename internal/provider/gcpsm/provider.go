@@ -7,6 +7,10 @@
 //
 // Values are returned as the bytes Secret Manager stores; the engine applies
 // properties, decoding and templates.
+//
+// It also serves SecretProviderClasses with provider gcp for SecretSyncs
+// (class.go): a store whose Class is set reads the versions of the class's
+// `secrets` parameter.
 package gcpsm
 
 import (
@@ -40,6 +44,9 @@ type Provider struct {
 	// clientOptions are appended after the options keyferry derives from the
 	// store, so they win. They are not reachable from a SecretStore.
 	clientOptions []option.ClientOption
+	// metadata is the GCE metadata server SecretProviderClasses with auth
+	// pod-adc learn the GKE cluster from; nil means the real one.
+	metadata metadataSource
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -64,6 +71,9 @@ var (
 
 // ValidateSpec checks spec.provider.gcpsm without any I/O.
 func (p *Provider) ValidateSpec(store provider.Store) error {
+	if store.Class != nil {
+		return validateClass(store)
+	}
 	g, err := gcpSpec(store)
 	if err != nil {
 		return err
@@ -129,6 +139,9 @@ func gcpSpec(store provider.Store) (*esv1.GCPSMProvider, error) {
 // project, reads the credentials the store names and, for a regional store,
 // uses the regional endpoint.
 func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
+	if opts.Store.Class != nil {
+		return p.newClassClient(ctx, opts)
+	}
 	if err := p.ValidateSpec(opts.Store); err != nil {
 		return nil, err
 	}

@@ -77,6 +77,9 @@ func newClient(conn *connection, namespace string) (*Client, error) {
 // GetSecret returns the data of the Secret named ref.Key. Secrets have no
 // versions, so a ref with a version is refused.
 func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return c.metadata(ctx, ref)
+	}
 	if ref.Version != "" {
 		return provider.Value{}, fmt.Errorf("%w: secret %q: Kubernetes Secrets have no versions; remove remoteRef.version", provider.ErrNotSupported, ref.Key)
 	}

@@ -33,6 +33,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/devcluster"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 	k8sprovider "github.com/keyferry/keyferry/internal/provider/kubernetes"
 )
@@ -412,7 +413,7 @@ func TestCrossNamespaceReadIsForbidden(t *testing.T) {
 	}, nil))
 	_, err := c.GetSecret(ctx, provider.Ref{Key: "db"})
 	wantErr(t, err, provider.ErrForbidden, `"db"`, `namespace "team-b"`, "system:serviceaccount:kf-store:reader", "cannot get", "token from secret kf-store/reader-token")
-	_, err = provider.FindAll(ctx, c, provider.Find{Name: ".*"})
+	_, err = fetch.FindIn(ctx, c, provider.Find{Name: ".*"})
 	wantErr(t, err, provider.ErrForbidden, "cannot list", deniedNS)
 	err = c.Validate(ctx)
 	wantErr(t, err, provider.ErrForbidden, "may not get secrets", deniedNS)
@@ -586,7 +587,7 @@ func TestFind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := provider.FindAll(ctx, c, tt.find)
+			got, err := fetch.FindIn(ctx, c, tt.find)
 			if err != nil {
 				assertClean(t, err)
 				t.Fatal(err)
@@ -606,11 +607,11 @@ func TestFind(t *testing.T) {
 	}
 
 	t.Run("invalid regexp", func(t *testing.T) {
-		_, err := provider.FindAll(ctx, c, provider.Find{Name: "("})
+		_, err := fetch.FindIn(ctx, c, provider.Find{Name: "("})
 		wantErr(t, err, provider.ErrInvalidConfig)
 	})
 	t.Run("invalid tag", func(t *testing.T) {
-		_, err := provider.FindAll(ctx, c, provider.Find{Tags: map[string]string{"not a label": "x"}})
+		_, err := fetch.FindIn(ctx, c, provider.Find{Tags: map[string]string{"not a label": "x"}})
 		wantErr(t, err, provider.ErrInvalidConfig)
 	})
 }

@@ -10,7 +10,10 @@ import (
 // OperatorIdentities implements provider.IdentityUser: auth.kubernetes
 // without serviceAccountRef or secretRef logs in with keyferry's own
 // ServiceAccount token.
-func (vaultProvider) OperatorIdentities(store provider.Store) []provider.IdentityUse {
+func (p vaultProvider) OperatorIdentities(store provider.Store) []provider.IdentityUse {
+	if store.Class != nil {
+		return p.classOperatorIdentities(store)
+	}
 	if store.Spec == nil || store.Spec.Provider == nil || store.Spec.Provider.Vault == nil {
 		return nil
 	}

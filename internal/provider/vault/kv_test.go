@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -167,7 +168,7 @@ func TestPolicyWithoutReadIsForbidden(t *testing.T) {
 	}
 	_, err := c.GetSecret(context.Background(), provider.Ref{Key: "private/key"})
 	e.wantErr(err, provider.ErrForbidden)
-	_, err = provider.FindAll(context.Background(), c, provider.Find{Name: ".*"})
+	_, err = fetch.FindIn(context.Background(), c, provider.Find{Name: ".*"})
 	e.wantErr(err, provider.ErrForbidden)
 }
 
@@ -195,7 +196,7 @@ func TestFindsByPathAndName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := provider.FindAll(ctx, c, tt.find)
+			got, err := fetch.FindIn(ctx, c, tt.find)
 			if err != nil {
 				e.noLeak(err)
 				t.Fatal(err)
@@ -211,7 +212,7 @@ func TestFindsByPathAndName(t *testing.T) {
 			}
 		})
 	}
-	_, err := provider.FindAll(ctx, c, provider.Find{Path: "nothing/here"})
+	_, err := fetch.FindIn(ctx, c, provider.Find{Path: "nothing/here"})
 	e.wantErr(err, provider.ErrNotFound)
 }
 
@@ -229,14 +230,14 @@ func TestFindsByTagsOnCustomMetadata(t *testing.T) {
 		}
 	}
 	c := e.client(e.spec(e.rootAuth()))
-	got, err := provider.FindAll(context.Background(), c, provider.Find{Path: "t", Tags: map[string]string{"team": "blue"}})
+	got, err := fetch.FindIn(context.Background(), c, provider.Find{Path: "t", Tags: map[string]string{"team": "blue"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if keys := sortedKeys(got); !slices.Equal(keys, []string{"t/one", "t/two"}) {
 		t.Errorf("team=blue found %q", keys)
 	}
-	got, err = provider.FindAll(context.Background(), c, provider.Find{Tags: map[string]string{"team": "blue", "env": "prod"}, Name: "^t/"})
+	got, err = fetch.FindIn(context.Background(), c, provider.Find{Tags: map[string]string{"team": "blue", "env": "prod"}, Name: "^t/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +255,14 @@ func TestFindOnKVv1(t *testing.T) {
 	spec := e.spec(e.rootAuth())
 	spec.Path, spec.Version = ptr("kv1"), esv1.VaultKVStoreV1
 	c := e.client(spec)
-	got, err := provider.FindAll(context.Background(), c, provider.Find{Path: "a"})
+	got, err := fetch.FindIn(context.Background(), c, provider.Find{Path: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if keys := sortedKeys(got); !slices.Equal(keys, []string{"a/x", "a/y/z"}) {
 		t.Errorf("found %q", keys)
 	}
-	_, err = provider.FindAll(context.Background(), c, provider.Find{Tags: map[string]string{"a": "b"}})
+	_, err = fetch.FindIn(context.Background(), c, provider.Find{Tags: map[string]string{"a": "b"}})
 	e.wantErr(err, provider.ErrNotSupported)
 }
 

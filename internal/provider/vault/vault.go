@@ -13,6 +13,10 @@
 // Entries are structured: Value.Fields holds each field (strings as they
 // are, other values JSON-encoded) and Value.Data the JSON of the whole entry,
 // the same bytes ESO produces.
+//
+// It also serves SecretProviderClasses with provider vault for SecretSyncs
+// (class.go): a store whose Class is set reads the API paths of the class's
+// `objects` parameter, logged in as the SecretSync's ServiceAccount.
 package vault
 
 import (
@@ -54,6 +58,10 @@ type Options struct {
 	// auth.kubernetes without serviceAccountRef or secretRef sends (only a
 	// ClusterSecretStore may); empty means the token mounted in the pod.
 	TokenFile string
+	// ClassAddress is the Vault address of SecretProviderClasses without
+	// vaultAddress (the Vault CSI provider's -vault-addr); empty makes
+	// vaultAddress required.
+	ClassAddress string
 }
 
 // tokenFile is the operator's own ServiceAccount token file.
@@ -68,7 +76,10 @@ func (p vaultProvider) tokenFile() string {
 func NewWithOptions(opts Options) provider.Provider { return vaultProvider{opts: opts} }
 
 // ValidateSpec checks the store's vault configuration without any I/O.
-func (vaultProvider) ValidateSpec(store provider.Store) error {
+func (p vaultProvider) ValidateSpec(store provider.Store) error {
+	if store.Class != nil {
+		return p.validateClass(store)
+	}
 	_, err := specOf(store)
 	return err
 }
@@ -195,6 +206,9 @@ func needKey(field string, ref esv1.SecretKeySelector) error {
 
 // NewClient builds a client. It reads TLS material; it logs in on first use.
 func (p vaultProvider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
+	if opts.Store.Class != nil {
+		return p.newClassClient(ctx, opts)
+	}
 	spec, err := specOf(opts.Store)
 	if err != nil {
 		return nil, err
@@ -365,6 +379,9 @@ var (
 
 // GetSecret reads one entry; ref.Version selects a KV v2 version.
 func (c *client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return c.metadata(ctx, ref)
+	}
 	path := c.paths.data(ref.Key)
 	var params url.Values
 	if ref.Version != "" {

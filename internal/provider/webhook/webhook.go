@@ -292,6 +292,9 @@ var _ provider.Client = &Client{}
 // GetSecret calls the webhook for ref and returns the response body, or
 // what result.jsonPath selects in it.
 func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
+	if ref.Metadata {
+		return provider.Value{}, provider.RefuseMetadata(ref, "a webhook returns values only")
+	}
 	req, jsonPath, err := c.request(ctx, ref)
 	if err != nil {
 		return provider.Value{}, fmt.Errorf("fetching %q: %w", ref.Key, err)

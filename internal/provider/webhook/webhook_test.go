@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -338,7 +339,7 @@ func TestFindIsNotSupported(t *testing.T) {
 	if _, ok := c.(provider.Lister); ok {
 		t.Fatal("a webhook client lists; a webhook cannot list its keys")
 	}
-	_, err := provider.FindAll(context.Background(), c, provider.Find{Name: ".*"})
+	_, err := fetch.FindIn(context.Background(), c, provider.Find{Name: ".*"})
 	wantErr(t, err, provider.ErrNotSupported)
 }
 
