@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keyferry/keyferry/internal/engine"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // templateES returns an ExternalSecret whose Secret key "k" is rendered by

@@ -15,7 +15,7 @@ import (
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/all"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 var env *testenv.Env

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
+	"github.com/keyferry/keyferry/internal/testing/testserver/dropproxy"
 )
 
 func TestRetryDroppedRepeatsOnlyIdempotentReadsOfDroppedConnections(t *testing.T) {

@@ -21,8 +21,8 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
-	"github.com/keyferry/keyferry/internal/testenv"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 const synced = "SecretSynced"

@@ -11,7 +11,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // Issue 9, item 2: the post's WorkloadIdentity SecretStore (no

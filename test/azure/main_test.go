@@ -1,7 +1,7 @@
 // Package azure holds keyferry's end-to-end tests of the Azure Key Vault
 // provider: the real kube-apiserver and etcd, the operator in-process with
 // the azurekv provider, and the in-repo Key Vault + Entra ID test server
-// (internal/testserver/azurekv) that the official Azure SDK talks to
+// (internal/testing/testserver/azurekv) that the official Azure SDK talks to
 // unchanged. Manifests name real vault URLs such as
 // https://zaldre.vault.azure.net/; a transport sends those hosts to the
 // test vault, as DNS sends them to Azure.
@@ -37,8 +37,8 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
 	"github.com/keyferry/keyferry/internal/provider/fake"
-	"github.com/keyferry/keyferry/internal/testenv"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 const (

@@ -21,7 +21,7 @@ import (
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/manifest"
 	"github.com/keyferry/keyferry/internal/operator"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // legacyObjects are created while v1beta1 is ESO's storage version, so etcd

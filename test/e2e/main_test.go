@@ -31,7 +31,7 @@ import (
 	"github.com/keyferry/keyferry/internal/provider/fake"
 	"github.com/keyferry/keyferry/internal/provider/file"
 	"github.com/keyferry/keyferry/internal/provider/webhook"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 var (

@@ -1,5 +1,5 @@
 // Package node runs keyferry's Helm chart with the project's own image on a
-// real one-node cluster (kubelet + containerd, internal/testnode) and checks
+// real one-node cluster (kubelet + containerd, internal/testing/testnode) and checks
 // what a platform team relies on: the Pod becomes Ready, ExternalSecrets sync
 // (the fake-provider quickstart and a Vault dev server reached from the pod
 // network), a rollout restart rewrites nothing, `helm upgrade` takes effect,
@@ -44,8 +44,8 @@ import (
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/manifest"
 	"github.com/keyferry/keyferry/internal/operator"
-	"github.com/keyferry/keyferry/internal/testnode"
-	"github.com/keyferry/keyferry/internal/testserver/vaultserver"
+	"github.com/keyferry/keyferry/internal/testing/testnode"
+	"github.com/keyferry/keyferry/internal/testing/testserver/vaultserver"
 )
 
 const (

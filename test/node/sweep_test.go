@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/keyferry/keyferry/internal/testnode"
+	"github.com/keyferry/keyferry/internal/testing/testnode"
 )
 
 // envChild makes the test binary the node of TestKilledRunIsSweptByTheNext.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/operator"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // TestObjectRetriesWhileTheStoreIsDownStayWithinTheProbeInterval: while an

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ssv1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // awsExampleSPC is examples/ExampleSecretProviderClass-IRSA.yaml of

@@ -29,8 +29,8 @@ import (
 
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/manifest"
-	"github.com/keyferry/keyferry/internal/testenv"
-	"github.com/keyferry/keyferry/internal/testserver/motoserver"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testserver/motoserver"
 )
 
 const (

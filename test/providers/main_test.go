@@ -42,10 +42,10 @@ import (
 	kubeprovider "github.com/keyferry/keyferry/internal/provider/kubernetes"
 	"github.com/keyferry/keyferry/internal/provider/vault"
 	"github.com/keyferry/keyferry/internal/provider/webhook"
-	"github.com/keyferry/keyferry/internal/testenv"
-	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
-	"github.com/keyferry/keyferry/internal/testserver/motoserver"
-	"github.com/keyferry/keyferry/internal/testserver/vaultserver"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testserver/gcpsmemulator"
+	"github.com/keyferry/keyferry/internal/testing/testserver/motoserver"
+	"github.com/keyferry/keyferry/internal/testing/testserver/vaultserver"
 )
 
 // canary is part of every value the servers hold and of every credential

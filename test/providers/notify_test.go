@@ -3,7 +3,7 @@ package providers
 import (
 	"testing"
 
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // A change one ExternalSecret's refresh finds in a store reaches every other

@@ -25,8 +25,8 @@ import (
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
 	"github.com/keyferry/keyferry/internal/provider/fake"
 	"github.com/keyferry/keyferry/internal/provider/kubernetes"
-	"github.com/keyferry/keyferry/internal/testenv"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 // The identity of examples/secretsync (see its manifests).

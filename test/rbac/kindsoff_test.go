@@ -8,7 +8,7 @@ import (
 	"github.com/keyferry/keyferry/internal/controller/externalsecret"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/fake"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // With the cluster-scoped kinds and SecretSync switched off, the chart

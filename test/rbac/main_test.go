@@ -50,7 +50,7 @@ import (
 	"github.com/keyferry/keyferry/internal/manifest"
 	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 	"github.com/keyferry/keyferry/test/chart"
 )
 

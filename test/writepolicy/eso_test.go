@@ -8,7 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyferry/keyferry/internal/engine"
-	"github.com/keyferry/keyferry/internal/testenv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // esoOrphanedSecret is a Secret exactly as ESO v2.9.0 leaves it for the

@@ -18,25 +18,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	ssv1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/secretsync"
-	"github.com/keyferry/keyferry/internal/engine"
-	"github.com/keyferry/keyferry/internal/engine/fetch"
-	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
-	"github.com/keyferry/keyferry/internal/testenv"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 // canary is part of every value the tests put in the vault; it must never
@@ -83,40 +74,18 @@ func (v *vault) federate(clientID string, access kvserver.Access, serviceAccount
 	v.AddApp(app)
 }
 
-// running is an operator with the SecretSync controller, as
-// internal/operator assembles it, pointed at one test vault.
+// running is the operator, as operator.New assembles it, pointed at one
+// test vault.
 type running struct {
-	logs   *testenv.LogBuffer
-	engine *engine.Engine
+	logs *testenv.LogBuffer
 }
 
-// startOperator runs the SecretSync controller on the engine, the fetch
-// layer and the real azurekv provider until the test ends, watching only
-// namespace ns (so tests do not see each other's objects). Every vault name
-// resolves to v.
+// startOperator runs the operator with the real azurekv provider until the
+// test ends, serving only namespace ns (so tests do not see each other's
+// objects). Every vault name resolves to v.
 func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	logs := &testenv.LogBuffer{}
-	logger := testenv.DebugLogger(logs)
-	cfg := env.Cluster.Config
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 operator.NewScheme(),
-		Logger:                 logger,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{UsePriorityQueue: ptr(true), SkipNameValidation: ptr(true)},
-		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{ns: {}},
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{engine.LabelManaged: engine.LabelManagedValue})},
-			},
-		},
-	})
-	if err != nil {
-		cancel()
-		t.Fatalf("creating manager: %v", err)
-	}
 	reg := provider.NewRegistry()
 	reg.Register(azurekv.Name, azurekv.NewWithOptions(azurekv.Options{
 		Transport:                            v.HTTPClient(),
@@ -126,33 +95,17 @@ func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *runni
 		VaultURL:                             func(string, esv1.AzureEnvironmentType) (string, error) { return v.VaultURL(), nil },
 	}))
 	reg.RegisterClass(azurekv.ClassName, azurekv.Name)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		cancel()
-		t.Fatalf("clientset: %v", err)
-	}
-	// The reconciler receives change notifications through Notify, as
-	// operator.New wires it.
-	r := &secretsync.Reconciler{}
-	layer := fetch.New(ctx, fetch.Options{
-		Registry: reg, Kube: mgr.GetAPIReader(), Tokens: &kube.TokenRequester{Client: cs}, Log: logger.WithName("fetch"),
-		OnChange: func(subs []string) {
-			for _, s := range subs {
-				if ref, err := engine.ParseObjectRef(s); err == nil {
-					r.Notify(ctx, ref)
-				}
-			}
-		},
+	testenv.StartOperator(t, env.Cluster.Config, operator.Options{
+		MetricsAddr: "0", HealthAddr: "0",
+		Registry:                       reg,
+		Namespace:                      ns,
+		Concurrency:                    4,
+		SecretSyncRotationPollInterval: poll,
+		StartupSpread:                  time.Second,
+		Log:                            testenv.DebugLogger(logs),
+		SkipControllerNameValidation:   true,
 	})
-	eng := &engine.Engine{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fetch: layer, Registry: reg}
-	r.Client, r.APIReader, r.Engine, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), eng, mgr.GetEventRecorder("keyferry")
-	r.Concurrency, r.RotationPollInterval, r.StartupSpread = 4, poll, time.Second
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		cancel()
-		t.Fatalf("setting up the SecretSync controller: %v", err)
-	}
-	op := &running{logs: logs, engine: eng}
-	testenv.RunManager(ctx, t, cancel, mgr)
+	op := &running{logs: logs}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("operator log:\n%s", op.logs.String())
@@ -160,8 +113,6 @@ func startOperator(t *testing.T, v *vault, ns string, poll time.Duration) *runni
 	})
 	return op
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func ctxFor(t *testing.T) context.Context {
 	t.Helper()

@@ -29,7 +29,7 @@ import (
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
 	awsprovider "github.com/keyferry/keyferry/internal/provider/aws"
-	"github.com/keyferry/keyferry/internal/testserver/motoserver"
+	"github.com/keyferry/keyferry/internal/testing/testserver/motoserver"
 )
 
 // additionalRoles are assumed in order, then role with the external id and

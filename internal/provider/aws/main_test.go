@@ -28,7 +28,7 @@ import (
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/provider"
 	awsprovider "github.com/keyferry/keyferry/internal/provider/aws"
-	"github.com/keyferry/keyferry/internal/testserver/motoserver"
+	"github.com/keyferry/keyferry/internal/testing/testserver/motoserver"
 )
 
 const (

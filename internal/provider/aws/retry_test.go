@@ -15,7 +15,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/provider"
 	awsprovider "github.com/keyferry/keyferry/internal/provider/aws"
-	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
+	"github.com/keyferry/keyferry/internal/testing/testserver/dropproxy"
 )
 
 // TestDroppedConnectionIsRetriedOnce: moto's answer is cut off mid-way on

@@ -10,7 +10,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 // spStore is the blog's ClusterSecretStore: a service principal whose

@@ -9,7 +9,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 const historyObjects = "array:\n  - |\n    objectName: my-secret\n    objectType: secret\n    objectVersionHistory: 2\n"

@@ -27,7 +27,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/provider"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 // canary is part of every secret value and credential the tests use; no

@@ -8,7 +8,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/engine/values"
 	"github.com/keyferry/keyferry/internal/provider"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 func TestMetadataIsTagsAndAttributes(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
 // readerClient returns a client of a service principal allowed access on

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/keyferry/keyferry/internal/provider"
-	kvserver "github.com/keyferry/keyferry/internal/testserver/azurekv"
-	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
+	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
+	"github.com/keyferry/keyferry/internal/testing/testserver/dropproxy"
 )
 
 // TestDroppedConnectionIsRetriedOnce: a read whose keep-alive connection

@@ -23,7 +23,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
+	"github.com/keyferry/keyferry/internal/testing/testserver/gcpsmemulator"
 )
 
 // serviceAccountKey returns a service account key file for a new RSA key,

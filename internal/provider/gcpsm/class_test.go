@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
+	"github.com/keyferry/keyferry/internal/testing/testserver/gcpsmemulator"
 )
 
 // classStore is a SecretProviderClass with provider gcp in ns, read as the

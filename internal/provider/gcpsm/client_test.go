@@ -17,7 +17,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
+	"github.com/keyferry/keyferry/internal/testing/testserver/gcpsmemulator"
 )
 
 // canary is a secret value no error may contain.

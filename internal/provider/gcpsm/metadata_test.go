@@ -11,7 +11,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine/values"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/gcpsmemulator"
+	"github.com/keyferry/keyferry/internal/testing/testserver/gcpsmemulator"
 )
 
 func TestMetadataIsLabelsAndAnnotations(t *testing.T) {

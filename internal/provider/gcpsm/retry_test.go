@@ -16,7 +16,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
+	"github.com/keyferry/keyferry/internal/testing/testserver/dropproxy"
 )
 
 // droppingSM is a real Secret Manager gRPC server whose first `drop` calls

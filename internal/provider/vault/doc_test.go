@@ -13,7 +13,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/vaultserver"
+	"github.com/keyferry/keyferry/internal/testing/testserver/vaultserver"
 )
 
 var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")

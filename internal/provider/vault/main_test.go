@@ -27,7 +27,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/vaultserver"
+	"github.com/keyferry/keyferry/internal/testing/testserver/vaultserver"
 )
 
 // cluster is the Kubernetes API server of this package's tests: it holds the

@@ -13,7 +13,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
-	"github.com/keyferry/keyferry/internal/testserver/dropproxy"
+	"github.com/keyferry/keyferry/internal/testing/testserver/dropproxy"
 )
 
 // bareClient builds a client for a SecretStore in ns that reads no Secret

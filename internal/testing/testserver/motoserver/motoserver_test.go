@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyferry/keyferry/internal/testserver/motoserver"
+	"github.com/keyferry/keyferry/internal/testing/testserver/motoserver"
 )
 
 func TestStartAnswersAndStopReleasesThePort(t *testing.T) {
