@@ -15,9 +15,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -26,9 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/jmespath/go-jmespath"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
@@ -41,8 +38,8 @@ const ClassName = "aws"
 // Parts of a file a kubernetes.io/tls Secret takes, named after the Secret
 // keys that hold them.
 const (
-	partCert = "tls.crt" // the certificates
-	partKey  = "tls.key" // the private key
+	partCert = provider.ClassPartCert // the certificates
+	partKey  = provider.ClassPartKey  // the private key
 )
 
 var _ provider.ClassProvider = (*Provider)(nil)
@@ -147,23 +144,13 @@ func (p *Provider) ClassObjects(params map[string]string) ([]provider.ClassObjec
 		return nil, err
 	}
 	files := classFiles(cp.Objects, cp.Translation)
-	out := make([]provider.ClassObject, 0, len(files))
-	for name := range files {
-		out = append(out, provider.ClassObject{
-			File:    name,
-			Ref:     provider.Ref{Key: name},
-			CertRef: provider.Ref{Key: name, Version: partCert},
-			KeyRef:  provider.Ref{Key: name, Version: partKey},
-		})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
-	return out, nil
+	return provider.ClassFileObjects(maps.Keys(files)), nil
 }
 
 // validateClass is ValidateSpec for a class store.
 func validateClass(store provider.Store) error {
-	if store.Class.Provider != ClassName {
-		return fmt.Errorf("%w: SecretProviderClass provider %q is not %s", provider.ErrInvalidConfig, store.Class.Provider, ClassName)
+	if err := provider.CheckClassProvider(store, ClassName); err != nil {
+		return err
 	}
 	if _, err := ParseClassParams(store.Class.Parameters); err != nil {
 		return fmt.Errorf("%w: %v", provider.ErrInvalidConfig, err)
@@ -219,15 +206,9 @@ func (p *Provider) newClassClient(ctx context.Context, opts provider.Options) (p
 // the namespace the AWS identity (--allow-ambient-identity).
 func (p *Provider) classAuth(ctx context.Context, opts provider.Options) (esv1.AWSAuth, error) {
 	ns, sa := opts.Store.Namespace, opts.Store.Class.ServiceAccount
-	if opts.Kube == nil {
-		return esv1.AWSAuth{}, fmt.Errorf("%w: reading service account %s/%s: no Kubernetes client", provider.ErrInvalidConfig, ns, sa)
-	}
-	var acct corev1.ServiceAccount
-	if err := opts.Kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: sa}, &acct); err != nil {
-		if apierrors.IsNotFound(err) {
-			return esv1.AWSAuth{}, fmt.Errorf("%w: service account %s/%s not found", provider.ErrInvalidConfig, ns, sa)
-		}
-		return esv1.AWSAuth{}, fmt.Errorf("reading service account %s/%s: %w", ns, sa, err)
+	acct, err := provider.ClassServiceAccount(ctx, opts)
+	if err != nil {
+		return esv1.AWSAuth{}, err
 	}
 	if acct.Annotations[roleARNAnnotation] != "" {
 		return esv1.AWSAuth{JWTAuth: &esv1.AWSJWTAuth{ServiceAccountRef: &esv1.ServiceAccountSelector{Name: sa}}}, nil
@@ -311,14 +292,7 @@ func (c *classClient) lookup(r provider.Ref) (classFile, string, error) {
 }
 
 func (c *classClient) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
-	vals, errs := c.GetSecrets(ctx, []provider.Ref{ref})
-	if err, ok := errs[ref]; ok {
-		return provider.Value{}, err
-	}
-	if v, ok := vals[ref]; ok {
-		return v, nil
-	}
-	return provider.Value{}, fmt.Errorf("%w: %s", provider.ErrNotFound, ref)
+	return provider.GetFromBatch(ctx, c, ref)
 }
 
 // classWant is a file, or a part of it, that a ref asks for.

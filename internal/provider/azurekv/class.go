@@ -25,8 +25,8 @@ const ClassName = "azure"
 // Parts of a file a kubernetes.io/tls Secret takes, named after the Secret
 // keys that hold them.
 const (
-	partCert = "tls.crt" // the certificates
-	partKey  = "tls.key" // the private key
+	partCert = provider.ClassPartCert // the certificates
+	partKey  = provider.ClassPartKey  // the private key
 )
 
 var _ provider.ClassProvider = (*Provider)(nil)
@@ -176,8 +176,8 @@ func (p *Provider) ClassObjects(params map[string]string) ([]provider.ClassObjec
 
 // validateClass is ValidateSpec for a class store.
 func validateClass(store provider.Store) error {
-	if store.Class.Provider != ClassName {
-		return fmt.Errorf("%w: SecretProviderClass provider %q is not %s", provider.ErrInvalidConfig, store.Class.Provider, ClassName)
+	if err := provider.CheckClassProvider(store, ClassName); err != nil {
+		return err
 	}
 	_, err := ParseClassParams(store.Class.Parameters)
 	return err
@@ -269,14 +269,7 @@ func (c *classClient) lookup(r provider.Ref) (classFile, string, error) {
 }
 
 func (c *classClient) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
-	vals, errs := c.GetSecrets(ctx, []provider.Ref{ref})
-	if err, ok := errs[ref]; ok {
-		return provider.Value{}, err
-	}
-	if v, ok := vals[ref]; ok {
-		return v, nil
-	}
-	return provider.Value{}, fmt.Errorf("%w: %s", provider.ErrNotFound, ref)
+	return provider.GetFromBatch(ctx, c, ref)
 }
 
 // GetSecrets fetches refs: files read by version index share one version

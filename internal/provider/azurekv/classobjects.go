@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
 // Encodings of a secret's value (objectEncoding): the value in Key Vault is
@@ -86,28 +88,28 @@ var vaultObjectName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
 // mapping. Unknown fields are ignored, as the Azure provider ignores them;
 // values are trimmed. Errors name the entry and the field, and quote only
 // names, never a whole entry.
-func ParseClassObjects(s string) (objs []SPCObject, err error) {
-	defer func() {
-		// The YAML decoder is not documented never to panic; user input must
-		// never crash the controller.
-		if r := recover(); r != nil {
-			objs, err = nil, fmt.Errorf("objects is not valid YAML")
-		}
-	}()
-	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("objects is empty: list the Key Vault objects under `array`")
-	}
-	if len(s) > maxObjectsLen {
-		return nil, fmt.Errorf("objects is larger than %d bytes", maxObjectsLen)
-	}
+func ParseClassObjects(s string) ([]SPCObject, error) {
+	return provider.ParseClassParam(classObjectsParam, s, parseClassObjects)
+}
+
+// classObjectsParam is the `objects` parameter for provider.ParseClassParam.
+var classObjectsParam = provider.ClassParam{
+	Name:    "objects",
+	MaxLen:  maxObjectsLen,
+	IfEmpty: "objects is empty: list the Key Vault objects under `array`",
+}
+
+// parseClassObjects is ParseClassObjects after provider.ParseClassParam's
+// checks.
+func parseClassObjects(s string) (objs []SPCObject, err error) {
 	root, err := parseMapping(s)
 	if err != nil {
 		return nil, fmt.Errorf("objects: %v", err)
 	}
 	var arr *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		if resolveAlias(root.Content[i]).Value == "array" {
-			arr = resolveAlias(root.Content[i+1])
+		if provider.ResolveYAMLAlias(root.Content[i]).Value == "array" {
+			arr = provider.ResolveYAMLAlias(root.Content[i+1])
 		}
 	}
 	if arr == nil || arr.Tag == "!!null" {
@@ -133,46 +135,22 @@ func ParseClassObjects(s string) (objs []SPCObject, err error) {
 func parseMapping(s string) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
-		return nil, fmt.Errorf("not valid YAML (%s)", yamlErrorLine(err))
+		return nil, fmt.Errorf("not valid YAML (%s)", provider.YAMLErrorLine(err))
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil, fmt.Errorf("not a YAML mapping")
 	}
-	n := resolveAlias(doc.Content[0])
+	n := provider.ResolveYAMLAlias(doc.Content[0])
 	if n.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("not a YAML mapping")
 	}
 	return n, nil
 }
 
-// yamlErrorLine keeps the position of a YAML error and drops the rest,
-// which can quote the input.
-func yamlErrorLine(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "line "); i >= 0 {
-		end := i + len("line ")
-		for end < len(msg) && msg[end] >= '0' && msg[end] <= '9' {
-			end++
-		}
-		return msg[i:end]
-	}
-	return "syntax error"
-}
-
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for depth := 0; n != nil && n.Kind == yaml.AliasNode && depth < 8; depth++ {
-		n = n.Alias
-	}
-	if n == nil {
-		return &yaml.Node{}
-	}
-	return n
-}
-
 // parseObject reads one entry: a string holding a YAML mapping, or a
 // mapping.
 func parseObject(item *yaml.Node) (SPCObject, error) {
-	item = resolveAlias(item)
+	item = provider.ResolveYAMLAlias(item)
 	var m *yaml.Node
 	switch item.Kind {
 	case yaml.ScalarNode:
@@ -197,12 +175,12 @@ func parseObject(item *yaml.Node) (SPCObject, error) {
 		"objectFormat":         &o.Format,
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		key := resolveAlias(m.Content[i])
+		key := provider.ResolveYAMLAlias(m.Content[i])
 		dst, ok := fields[key.Value]
 		if !ok || key.Kind != yaml.ScalarNode {
 			continue // filePermission and unknown fields
 		}
-		v := resolveAlias(m.Content[i+1])
+		v := provider.ResolveYAMLAlias(m.Content[i+1])
 		switch {
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 			*dst = ""

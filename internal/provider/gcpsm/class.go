@@ -12,16 +12,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
 	"strings"
 
 	"cloud.google.com/go/auth"
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	yaml "go.yaml.in/yaml/v3"
 	"google.golang.org/api/option"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyferry/keyferry/internal/provider"
 )
@@ -67,19 +64,8 @@ func ParseClassParams(params map[string]string) (ClassParams, error) {
 // driver writes them, a later secret with the same file name replaces an
 // earlier one.
 func classFiles(secrets []ClassSecret) map[string]ClassSecret {
-	out := make(map[string]ClassSecret, len(secrets))
-	for _, s := range secrets {
-		out[s.File] = s
-	}
-	return out
+	return provider.ClassFiles(secrets, func(s ClassSecret) string { return s.File })
 }
-
-// partCert and partKey mark the refs of a file's tls.crt and tls.key parts
-// (in Ref.Version, which a class file's ref never sets otherwise).
-const (
-	partCert = "tls.crt"
-	partKey  = "tls.key"
-)
 
 // ClassObjects implements provider.ClassProvider: it checks the parameters
 // and returns the files the secrets provide, sorted by name. A file's Ref
@@ -90,23 +76,13 @@ func (p *Provider) ClassObjects(params map[string]string) ([]provider.ClassObjec
 		return nil, err
 	}
 	files := classFiles(cp.Secrets)
-	out := make([]provider.ClassObject, 0, len(files))
-	for name := range files {
-		out = append(out, provider.ClassObject{
-			File:    name,
-			Ref:     provider.Ref{Key: name},
-			CertRef: provider.Ref{Key: name, Version: partCert},
-			KeyRef:  provider.Ref{Key: name, Version: partKey},
-		})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
-	return out, nil
+	return provider.ClassFileObjects(maps.Keys(files)), nil
 }
 
 // validateClass is ValidateSpec for a class store.
 func validateClass(store provider.Store) error {
-	if store.Class.Provider != ClassName {
-		return fmt.Errorf("%w: SecretProviderClass provider %q is not %s", provider.ErrInvalidConfig, store.Class.Provider, ClassName)
+	if err := provider.CheckClassProvider(store, ClassName); err != nil {
+		return err
 	}
 	_, err := ParseClassParams(store.Class.Parameters)
 	return err
@@ -188,12 +164,9 @@ func (p *Provider) classWorkloadIdentity(ctx context.Context, opts provider.Opti
 	if opts.Tokens == nil {
 		return nil, fmt.Errorf("%w: service account tokens are not available", provider.ErrInvalidConfig)
 	}
-	var sa corev1.ServiceAccount
-	if err := opts.Kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &sa); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: service account %s/%s not found", provider.ErrInvalidConfig, ns, name)
-		}
-		return nil, fmt.Errorf("reading service account %s/%s: %w", ns, name, err)
+	sa, err := provider.ClassServiceAccount(ctx, opts)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := sa.Annotations[gcpDelegatesAnnotation]; ok {
 		return nil, fmt.Errorf("%w: service account %s/%s: annotation %s (impersonation through delegates) is not supported by keyferry; grant the Kubernetes ServiceAccount access directly or impersonate one service account",
@@ -259,14 +232,7 @@ var (
 )
 
 func (c *classClient) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
-	vals, errs := c.GetSecrets(ctx, []provider.Ref{ref})
-	if err, ok := errs[ref]; ok {
-		return provider.Value{}, err
-	}
-	if v, ok := vals[ref]; ok {
-		return v, nil
-	}
-	return provider.Value{}, fmt.Errorf("%w: %s", provider.ErrNotFound, ref)
+	return provider.GetFromBatch(ctx, c, ref)
 }
 
 // GetSecrets reads the files of refs, each version once per call.
@@ -279,9 +245,9 @@ func (c *classClient) GetSecrets(ctx context.Context, refs []provider.Ref) (map[
 	}
 	read := map[string]result{} // by resource name
 	for _, r := range refs {
-		s, ok := c.files[r.Key]
-		if !ok || (r.Version != "" && r.Version != partCert && r.Version != partKey) {
-			errs[r] = fmt.Errorf("%w: %q is not an object of SecretProviderClass %s", provider.ErrInvalidConfig, r.Key, c.class)
+		s, err := provider.LookupClassFile(c.files, c.class, r)
+		if err != nil {
+			errs[r] = err
 			continue
 		}
 		res, done := read[s.ResourceName]
@@ -337,17 +303,10 @@ func extract(s ClassSecret, payload []byte) ([]byte, error) {
 	return []byte(str), nil
 }
 
-// classPart returns the part of a file's content a ref asks for: all of
-// it, its certificates (tls.crt) or its private key (tls.key), as PEM
-// blocks taken as they are.
+// classPart returns the part of a file's content a ref asks for
+// (provider.ClassPart).
 func classPart(b []byte, r provider.Ref) ([]byte, error) {
-	var err error
-	switch r.Version {
-	case partCert:
-		b, err = provider.PEMCertificates(b)
-	case partKey:
-		b, err = provider.PEMPrivateKey(b)
-	}
+	b, err := provider.ClassPart(b, r.Version)
 	if err != nil {
 		return nil, fmt.Errorf("file %q: %w", r.Key, err)
 	}

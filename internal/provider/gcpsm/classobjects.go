@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
 // Values of the `auth` parameter.
@@ -62,20 +64,20 @@ const maxLocationLen = 30
 // extractJSONKey or extractYAMLKey. Unknown fields (mode) are ignored, as
 // the GCP provider ignores them. Errors name the entry and the field, never
 // quote the whole entry.
-func ParseClassSecrets(s string) (out []ClassSecret, err error) {
-	defer func() {
-		// The YAML decoder is not documented never to panic; user input
-		// must never crash the controller.
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("parameters.secrets is not valid YAML")
-		}
-	}()
-	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("parameters.secrets is required: list the Secret Manager versions (resourceName and path)")
-	}
-	if len(s) > maxSecretsLen {
-		return nil, fmt.Errorf("parameters.secrets is larger than %d bytes", maxSecretsLen)
-	}
+func ParseClassSecrets(s string) ([]ClassSecret, error) {
+	return provider.ParseClassParam(classSecretsParam, s, parseClassSecrets)
+}
+
+// classSecretsParam is the `secrets` parameter for provider.ParseClassParam.
+var classSecretsParam = provider.ClassParam{
+	Name:    "parameters.secrets",
+	MaxLen:  maxSecretsLen,
+	IfEmpty: "parameters.secrets is required: list the Secret Manager versions (resourceName and path)",
+}
+
+// parseClassSecrets is ParseClassSecrets after provider.ParseClassParam's
+// checks.
+func parseClassSecrets(s string) (out []ClassSecret, err error) {
 	var raw []struct {
 		ResourceName   string `yaml:"resourceName"`
 		FileName       string `yaml:"fileName"`
@@ -84,7 +86,7 @@ func ParseClassSecrets(s string) (out []ClassSecret, err error) {
 		ExtractYAMLKey string `yaml:"extractYAMLKey"`
 	}
 	if err := yaml.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, fmt.Errorf("parameters.secrets is not a YAML list of secrets (%s)", yamlPosition(err))
+		return nil, fmt.Errorf("parameters.secrets is not a YAML list of secrets (%s)", provider.YAMLErrorLine(err))
 	}
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("parameters.secrets is empty: list the Secret Manager versions (resourceName and path)")
@@ -105,7 +107,7 @@ func ParseClassSecrets(s string) (out []ClassSecret, err error) {
 		switch {
 		case sec.File == "":
 			return nil, fmt.Errorf("parameters.secrets[%d]: path (or fileName) is required", i)
-		case !validFilePath(sec.File):
+		case !provider.ValidClassFilePath(sec.File):
 			return nil, fmt.Errorf("parameters.secrets[%d]: path %q must be a relative file path (no '..', no leading '/')", i, sec.File)
 		case sec.ExtractJSONKey != "" && sec.ExtractYAMLKey != "":
 			return nil, fmt.Errorf("parameters.secrets[%d]: extractJSONKey and extractYAMLKey cannot both be set", i)
@@ -140,32 +142,4 @@ func parseResourceName(s *ClassSecret) error {
 		return fmt.Errorf("resourceName %q: %q is not a version (a number, latest or an alias)", s.ResourceName, s.Version)
 	}
 	return nil
-}
-
-// validFilePath accepts what the CSI driver writes under a volume: a
-// relative path without '.' or '..' segments.
-func validFilePath(p string) bool {
-	if p == "" || len(p) > 4096 || strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") {
-		return false
-	}
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
-}
-
-// yamlPosition keeps the line of a YAML error and drops the rest, which
-// can quote the input.
-func yamlPosition(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "line "); i >= 0 {
-		end := i + len("line ")
-		for end < len(msg) && msg[end] >= '0' && msg[end] <= '9' {
-			end++
-		}
-		return msg[i:end]
-	}
-	return "syntax error"
 }

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
 func TestParseClassSecrets(t *testing.T) {
@@ -145,7 +147,7 @@ func FuzzParseClassSecrets(f *testing.F) {
 			t.Fatalf("ParseClassSecrets returned no secret and no error")
 		}
 		for _, sec := range got {
-			if !validFilePath(sec.File) || sec.Secret == "" || sec.Version == "" || strings.Contains(sec.Secret, "/") {
+			if !provider.ValidClassFilePath(sec.File) || sec.Secret == "" || sec.Version == "" || strings.Contains(sec.Secret, "/") {
 				t.Fatalf("ParseClassSecrets accepted %+v", sec)
 			}
 			if sec.Location != "" && !locationPattern.MatchString(sec.Location) {

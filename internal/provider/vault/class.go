@@ -17,9 +17,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -137,29 +137,18 @@ func (p vaultProvider) ClassObjects(params map[string]string) ([]provider.ClassO
 	if err != nil {
 		return nil, err
 	}
-	out := make([]provider.ClassObject, 0, len(cp.Objects))
-	for _, o := range cp.Objects {
-		out = append(out, provider.ClassObject{
-			File:    o.Name,
-			Ref:     provider.Ref{Key: o.Name},
-			CertRef: provider.Ref{Key: o.Name, Version: partCert},
-			KeyRef:  provider.Ref{Key: o.Name, Version: partKey},
-		})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
-	return out, nil
+	return provider.ClassFileObjects(maps.Keys(classFiles(cp.Objects))), nil
 }
 
-// Parts of a file a kubernetes.io/tls Secret takes, marked in Ref.Version.
-const (
-	partCert = "tls.crt"
-	partKey  = "tls.key"
-)
+// classFiles maps each file name (objectName, unique) to its object.
+func classFiles(objs []SPCObject) map[string]SPCObject {
+	return provider.ClassFiles(objs, func(o SPCObject) string { return o.Name })
+}
 
 // validateClass is ValidateSpec for a class store.
 func (p vaultProvider) validateClass(store provider.Store) error {
-	if store.Class.Provider != ClassName {
-		return fmt.Errorf("%w: SecretProviderClass provider %q is not %s", provider.ErrInvalidConfig, store.Class.Provider, ClassName)
+	if err := provider.CheckClassProvider(store, ClassName); err != nil {
+		return err
 	}
 	_, err := ParseClassParams(store.Class.Parameters, p.opts.ClassAddress)
 	return err
@@ -229,11 +218,7 @@ func (p vaultProvider) newClassClient(ctx context.Context, opts provider.Options
 		api: api, method: "kubernetes", login: login, now: time.Now,
 		log: log.WithValues("secretProviderClass", opts.Store.Name),
 	}}
-	files := make(map[string]SPCObject, len(cp.Objects))
-	for _, o := range cp.Objects {
-		files[o.Name] = o
-	}
-	return &classClient{kv: kv, files: files, class: opts.Store.Name}, nil
+	return &classClient{kv: kv, files: classFiles(cp.Objects), class: opts.Store.Name}, nil
 }
 
 // classClient reads the files of one class. It does not list: a
@@ -251,14 +236,7 @@ var (
 )
 
 func (c *classClient) GetSecret(ctx context.Context, ref provider.Ref) (provider.Value, error) {
-	vals, errs := c.GetSecrets(ctx, []provider.Ref{ref})
-	if err, ok := errs[ref]; ok {
-		return provider.Value{}, err
-	}
-	if v, ok := vals[ref]; ok {
-		return v, nil
-	}
-	return provider.Value{}, fmt.Errorf("%w: %s", provider.ErrNotFound, ref)
+	return provider.GetFromBatch(ctx, c, ref)
 }
 
 // requestKey identifies one Vault request; objects that share it share
@@ -279,9 +257,9 @@ func (c *classClient) GetSecrets(ctx context.Context, refs []provider.Ref) (map[
 	}
 	done := map[string]response{}
 	for _, r := range refs {
-		o, ok := c.files[r.Key]
-		if !ok || (r.Version != "" && r.Version != partCert && r.Version != partKey) {
-			errs[r] = fmt.Errorf("%w: %q is not an object of SecretProviderClass %s", provider.ErrInvalidConfig, r.Key, c.class)
+		o, err := provider.LookupClassFile(c.files, c.class, r)
+		if err != nil {
+			errs[r] = err
 			continue
 		}
 		k := requestKey(o)
@@ -389,17 +367,10 @@ func objectContent(o SPCObject, sec *vaultapi.Secret) ([]byte, error) {
 	return b, nil
 }
 
-// classPart returns the part of a file's content a ref asks for: all of
-// it, its certificates (tls.crt) or its private key (tls.key), as PEM
-// blocks taken as they are.
+// classPart returns the part of a file's content a ref asks for
+// (provider.ClassPart).
 func classPart(b []byte, r provider.Ref) ([]byte, error) {
-	var err error
-	switch r.Version {
-	case partCert:
-		b, err = provider.PEMCertificates(b)
-	case partKey:
-		b, err = provider.PEMPrivateKey(b)
-	}
+	b, err := provider.ClassPart(b, r.Version)
 	if err != nil {
 		return nil, fmt.Errorf("object %q: %w", r.Key, err)
 	}

@@ -156,7 +156,7 @@ func TestClassReadsTheProvidersExamples(t *testing.T) {
 	if err != nil || string(again.Data) == string(a) {
 		t.Errorf("a second read = (%q, %v), want new random bytes", again.Data, err)
 	}
-	_, err = c.GetSecret(context.Background(), provider.Ref{Key: "secret-1", Version: partKey})
+	_, err = c.GetSecret(context.Background(), provider.Ref{Key: "secret-1", Version: provider.ClassPartKey})
 	if !errors.Is(err, provider.ErrBadResponse) {
 		t.Errorf("tls.key of a file without a key: got %v, want ErrBadResponse", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
 // Encodings of a secretKey's value (encoding): the value in Vault is text
@@ -52,20 +54,20 @@ type SPCObject struct {
 // and unknown fields are ignored, as the Vault provider ignores them. Each
 // objectName must be unique, as the Vault provider requires. Errors name
 // the entry and the field, never quote the whole entry.
-func ParseClassObjects(s string) (out []SPCObject, err error) {
-	defer func() {
-		// The YAML decoder is not documented never to panic; user input
-		// must never crash the controller.
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("parameters.objects is not valid YAML")
-		}
-	}()
-	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("parameters.objects is required: list the Vault secrets (objectName and secretPath)")
-	}
-	if len(s) > maxObjectsLen {
-		return nil, fmt.Errorf("parameters.objects is larger than %d bytes", maxObjectsLen)
-	}
+func ParseClassObjects(s string) ([]SPCObject, error) {
+	return provider.ParseClassParam(classObjectsParam, s, parseClassObjects)
+}
+
+// classObjectsParam is the `objects` parameter for provider.ParseClassParam.
+var classObjectsParam = provider.ClassParam{
+	Name:    "parameters.objects",
+	MaxLen:  maxObjectsLen,
+	IfEmpty: "parameters.objects is required: list the Vault secrets (objectName and secretPath)",
+}
+
+// parseClassObjects is ParseClassObjects after provider.ParseClassParam's
+// checks.
+func parseClassObjects(s string) (out []SPCObject, err error) {
 	var raw []struct {
 		ObjectName string         `yaml:"objectName"`
 		SecretPath string         `yaml:"secretPath"`
@@ -75,7 +77,7 @@ func ParseClassObjects(s string) (out []SPCObject, err error) {
 		Encoding   string         `yaml:"encoding"`
 	}
 	if err := yaml.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, fmt.Errorf("parameters.objects is not a YAML list of objects (%s)", yamlPosition(err))
+		return nil, fmt.Errorf("parameters.objects is not a YAML list of objects (%s)", provider.YAMLErrorLine(err))
 	}
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("parameters.objects is empty: list the Vault secrets (objectName and secretPath)")
@@ -148,7 +150,7 @@ func validateObject(o SPCObject) error {
 	switch {
 	case o.Name == "":
 		return fmt.Errorf("objectName is required")
-	case !validFilePath(o.Name):
+	case !provider.ValidClassFilePath(o.Name):
 		return fmt.Errorf("objectName %q must be a relative file path (no '..', no leading '/')", o.Name)
 	}
 	switch o.Method {
@@ -172,32 +174,4 @@ func validateObject(o SPCObject) error {
 		return fmt.Errorf("object %q: encoding %q is not utf-8, base64 or hex", o.Name, o.Encoding)
 	}
 	return nil
-}
-
-// validFilePath accepts what the CSI driver writes under a volume: a
-// relative path without '.' or '..' segments.
-func validFilePath(p string) bool {
-	if p == "" || len(p) > 4096 || strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") {
-		return false
-	}
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
-}
-
-// yamlPosition keeps the line of a YAML error and drops the rest, which
-// can quote the input.
-func yamlPosition(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "line "); i >= 0 {
-		end := i + len("line ")
-		for end < len(msg) && msg[end] >= '0' && msg[end] <= '9' {
-			end++
-		}
-		return msg[i:end]
-	}
-	return "syntax error"
 }

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
 func TestParseClassObjects(t *testing.T) {
@@ -206,7 +208,7 @@ func FuzzParseClassObjects(f *testing.F) {
 		}
 		names := map[string]bool{}
 		for _, o := range got {
-			if names[o.Name] || !validFilePath(o.Name) {
+			if names[o.Name] || !provider.ValidClassFilePath(o.Name) {
 				t.Fatalf("ParseClassObjects accepted objectName %q", o.Name)
 			}
 			names[o.Name] = true

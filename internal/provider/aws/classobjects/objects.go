@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/jmespath/go-jmespath"
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/keyferry/keyferry/internal/provider"
 )
 
 // Types of an object (objectType).
@@ -109,28 +111,28 @@ func (o Object) FileName(t PathTranslation) string {
 // provider reads them; values are trimmed. It checks each object as the AWS
 // provider does, except the regions of ARNs (CheckRegions). Errors name the
 // entry and field, and quote only names and paths, never a whole entry.
-func Parse(s string, t PathTranslation) (objs []Object, err error) {
-	defer func() {
-		// The YAML decoder and the JMESPath compiler are not documented never
-		// to panic; user input must never crash the controller.
-		if r := recover(); r != nil {
-			objs, err = nil, fmt.Errorf("objects is not a valid list of objects")
-		}
-	}()
-	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("objects is empty: list the secrets and parameters to synchronize")
-	}
-	if len(s) > maxObjectsLen {
-		return nil, fmt.Errorf("objects is larger than %d bytes", maxObjectsLen)
-	}
+func Parse(s string, t PathTranslation) ([]Object, error) {
+	return provider.ParseClassParam(objectsParam, s, func(s string) ([]Object, error) { return parse(s, t) })
+}
+
+// objectsParam is the `objects` parameter for provider.ParseClassParam.
+var objectsParam = provider.ClassParam{
+	Name:    "objects",
+	MaxLen:  maxObjectsLen,
+	IfEmpty: "objects is empty: list the secrets and parameters to synchronize",
+}
+
+// parse is Parse after provider.ParseClassParam's checks, which also
+// recover a panic of the YAML decoder or the JMESPath compiler.
+func parse(s string, t PathTranslation) (objs []Object, err error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
-		return nil, fmt.Errorf("objects is not valid YAML (%s)", yamlErrorLine(err))
+		return nil, fmt.Errorf("objects is not valid YAML (%s)", provider.YAMLErrorLine(err))
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil, fmt.Errorf("objects is not a YAML list")
 	}
-	list := resolveAlias(doc.Content[0])
+	list := provider.ResolveYAMLAlias(doc.Content[0])
 	if list.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("objects is not a YAML list")
 	}
@@ -153,39 +155,15 @@ func Parse(s string, t PathTranslation) (objs []Object, err error) {
 	return objs, nil
 }
 
-// yamlErrorLine keeps the position of a YAML error and drops the rest,
-// which can quote the input.
-func yamlErrorLine(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "line "); i >= 0 {
-		end := i + len("line ")
-		for end < len(msg) && msg[end] >= '0' && msg[end] <= '9' {
-			end++
-		}
-		return msg[i:end]
-	}
-	return "syntax error"
-}
-
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for depth := 0; n != nil && n.Kind == yaml.AliasNode && depth < 8; depth++ {
-		n = n.Alias
-	}
-	if n == nil || n.Kind == yaml.AliasNode {
-		return &yaml.Node{}
-	}
-	return n
-}
-
 // fields walks a mapping, calling set with each key (lower-cased) and its
 // value.
 func fields(m *yaml.Node, set func(key string, v *yaml.Node) error) error {
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := resolveAlias(m.Content[i])
+		k := provider.ResolveYAMLAlias(m.Content[i])
 		if k.Kind != yaml.ScalarNode {
 			continue
 		}
-		if err := set(strings.ToLower(k.Value), resolveAlias(m.Content[i+1])); err != nil {
+		if err := set(strings.ToLower(k.Value), provider.ResolveYAMLAlias(m.Content[i+1])); err != nil {
 			return err
 		}
 	}
@@ -207,7 +185,7 @@ func scalar(field string, v *yaml.Node, dst *string) error {
 
 // parseObject reads one entry, which must be a mapping.
 func parseObject(item *yaml.Node) (Object, error) {
-	item = resolveAlias(item)
+	item = provider.ResolveYAMLAlias(item)
 	if item.Kind != yaml.MappingNode {
 		return Object{}, fmt.Errorf("not a YAML mapping of objectName, objectType, ...")
 	}
@@ -254,7 +232,7 @@ func parseJMESPath(v *yaml.Node) ([]JMESPathEntry, error) {
 	}
 	var out []JMESPathEntry
 	for i, item := range v.Content {
-		item = resolveAlias(item)
+		item = provider.ResolveYAMLAlias(item)
 		if item.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("jmesPath[%d] is not a mapping of path and objectAlias", i)
 		}
