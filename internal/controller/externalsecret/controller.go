@@ -287,8 +287,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {
 		msg = "values were fetched; creationPolicy None writes no Secret"
 	}
-	if err := r.setStatus(ctx, &es, metav1.ConditionTrue, reason, msg, version, res.Changed()); err != nil {
+	wrote, err := r.setStatus(ctx, &es, metav1.ConditionTrue, reason, msg, version, res.Changed())
+	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if wrote {
+		// Until the cache shows this write, the status read back is stale
+		// (refresh.StatusCaughtUp).
+		r.memory.SetStatusOver(req.NamespacedName, es.ResourceVersion)
 	}
 	logger.V(1).Info("synced", "secret", res.SecretName, "changed", res.Changed(), "keys", len(res.Keys))
 	if interval == 0 || es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || es.Spec.RefreshPolicy == esv1.RefreshPolicyCreatedOnce {
@@ -305,7 +311,11 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 	secretErr := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &secret)
 	in := refresh.Input{
 		Now: now, Interval: interval, Policy: refreshPolicy(es), StartupSpread: r.StartupSpread,
-		Synced:   isReady(es) && es.Status.SyncedResourceVersion == version,
+		Synced: isReady(es) && es.Status.SyncedResourceVersion == version,
+		StatusBehind: func() bool {
+			rec := r.memory.Get(key)
+			return rec != nil && rec.StatusOver != "" && rec.StatusOver == es.ResourceVersion
+		}(),
 		LastSync: es.Status.RefreshTime.Time.Time,
 		Config:   es.Annotations[esv1.AnnotationForceSync],
 		Record:   r.memory.Get(key),
@@ -364,7 +374,7 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 	r.Metrics.ESO.SyncFailed(es.Namespace, es.Name)
 	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, ee.Reason, "Sync", "%s", ee.Error())
 	r.memory.Drop(client.ObjectKeyFromObject(es))
-	if serr := r.setStatus(ctx, es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false); serr != nil {
+	if _, serr := r.setStatus(ctx, es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false); serr != nil {
 		return reconcile.Result{}, serr
 	}
 	if ee.Reason == engine.ReasonInvalidSpec || ee.Reason == engine.ReasonClusterStoreDisabled {
@@ -392,7 +402,9 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 }
 
 // setStatus writes the Ready condition, only when something changed.
-func (r *Reconciler) setStatus(ctx context.Context, es *esv1.ExternalSecret, status metav1.ConditionStatus, reason, msg, version string, changed bool) error {
+// setStatus writes the Ready condition (and, on success, the sync fields)
+// when they differ from the status es shows, and says whether it wrote.
+func (r *Reconciler) setStatus(ctx context.Context, es *esv1.ExternalSecret, status metav1.ConditionStatus, reason, msg, version string, changed bool) (bool, error) {
 	next := es.DeepCopy()
 	setCondition(&next.Status, esv1.ExternalSecretStatusCondition{Type: esv1.ExternalSecretReady, Status: status, Reason: reason, Message: msg}, r.Now())
 	if status == metav1.ConditionTrue {
@@ -407,12 +419,14 @@ func (r *Reconciler) setStatus(ctx context.Context, es *esv1.ExternalSecret, sta
 	}
 	r.observeCondition(es, &next.Status)
 	if statusEqual(es.Status, next.Status) {
-		return nil
+		return false, nil
 	}
 	if err := r.Client.Status().Patch(ctx, next, client.MergeFrom(es)); err != nil {
-		return fmt.Errorf("updating ExternalSecret status: %w", err)
+		return false, fmt.Errorf("updating ExternalSecret status: %w", err)
 	}
-	return nil
+	// A patch the API server found to change nothing (times are stored to
+	// the second) keeps the resourceVersion: nothing was written.
+	return next.ResourceVersion != es.ResourceVersion, nil
 }
 
 func setCondition(st *esv1.ExternalSecretStatus, c esv1.ExternalSecretStatusCondition, now time.Time) {

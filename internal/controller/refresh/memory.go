@@ -19,6 +19,11 @@ type Record struct {
 	// Since is when a sync of Config was first attempted: values fetched
 	// before it predate the configuration.
 	Since time.Time
+	// StatusOver is the object's resourceVersion that this process's last
+	// status write replaced ("" when the last sync wrote no status): while
+	// the cache still shows that version, its status is stale
+	// (Input.StatusBehind).
+	StatusOver string
 }
 
 // Memory holds the Records of a controller's objects and which objects were
@@ -127,4 +132,17 @@ func (m *Memory) TakeWoken(key types.NamespacedName) bool {
 	woken := m.woken[key]
 	delete(m.woken, key)
 	return woken
+}
+
+// SetStatusOver records that this process's status write replaced the
+// object's resourceVersion rv (Record.StatusOver).
+func (m *Memory) SetStatusOver(key types.NamespacedName, rv string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.records == nil {
+		m.records = map[types.NamespacedName]Record{}
+	}
+	rec := m.records[key]
+	rec.StatusOver = rv
+	m.records[key] = rec
 }

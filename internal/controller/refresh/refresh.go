@@ -59,6 +59,10 @@ type Input struct {
 	// of the same configuration accepts (NotSyncedSinceAttempt).
 	RetryMaxAge time.Duration
 
+	// StatusBehind says the object as read is the very version this
+	// process last wrote a status over: the cache has not caught up with
+	// that write yet, so what the status says is stale.
+	StatusBehind bool
 	// Synced says the object's status reports a successful sync of its
 	// current spec.
 	Synced bool
@@ -124,6 +128,7 @@ type Check func(in *Input) (Decision, bool)
 // Input.Woken): values fetched within the interval are reused, so an early
 // wake-up costs no call to the store.
 var ExternalSecretChecks = []Check{
+	StatusCaughtUp,
 	NotSynced,
 	SecretMissing,
 	CreatedOnceExists,
@@ -149,6 +154,7 @@ var SecretSyncChecks = []Check{
 
 // Reasons of the checks' decisions.
 const (
+	ReasonStatusBehind   = "StatusNotCaughtUp"
 	ReasonNotSynced      = "NotSynced"
 	ReasonFreshFetch     = "FreshFetchRequested"
 	ReasonConfigChanged  = "ConfigurationChanged"
@@ -178,6 +184,22 @@ func Decide(in Input, checks []Check) Decision {
 // configChanged says the record is of another configuration than now.
 func (in *Input) configChanged() bool {
 	return in.Record != nil && in.Record.Config != in.Config
+}
+
+// statusBehindWait is how soon an object whose cached status is behind
+// this process's own write is looked at again: status-only updates do not
+// wake the controller, so it asks to.
+const statusBehindWait = time.Second
+
+// StatusCaughtUp: the object as read predates this process's own status
+// write (the cache lags), so its status cannot say whether it is synced; it
+// is looked at again shortly rather than synced twice (which, with
+// refreshPolicy CreatedOnce, would update the Secret it created).
+func StatusCaughtUp(in *Input) (Decision, bool) {
+	if !in.StatusBehind {
+		return Decision{}, false
+	}
+	return Decision{Wait: statusBehindWait, Reason: ReasonStatusBehind, Message: "the cached object predates this process's last status write"}, true
 }
 
 // NotSynced: the status does not show the current spec synced (a new

@@ -26,6 +26,9 @@ func TestChecks(t *testing.T) {
 		passes bool
 		want   Decision // compared on Sync, Reason, MaxAge, Restore, Idle, Wait
 	}{
+		{name: "StatusCaughtUp passes an object whose cache is current", check: StatusCaughtUp, passes: true},
+		{name: "StatusCaughtUp waits for the cache to show this process's status write", check: StatusCaughtUp, tweak: func(in *Input) { in.StatusBehind = true },
+			want: Decision{Reason: ReasonStatusBehind, Wait: time.Second}},
 		{name: "NotSynced passes a synced object", check: NotSynced, passes: true},
 		{name: "NotSynced accepts values within the interval", check: NotSynced, tweak: func(in *Input) { in.Synced = false },
 			want: Decision{Sync: true, Reason: ReasonNotSynced, MaxAge: time.Hour}},
@@ -163,6 +166,9 @@ func TestExternalSecretChecks(t *testing.T) {
 		want  Decision
 	}{
 		{name: "a wake-up of a synced object refreshes", want: Decision{Sync: true, Reason: ReasonWoken, MaxAge: time.Hour}},
+		{name: "a stale cached status is not read as unsynced: CreatedOnce does not sync twice",
+			tweak: func(in *Input) { in.StatusBehind, in.Synced, in.Policy = true, false, PolicyCreatedOnce },
+			want:  Decision{Reason: ReasonStatusBehind, Wait: time.Second}},
 		{name: "a spec edit syncs before a missing Secret is restored", tweak: func(in *Input) { in.Synced, in.SecretExists = false, false },
 			want: Decision{Sync: true, Reason: ReasonNotSynced, MaxAge: time.Hour}},
 		{name: "a missing Secret is restored even with CreatedOnce", tweak: func(in *Input) { in.SecretExists, in.Policy = false, PolicyCreatedOnce },
