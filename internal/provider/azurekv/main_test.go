@@ -27,6 +27,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/testing/testflags"
 	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
 
@@ -47,16 +48,9 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-// onlyFuzzing says the binary runs a fuzz target and no test (go test
-// -run '^$' -fuzz ...): nothing needs the control plane.
-func onlyFuzzing() bool {
-	fuzz, run := flag.Lookup("test.fuzz"), flag.Lookup("test.run")
-	return fuzz != nil && fuzz.Value.String() != "" && run != nil && run.Value.String() == "^$"
-}
-
 func run(m *testing.M) int {
 	flag.Parse()
-	if onlyFuzzing() {
+	if testflags.OnlyFuzzing() {
 		return m.Run()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

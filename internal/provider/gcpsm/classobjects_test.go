@@ -1,7 +1,6 @@
 package gcpsm
 
 import (
-	"flag"
 	"reflect"
 	"strings"
 	"testing"
@@ -158,12 +157,4 @@ func FuzzParseClassSecrets(f *testing.F) {
 			}
 		}
 	})
-}
-
-// onlyFuzzing says the binary runs a fuzz target and no test (go test
-// -run '^$' -fuzz ...): nothing needs the control plane.
-func onlyFuzzing() bool {
-	flag.Parse()
-	fuzz, run := flag.Lookup("test.fuzz"), flag.Lookup("test.run")
-	return fuzz != nil && fuzz.Value.String() != "" && run != nil && run.Value.String() == "^$"
 }

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyferry/keyferry/internal/devcluster"
+	"github.com/keyferry/keyferry/internal/testing/testflags"
 )
 
 // The control plane holds the credential Secrets and ServiceAccounts; one
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if onlyFuzzing() {
+	if testflags.OnlyFuzzing() {
 		return m.Run()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"flag"
 	"net/url"
 	"reflect"
 	"strings"
@@ -221,12 +220,4 @@ func FuzzParseClassObjects(f *testing.F) {
 			_ = requestKey(o) // never panics
 		}
 	})
-}
-
-// onlyFuzzing says the binary runs a fuzz target and no test (go test
-// -run '^$' -fuzz ...): nothing needs the control plane.
-func onlyFuzzing() bool {
-	flag.Parse()
-	fuzz, run := flag.Lookup("test.fuzz"), flag.Lookup("test.run")
-	return fuzz != nil && fuzz.Value.String() != "" && run != nil && run.Value.String() == "^$"
 }

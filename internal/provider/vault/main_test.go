@@ -27,6 +27,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/devcluster"
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/testing/testflags"
 	"github.com/keyferry/keyferry/internal/testing/testserver/vaultserver"
 )
 
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if onlyFuzzing() {
+	if testflags.OnlyFuzzing() {
 		return m.Run()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

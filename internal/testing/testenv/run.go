@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,12 +17,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/keyferry/keyferry/internal/operator"
+	"github.com/keyferry/keyferry/internal/testing/testflags"
 )
 
 // Main is a TestMain for a package that shares one Env: it starts the Env
 // with opts into *env, runs the tests, stops the Env and returns the exit
 // code, so that TestMain reads os.Exit(testenv.Main(m, opts, &env)).
 func Main(m *testing.M, opts Options, env **Env) int {
+	flag.Parse()
+	if testflags.OnlyFuzzing() {
+		return m.Run()
+	}
 	e, err := Start(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the test environment (it needs the local control plane: make control-plane):", err)
