@@ -117,11 +117,14 @@ func TestChartOnARealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	vault.PutKV(t, "secret", 2, "foo", map[string]any{"my-value": "from-vault-on-a-real-node"})
+	// The example also reads the secret's custom metadata (metadataPolicy:
+	// Fetch, property dev).
+	vault.Write(t, "secret/metadata/foo", map[string]any{"custom_metadata": map[string]any{"dev": "seb"}})
 	s.namespace("vault")
 	// ESO's example as it is, but for the server's address: pods reach the
 	// test's Vault at the host's bridge address.
 	s.apply("vault", filepath.Join(root, "examples", "vault"), strings.NewReplacer("http://my.vault.server:8200", "http://"+vaultFromPods))
-	s.waitSecret("vault", "example-sync", map[string]string{"foobar": "from-vault-on-a-real-node"})
+	s.waitSecret("vault", "example-sync", map[string]string{"foobar": "from-vault-on-a-real-node", "developer": "seb"})
 	t.Logf("both ExternalSecrets synced after %s", time.Since(start).Round(time.Second))
 
 	// Memory at rest, from the container's cgroup.
