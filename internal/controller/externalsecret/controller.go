@@ -309,16 +309,14 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 	key := client.ObjectKeyFromObject(es)
 	var secret corev1.Secret
 	secretErr := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &secret)
+	rec := r.memory.Get(key)
 	in := refresh.Input{
 		Now: now, Interval: interval, Policy: refreshPolicy(es), StartupSpread: r.StartupSpread,
-		Synced: isReady(es) && es.Status.SyncedResourceVersion == version,
-		StatusBehind: func() bool {
-			rec := r.memory.Get(key)
-			return rec != nil && rec.StatusOver != "" && rec.StatusOver == es.ResourceVersion
-		}(),
-		LastSync: es.Status.RefreshTime.Time.Time,
-		Config:   es.Annotations[esv1.AnnotationForceSync],
-		Record:   r.memory.Get(key),
+		Synced:       isReady(es) && es.Status.SyncedResourceVersion == version,
+		StatusBehind: rec != nil && rec.StatusOver != "" && rec.StatusOver == es.ResourceVersion,
+		LastSync:     es.Status.RefreshTime.Time.Time,
+		Config:       es.Annotations[esv1.AnnotationForceSync],
+		Record:       rec,
 		// Every wake-up of a synced ExternalSecret (its requeue, a change
 		// notification, a store change) is a refresh, as in ESO: values
 		// fetched within the interval are reused, so it costs no call.

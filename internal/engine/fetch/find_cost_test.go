@@ -248,13 +248,7 @@ func TestFindSharesGetsInFlight(t *testing.T) {
 	}()
 	// The find joins the get in flight; release it once the find's 24
 	// other reads are made.
-	deadline := time.Now().Add(5 * time.Second)
-	for p.gets.Load() < 24 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 5s: the find made %d of its 24 other reads", p.gets.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 5*time.Second, "the find making its 24 other reads", func() bool { return p.gets.Load() >= 24 })
 	close(p.gate)
 	wg.Wait()
 	if err := <-done; err != nil {
