@@ -61,3 +61,21 @@ func TestTemplateRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestTemplateOfAGenerator(t *testing.T) {
+	// ESO's chart installs its namespaced generators with installCRDs
+	// alone; ClusterGenerator has its own crds.createClusterGenerator.
+	for kind, want := range map[string]string{
+		"Password":         "{{- if .Values.installCRDs }}\n",
+		"ClusterGenerator": "{{- if and .Values.installCRDs .Values.crds.createClusterGenerator }}\n",
+	} {
+		src := strings.NewReplacer("group: example.com", "group: "+generatorsGroup, "kind: Widget", "kind: "+kind).Replace(crd)
+		got, err := Template("generators.yaml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(got), want) {
+			t.Errorf("%s: template lacks %q:\n%s", kind, want, got)
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package unsupported
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+)
+
+// Options configure the controllers of Setup.
+type Options struct {
+	// Client reads stores (cached) and writes the objects' status.
+	// Objects of the unsupported kinds are read live (unstructured
+	// objects are not cached); only their metadata is watched.
+	Client   client.Client
+	Recorder events.EventRecorder
+	// Namespace, when set, leaves the cluster-scoped kinds alone (the
+	// cache then sees only that namespace).
+	Namespace string
+	// ControllerClass is this keyferry's --controller-class.
+	ControllerClass string
+	// DisableClusterStores: ClusterSecretStores are not watched, so a
+	// PushSecret naming one is reported whatever that store's class.
+	DisableClusterStores bool
+	// Kinds overrides the kinds (tests); nil means Kinds().
+	Kinds []Kind
+	Log   logr.Logger
+}
+
+// Setup registers one controller per kind of opts.Kinds. A kind whose CRD
+// the API server does not serve (an install that left it out, such as the
+// chart's crds.createPushSecret=false) is skipped with a log line, so the
+// operator never waits on a watch that cannot start.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	kinds := opts.Kinds
+	if kinds == nil {
+		kinds = Kinds()
+	}
+	logger := opts.Log.WithName("unsupported")
+	for _, k := range kinds {
+		if !k.Namespaced && opts.Namespace != "" {
+			logger.Info("not watching a cluster-scoped kind: --namespace serves one namespace", "kind", k.Kind, "namespace", opts.Namespace)
+			continue
+		}
+		if _, err := mgr.GetRESTMapper().RESTMapping(k.GroupKind(), k.Version); err != nil {
+			if meta.IsNoMatchError(err) {
+				logger.Info("not watching a kind whose CRD is not installed", "kind", k.Kind, "group", k.Group)
+				continue
+			}
+			return fmt.Errorf("looking up %s: %w", k.GroupVersionKind, err)
+		}
+		r := &Reconciler{Client: opts.Client, Recorder: opts.Recorder, Kind: k,
+			ControllerClass: opts.ControllerClass, DisableClusterStores: opts.DisableClusterStores}
+		if err := r.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reconciler reports the objects of one kind Unsupported.
+type Reconciler struct {
+	Client               client.Client
+	Recorder             events.EventRecorder
+	Kind                 Kind
+	ControllerClass      string
+	DisableClusterStores bool
+	Now                  func() time.Time
+}
+
+// SetupWithManager registers the controller: a metadata-only watch of the
+// kind, woken by creation and by spec changes (generation).
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(r.Kind.GroupVersionKind)
+	return ctrl.NewControllerManagedBy(mgr).Named("unsupported-"+strings.ToLower(r.Kind.Kind)).
+		For(obj, builder.OnlyMetadata, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}
+
+// Reconcile sets Ready=False/Unsupported on one object, once.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(r.Kind.GroupVersionKind)
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if obj.GetDeletionTimestamp() != nil {
+		return reconcile.Result{}, nil
+	}
+	why, err := r.anotherController(ctx, obj)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if why != "" {
+		log.FromContext(ctx).V(1).Info("leaving an object of another controller class alone", "kind", r.Kind.Kind, "why", why)
+		return reconcile.Result{}, nil
+	}
+	msg := Message(r.Kind)
+	if !setUnsupported(obj, msg, r.Now()) {
+		return reconcile.Result{}, nil
+	}
+	if err := r.Client.Status().Update(ctx, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("updating the status of %s %s: %w", r.Kind.Kind, req.NamespacedName, err)
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonUnsupported, "Check", "%s", msg)
+	return reconcile.Result{}, nil
+}
+
+// anotherController returns why obj belongs to another controller class,
+// or "" when this keyferry reports it.
+func (r *Reconciler) anotherController(ctx context.Context, obj *unstructured.Unstructured) (string, error) {
+	if why := generatorOfAnotherClass(obj, r.ControllerClass); why != "" {
+		return why, nil
+	}
+	if r.Kind.Group != esv1alpha1.GroupVersion.Group {
+		return "", nil
+	}
+	refs, ok := pushSecretStores(obj)
+	if !ok {
+		return "", nil
+	}
+	for i := range refs {
+		found, class, err := r.storeClass(ctx, obj.GetNamespace(), refs[i])
+		if err != nil {
+			return "", err
+		}
+		refs[i].Found, refs[i].Class = found, class
+	}
+	return storesOfAnotherClass(refs, r.ControllerClass), nil
+}
+
+// storeClass reads a store's spec.controller.
+func (r *Reconciler) storeClass(ctx context.Context, namespace string, ref storeRef) (bool, string, error) {
+	var store client.Object
+	var spec *esv1.SecretStoreSpec
+	key := client.ObjectKey{Name: ref.Name}
+	switch ref.Kind {
+	case esv1.ClusterSecretStoreKind:
+		if r.DisableClusterStores {
+			return false, "", nil
+		}
+		css := &esv1.ClusterSecretStore{}
+		store, spec = css, &css.Spec
+	default:
+		ss := &esv1.SecretStore{}
+		store, spec, key.Namespace = ss, &ss.Spec, namespace
+	}
+	if err := r.Client.Get(ctx, key, store); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, "", nil
+		}
+		return false, "", fmt.Errorf("reading %s %q: %w", ref.Kind, ref.Name, err)
+	}
+	return true, spec.Controller, nil
+}

@@ -1,0 +1,76 @@
+// Package unsupported reports the kinds keyferry installs and serves but does
+// not implement yet. Every CRD of External Secrets Operator is installed, so
+// that a repository written for ESO applies whole instead of failing with
+// "no matches for kind"; an object of a kind keyferry does not act on yet gets
+// the condition Ready=False with reason Unsupported, a message naming the
+// kind and pointing at docs/status.md, and one Warning Event. Nothing else is
+// touched: no Secret, no store, no provider, no finalizer.
+//
+// Kinds is the one list of such kinds. When keyferry implements a kind, its
+// entry is removed here and its own controller takes over.
+//
+// Like the other front-ends, the controllers honour the operator's filters:
+// with --namespace, only that namespace's objects are seen and the
+// cluster-scoped kinds are left alone; with controller classes, an object
+// that belongs to another controller (a PushSecret whose named stores all
+// are of another class, a generator whose spec.controller names another
+// class) gets no condition and no Event.
+package unsupported
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+	genv1alpha1 "github.com/keyferry/keyferry/apis/generators/v1alpha1"
+)
+
+// Kind is a kind keyferry serves but does not implement yet.
+type Kind struct {
+	schema.GroupVersionKind
+	// Namespaced is false for cluster-scoped kinds, which a keyferry
+	// serving one namespace leaves alone.
+	Namespaced bool
+	// Consequence says, in the condition's message, what does not happen.
+	Consequence string
+}
+
+const (
+	nothingPushed    = "nothing is pushed to any store"
+	nothingGenerated = "no ExternalSecret or PushSecret can use it"
+)
+
+// Kinds returns every kind keyferry installs and serves but does not
+// implement yet. GeneratorState is not among them: an operator writes it,
+// users do not.
+func Kinds() []Kind {
+	ps := func(kind string, namespaced bool) Kind {
+		return Kind{GroupVersionKind: esv1alpha1.GroupVersion.WithKind(kind), Namespaced: namespaced, Consequence: nothingPushed}
+	}
+	gen := func(kind string) Kind {
+		return Kind{GroupVersionKind: genv1alpha1.GroupVersion.WithKind(kind), Namespaced: true, Consequence: nothingGenerated}
+	}
+	clusterGenerator := gen("ClusterGenerator")
+	clusterGenerator.Namespaced = false
+	return []Kind{
+		ps(esv1alpha1.PushSecretKind, true),
+		ps(esv1alpha1.ClusterPushSecretKind, false),
+		gen("ACRAccessToken"),
+		gen("BeyondtrustWorkloadCredentialsDynamicSecret"),
+		gen("CloudsmithAccessToken"),
+		gen("ECRAuthorizationToken"),
+		gen("Fake"),
+		gen("GCRAccessToken"),
+		gen("GithubAccessToken"),
+		gen("GitlabDeployToken"),
+		gen("Grafana"),
+		gen("MFA"),
+		gen("Password"),
+		gen("QuayAccessToken"),
+		gen("SSHKey"),
+		gen("STSSessionToken"),
+		gen("UUID"),
+		gen("VaultDynamicSecret"),
+		gen("Webhook"),
+		clusterGenerator,
+	}
+}
