@@ -51,6 +51,11 @@ require (
 )
 
 require (
+	sigs.k8s.io/secrets-store-csi-driver v1.6.0
+	software.sslmate.com/src/go-pkcs12 v0.6.0
+)
+
+require (
 	cel.dev/expr v0.25.2 // indirect
 	cloud.google.com/go/auth/oauth2adapt v0.3.0 // indirect
 	cloud.google.com/go/iam v1.14.0 // indirect

@@ -65,10 +65,30 @@ func (r *Registry) RegisterClass(class, name string) {
 	r.classes[class] = name
 }
 
+// RegisterAnyClass makes the provider registered under name serve the
+// SecretProviderClasses whose spec.provider no provider is registered for
+// with RegisterClass (the CSI provider plugins, csiplugin). That provider
+// must implement ClassProvider.
+func (r *Registry) RegisterAnyClass(name string) { r.anyClass = name }
+
+// ClassFileResolver is implemented by a ClassProvider that cannot know a
+// class's files from its parameters (a CSI provider plugin decides which
+// files it returns): ClassObjects returns none, and ClassFile returns the
+// object for a file name a SecretSync maps (sourcePath). It does no I/O,
+// and its errors name the file, never a value.
+type ClassFileResolver interface {
+	ClassFile(params map[string]string, file string) (ClassObject, error)
+}
+
 // Class returns the provider that serves SecretProviderClasses whose
-// spec.provider is class, and its name.
+// spec.provider is class, and its name: the one registered for class, or
+// else the one registered with RegisterAnyClass, if any (never for a blank
+// class).
 func (r *Registry) Class(class string) (string, ClassProvider, bool) {
 	name, ok := r.classes[class]
+	if !ok && r.anyClass != "" && strings.TrimSpace(class) != "" {
+		name, ok = r.anyClass, true
+	}
 	if !ok {
 		return "", nil, false
 	}

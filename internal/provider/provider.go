@@ -327,6 +327,9 @@ type Registry struct {
 	// classes maps a SecretProviderClass's spec.provider to the name of
 	// the provider that serves it (RegisterClass, class.go).
 	classes map[string]string
+	// anyClass names the provider that serves every other spec.provider
+	// (RegisterAnyClass, class.go); empty: none.
+	anyClass string
 }
 
 // NewRegistry returns an empty registry.

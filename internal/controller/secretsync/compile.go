@@ -123,7 +123,7 @@ func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass, classes *provi
 			return engine.Plan{}, err
 		}
 	}
-	files, err := classFiles(spc, classes)
+	files, resolve, err := classFiles(spc, classes)
 	if err != nil {
 		return engine.Plan{}, err
 	}
@@ -151,6 +151,12 @@ func Compile(ss *ssv1.SecretSync, spc *spcv1.SecretProviderClass, classes *provi
 	for i, d := range so.Data {
 		path, key := strings.TrimSpace(d.SourcePath), strings.TrimSpace(d.TargetKey)
 		f, ok := files[path]
+		if !ok && resolve != nil {
+			if f, err = resolve.ClassFile(spc.Spec.Parameters, path); err != nil {
+				return engine.Plan{}, failf(kindInput, "spec.secretObject.data[%d].sourcePath: %v", i, err)
+			}
+			ok = true
+		}
 		if !ok {
 			return engine.Plan{}, failf(kindInput, "spec.secretObject.data[%d].sourcePath %q is not an object of SecretProviderClass %q (it provides %s)", i, path, spc.Name, listFiles(files))
 		}
@@ -246,22 +252,25 @@ func spcFingerprint(spc *spcv1.SecretProviderClass) string {
 }
 
 // classFiles returns the files the SecretProviderClass provides, by name,
-// from the provider that serves its spec.provider.
-func classFiles(spc *spcv1.SecretProviderClass, classes *provider.Registry) (map[string]provider.ClassObject, error) {
+// from the provider that serves its spec.provider, and that provider when
+// it resolves files its parameters do not list (provider.ClassFileResolver:
+// a CSI provider plugin).
+func classFiles(spc *spcv1.SecretProviderClass, classes *provider.Registry) (map[string]provider.ClassObject, provider.ClassFileResolver, error) {
 	class := strings.TrimSpace(string(spc.Spec.Provider))
 	_, cp, ok := classes.Class(class)
 	if !ok {
-		return nil, &Error{Kind: kindSPC, Err: classes.UnsupportedClass(spc.Name, class)}
+		return nil, nil, &Error{Kind: kindSPC, Err: classes.UnsupportedClass(spc.Name, class)}
 	}
 	objs, err := cp.ClassObjects(spc.Spec.Parameters)
 	if err != nil {
-		return nil, failf(kindSPC, "SecretProviderClass %q: %v", spc.Name, err)
+		return nil, nil, failf(kindSPC, "SecretProviderClass %q: %v", spc.Name, err)
 	}
 	files := make(map[string]provider.ClassObject, len(objs))
 	for _, o := range objs {
 		files[o.File] = o
 	}
-	return files, nil
+	resolve, _ := cp.(provider.ClassFileResolver)
+	return files, resolve, nil
 }
 
 func listFiles(files map[string]provider.ClassObject) string {

@@ -7,6 +7,7 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
+	"github.com/keyferry/keyferry/internal/provider/csiplugin"
 	"github.com/keyferry/keyferry/internal/provider/fake"
 	"github.com/keyferry/keyferry/internal/provider/file"
 	"github.com/keyferry/keyferry/internal/provider/gcpsm"
@@ -23,6 +24,10 @@ type Options struct {
 	// WebhookAllowLinkLocal lets webhook stores reach link-local and cloud
 	// metadata addresses (--webhook-allow-link-local).
 	WebhookAllowLinkLocal bool
+	// CSIPlugins configures the CSI provider plugins that serve every other
+	// SecretProviderClass provider (--csi-provider-dir and related flags);
+	// an empty Dir leaves them off.
+	CSIPlugins csiplugin.Options
 }
 
 // Registry returns a registry with every provider, and the
@@ -42,5 +47,9 @@ func Registry(opts Options) *provider.Registry {
 	r.RegisterClass(gcpsm.ClassName, gcpsm.Name)
 	r.RegisterClass(vault.ClassName, "vault")
 	r.RegisterClass(aws.ClassName, aws.Name)
+	if opts.CSIPlugins.Dir != "" {
+		r.Register(csiplugin.Name, csiplugin.New(opts.CSIPlugins))
+		r.RegisterAnyClass(csiplugin.Name)
+	}
 	return r
 }
