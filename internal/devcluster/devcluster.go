@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -39,6 +40,10 @@ type Options struct {
 	// ControllerManager also runs kube-controller-manager (garbage collector
 	// and namespace controllers).
 	ControllerManager bool
+	// ExtraControllers are kube-controller-manager controllers to run
+	// besides those (e.g. "deployment" to turn Deployments into
+	// ReplicaSets); only with ControllerManager.
+	ExtraControllers []string
 	// Output receives the control plane's own logs; nil discards them.
 	Output io.Writer
 }
@@ -119,7 +124,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{Config: cfg, env: env}
 	if opts.ControllerManager {
-		if err := c.startControllerManager(ctx, dir, opts.Output); err != nil {
+		if err := c.startControllerManager(ctx, dir, opts.ExtraControllers, opts.Output); err != nil {
 			_ = c.Stop()
 			return nil, err
 		}
@@ -158,7 +163,7 @@ func (c *Cluster) WriteKubeConfig(path string) error {
 	return os.WriteFile(path, b, 0o600)
 }
 
-func (c *Cluster) startControllerManager(ctx context.Context, dir string, out io.Writer) error {
+func (c *Cluster) startControllerManager(ctx context.Context, dir string, extra []string, out io.Writer) error {
 	kcmDir, err := os.MkdirTemp("", "keyferry-kcm-")
 	if err != nil {
 		return err
@@ -176,7 +181,7 @@ func (c *Cluster) startControllerManager(ctx context.Context, dir string, out io
 		"--kubeconfig="+kc,
 		"--authentication-kubeconfig="+kc,
 		"--authorization-kubeconfig="+kc,
-		"--controllers=garbagecollector,namespace,serviceaccount",
+		"--controllers="+strings.Join(append([]string{"garbagecollector", "namespace", "serviceaccount"}, extra...), ","),
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(port),

@@ -1,7 +1,8 @@
 // Package metrics defines keyferry's Prometheus metrics. keyferry's own
 // metrics (keyferry_*) carry kinds, provider names, results and reasons
-// only, never object names. Beside them it exposes the metrics External
-// Secrets Operator users' dashboards and alert rules read (eso.go), under
+// (and, for workload restarts, the namespace), never object names. Beside
+// them it exposes the metrics External Secrets Operator users' dashboards
+// and alert rules read (eso.go), under
 // ESO's names and with ESO's labels, which include the object's name and
 // namespace. No label ever carries a secret value. docs/metrics.md lists
 // every metric.
@@ -30,6 +31,10 @@ type Metrics struct {
 	// StoreProbes counts probes of failing stores by provider and outcome
 	// (recovered, failed).
 	StoreProbes *prometheus.CounterVec
+	// WorkloadRestarts counts workloads restarted because a Secret they use
+	// changed content, by kind (Deployment, StatefulSet, DaemonSet,
+	// Rollout) and namespace (docs/restarts.md).
+	WorkloadRestarts *prometheus.CounterVec
 	// ESO holds the metrics under External Secrets Operator's names.
 	ESO *ESO
 }
@@ -54,6 +59,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		StoreProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyferry_store_probes_total", Help: "Probes of failing stores by provider and outcome: recovered (the store answered; its waiting objects are re-synced) or failed.",
 		}, []string{"provider", "outcome"}),
+		WorkloadRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_workload_restarts_total", Help: "Workloads restarted because a Secret they use changed content, by kind and namespace.",
+		}, []string{"kind", "namespace"}),
 	}
 	if reg != nil {
 		m.Syncs = register(reg, m.Syncs)
@@ -61,6 +69,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.CacheLookups = register(reg, m.CacheLookups)
 		m.SecretWrites = register(reg, m.SecretWrites)
 		m.StoreProbes = register(reg, m.StoreProbes)
+		m.WorkloadRestarts = register(reg, m.WorkloadRestarts)
 	}
 	m.ESO = newESO(reg, m.ProviderCalls)
 	return m

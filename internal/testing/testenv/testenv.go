@@ -33,6 +33,9 @@ type Options struct {
 	// ControllerManager also runs kube-controller-manager (garbage
 	// collection, namespace deletion).
 	ControllerManager bool
+	// ExtraControllers are further kube-controller-manager controllers
+	// (devcluster.Options.ExtraControllers).
+	ExtraControllers []string
 	// Operator tweaks the operator's options before it starts.
 	Operator func(*operator.Options)
 	// NoOperator starts only the control plane.
@@ -65,6 +68,7 @@ func Start(opts Options) (*Env, error) {
 	cl, err := devcluster.Start(ctx, devcluster.Options{
 		CRDDirs:           []string{filepath.Join(root, "config", "crd")},
 		ControllerManager: opts.ControllerManager,
+		ExtraControllers:  opts.ExtraControllers,
 	})
 	if err != nil {
 		cancel()
