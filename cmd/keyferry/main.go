@@ -2,6 +2,7 @@
 //
 //	keyferry controller   run the operator against KUBECONFIG or in-cluster config
 //	keyferry dev          run a local control plane, the operator and the quickstart
+//	keyferry render       print the Secret an ExternalSecret produces from values in files, offline
 //	keyferry version      print the version
 package main
 
@@ -36,6 +37,8 @@ func main() {
 		err = runController(ctx, os.Args[2:])
 	case "dev":
 		err = runDev(ctx, os.Args[2:])
+	case "render":
+		err = runRender(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("keyferry", version)
 	case "-h", "--help", "help":
@@ -57,6 +60,7 @@ func usage() {
 commands:
   controller   run the operator against KUBECONFIG or the in-cluster config
   dev          start a local control plane, the operator and the quickstart example
+  render       print the Secret an ExternalSecret produces from values in files, offline
   version      print the version
 `)
 }

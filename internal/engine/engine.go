@@ -195,14 +195,8 @@ func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
 			return nil, err
 		}
 	}
-	for k := range d.data {
-		if values.ValidKey(k) {
-			continue
-		}
-		if !named[k] {
-			return nil, fail(ReasonInvalidSpec, "the template rendered a key that is not a valid Secret key (allowed: letters, digits, '-', '_', '.')")
-		}
-		return nil, fail(ReasonInvalidSpec, "key %q is not a valid Secret key (allowed: letters, digits, '-', '_', '.')", k)
+	if err := checkKeys(d.data, named); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

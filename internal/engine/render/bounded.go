@@ -67,6 +67,9 @@ func rawFuncs() template.FuncMap {
 	fm["toYaml"] = toYAML
 	fm["fromYaml"] = fromYAML
 	fm["filterPEM"] = filterPEM
+	for name, fn := range certFuncs() {
+		fm[name] = fn
+	}
 	// text/template's escaping builtins, under their own names, so they
 	// are metered like every other function (their results can be six
 	// times their input).

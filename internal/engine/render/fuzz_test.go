@@ -80,6 +80,16 @@ var fragments = []string{
 	"{{ break }}",
 	"{{ end }}",
 	"{{ else }}",
+	"{{ pkcs12key .v }}",
+	"{{ pkcs12certPass .v .v }}",
+	"{{ pemToPkcs12Pass .v .v .v }}",
+	"{{ fullPemToPkcs12 .v .v }}",
+	"{{ pemTruststoreToPKCS12 .v }}",
+	"{{ certSANs .v | first }}",
+	"{{ jwkPublicKeyPem .v }}",
+	"{{ jwkPrivateKeyPem .doc }}",
+	"{{ rsaDecrypt \"RSA-OAEP\" .v .v .v }}",
+	"{{ rsaDecrypt .v \"SHA1\" .v .v }}",
 }
 
 func canaryData() map[string][]byte {

@@ -1,7 +1,8 @@
 // Package render executes ExternalSecret templates (engineVersion v2): Go
 // text/template with sprig's functions, minus every function that reads the
 // environment, files, DNS or the network, plus the helpers External Secrets
-// Operator users rely on (fromJson, toYaml, fromYaml, filterPEM).
+// Operator users rely on (fromJson, toYaml, fromYaml, filterPEM, and the
+// PKCS#12, certificate-chain, JSON Web Key and RSA helpers).
 //
 // Templates run in a Sandbox: a bounded pool, a deadline, an output limit
 // enforced while writing, a step budget checked at every range iteration,
@@ -194,24 +195,30 @@ func fromYAML(s string) (any, error) {
 }
 
 // filterPEM keeps the PEM blocks of the given type ("CERTIFICATE",
-// "PRIVATE KEY", ...), as ESO's helper does.
+// "PRIVATE KEY", ...; compared without case), as ESO's helper does: text
+// before the first block is ignored, and a value with blocks but none of
+// the type gives the empty string. A value with no PEM block at all is an
+// error.
 func filterPEM(blockType, s string) (string, error) {
+	if i := strings.Index(s, "-----BEGIN"); i > 0 {
+		s = s[i:]
+	}
 	rest := []byte(s)
 	var out bytes.Buffer
 	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
+		b, r := pem.Decode(rest)
 		if b == nil {
 			break
 		}
-		if b.Type == blockType {
+		rest = r
+		if strings.EqualFold(b.Type, blockType) {
 			if err := pem.Encode(&out, b); err != nil {
 				return "", safeError("cannot encode PEM")
 			}
 		}
 	}
-	if out.Len() == 0 {
-		return "", safeError("no PEM block of the requested type")
+	if out.Len() == 0 && len(bytes.TrimSpace(rest)) != 0 {
+		return "", safeError("no PEM block found")
 	}
 	return out.String(), nil
 }
