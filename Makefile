@@ -54,10 +54,12 @@ moto: ## check that moto_server (AWS test server) is installed
 test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build or find the real servers the tests run against
 
 # Fuzz targets run by `make test` for a short fixed time each (package:target).
-FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef \
+FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender \
+	internal/engine/render:FuzzPKCS12 internal/engine/render:FuzzCertPEM internal/engine/render:FuzzJWK internal/preview:FuzzRenderManifest internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef \
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
 	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/aws/classobjects:FuzzParse \
-	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects
+	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/controller/unsupported:FuzzObjectChecks \
+	internal/provider/csiplugin:FuzzReadResponse internal/provider/csiplugin:FuzzValidateSpec
 FUZZTIME ?= 10s
 
 .PHONY: fuzz-short

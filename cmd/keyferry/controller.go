@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -40,11 +41,16 @@ func runController(ctx context.Context, args []string) error {
 	clusterStores := fs.Bool("enable-cluster-store-reconciler", true, "serve ClusterSecretStores (false: not watched; ExternalSecrets using one get Ready=False ClusterSecretStoreDisabled)")
 	clusterExternalSecrets := fs.Bool("enable-cluster-external-secret-reconciler", true, "serve ClusterExternalSecrets")
 	secretSyncs := fs.Bool("enable-secretsync-reconciler", true, "serve SecretSyncs")
+	fs.BoolVar(&opts.RestartWorkloads, "restart-workloads", false, "restart Deployments, StatefulSets and DaemonSets that carry Reloader's annotations when a Secret keyferry manages changed content (docs/restarts.md)")
+	fs.DurationVar(&opts.RestartDebounce, "restart-debounce", 2*time.Second, "with --restart-workloads: how long a workload waits after the last change of a Secret it restarts for, so one rotation restarts it once")
 	fs.BoolVar(&opts.MetricsSecure, "metrics-secure", true, "serve metrics over HTTPS to callers allowed to get the non-resource URL /metrics (TokenReview + SubjectAccessReview); false serves plain HTTP")
 	fs.StringVar(&opts.MetricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate)")
 	ambient := fs.String("allow-ambient-identity", "", "comma-separated identities of the operator that namespaced SecretStores may use, each IDENTITY (every namespace) or NAMESPACE/IDENTITY; identities: "+strings.Join(identityNames(), ", ")+" (see docs/security.md)")
 	fs.BoolVar(&opts.StorePolicy.AllowInsecureHTTP, "allow-insecure-http", false, "let stores send credentials to plain http:// servers that are not loopback addresses")
 	fs.BoolVar(&opts.WebhookAllowLinkLocal, "webhook-allow-link-local", false, "let webhook stores connect to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254)")
+	fs.StringVar(&opts.CSIPlugins.Dir, "csi-provider-dir", "", "directory of the Secrets Store CSI provider plugins' sockets (<dir>/<provider>.sock); SecretProviderClasses of providers keyferry does not serve natively are read through them (empty: off; docs/secretsync.md)")
+	csiAudiences := fs.String("csi-token-audiences", "", "with --csi-provider-dir: comma-separated audiences of the SecretSync ServiceAccount tokens sent to the plugins, one token each (the Sync Controller's --token-request-audience)")
+	fs.DurationVar(&opts.CSIPlugins.Timeout, "csi-mount-timeout", 30*time.Second, "with --csi-provider-dir: how long one Mount call to a plugin may take")
 	qps := fs.Float64("client-qps", 1000, "Kubernetes API client queries per second")
 	burst := fs.Int("client-burst", 2000, "Kubernetes API client burst")
 	newLog := logFlags(fs)
@@ -58,6 +64,10 @@ func runController(ctx context.Context, args []string) error {
 		return fmt.Errorf("--allow-ambient-identity: %w", err)
 	}
 	opts.StorePolicy.AmbientIdentities = grants
+	opts.CSIPlugins.Audiences = splitList(*csiAudiences)
+	// The pod's identity, sent to the plugins as the CSI driver sends the
+	// mounting pod's (the chart sets them from the downward API).
+	opts.CSIPlugins.PodName, opts.CSIPlugins.PodUID = os.Getenv("POD_NAME"), os.Getenv("POD_UID")
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -69,4 +79,15 @@ func runController(ctx context.Context, args []string) error {
 		return err
 	}
 	return op.Manager.Start(ctx)
+}
+
+// splitList splits a comma-separated flag value, dropping blank entries.
+func splitList(s string) []string {
+	var out []string
+	for e := range strings.SplitSeq(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

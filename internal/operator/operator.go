@@ -28,12 +28,16 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+	genv1alpha1 "github.com/keyferry/keyferry/apis/generators/v1alpha1"
 	secretsstorev1 "github.com/keyferry/keyferry/apis/secretsstore/v1"
 	secretsyncv1alpha1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/clusterexternalsecret"
 	"github.com/keyferry/keyferry/internal/controller/externalsecret"
+	"github.com/keyferry/keyferry/internal/controller/restart"
 	"github.com/keyferry/keyferry/internal/controller/secretstore"
 	"github.com/keyferry/keyferry/internal/controller/secretsync"
+	"github.com/keyferry/keyferry/internal/controller/unsupported"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/engine/render"
@@ -41,6 +45,7 @@ import (
 	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/all"
+	"github.com/keyferry/keyferry/internal/provider/csiplugin"
 )
 
 // Options configure the operator.
@@ -79,6 +84,12 @@ type Options struct {
 	// WebhookAllowLinkLocal lets webhook stores reach link-local and cloud
 	// metadata addresses (--webhook-allow-link-local); see docs/security.md.
 	WebhookAllowLinkLocal bool
+	// CSIPlugins configures the CSI provider plugins that serve the
+	// SecretProviderClasses of every provider keyferry has no native
+	// provider for (--csi-provider-dir, --csi-token-audiences,
+	// --csi-mount-timeout); an empty Dir leaves them off. See
+	// docs/secretsync.md.
+	CSIPlugins csiplugin.Options
 
 	// ControllerClass is ESO's --controller-class: stores whose
 	// spec.controller is set and differs are left alone, and so are the
@@ -105,6 +116,17 @@ type Options struct {
 	// SkipControllerNameValidation lets one process build several operators
 	// (tests).
 	SkipControllerNameValidation bool
+
+	// RestartWorkloads runs the controller that restarts Deployments,
+	// StatefulSets, DaemonSets and Argo Rollouts carrying Reloader's
+	// annotations when a Secret keyferry manages changed content
+	// (--restart-workloads; off by default so it never doubles up with a
+	// Reloader already running). It needs get, list and patch on those
+	// kinds; see docs/restarts.md.
+	RestartWorkloads bool
+	// RestartDebounce is how long a workload waits after the last change
+	// of a Secret it restarts for (--restart-debounce; 0: 2s).
+	RestartDebounce time.Duration
 }
 
 // Operator is a configured manager plus the pieces tests inspect.
@@ -112,6 +134,9 @@ type Operator struct {
 	Manager manager.Manager
 	Fetch   *fetch.Layer
 	Engine  *engine.Engine
+	// Restart is the workload restart controller (nil unless
+	// RestartWorkloads).
+	Restart *restart.Reconciler
 }
 
 // NewScheme returns the scheme with every type keyferry reads or writes.
@@ -121,6 +146,8 @@ func NewScheme() *runtime.Scheme {
 	_ = esv1.AddToScheme(s)
 	_ = secretsstorev1.AddToScheme(s)
 	_ = secretsyncv1alpha1.AddToScheme(s)
+	_ = esv1alpha1.AddToScheme(s)
+	_ = genv1alpha1.AddToScheme(s)
 	return s
 }
 
@@ -175,7 +202,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	}
 	reg := opts.Registry
 	if reg == nil {
-		reg = all.Registry(all.Options{Config: cfg, WebhookAllowLinkLocal: opts.WebhookAllowLinkLocal})
+		reg = all.Registry(all.Options{Config: cfg, WebhookAllowLinkLocal: opts.WebhookAllowLinkLocal, CSIPlugins: opts.CSIPlugins})
 	}
 	m := metrics.New(crmetrics.Registry)
 	// Change notifications go to the controller of the subscriber's kind
@@ -245,7 +272,23 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 			return nil, err
 		}
 	}
-	return &Operator{Manager: mgr, Fetch: layer, Engine: eng}, nil
+	var rr *restart.Reconciler
+	if opts.RestartWorkloads {
+		rr = &restart.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("keyferry"),
+			Metrics: m, Window: opts.RestartDebounce, Concurrency: opts.Concurrency}
+		if err := rr.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the restart controller: %w", err)
+		}
+	}
+	// The ESO kinds keyferry serves but does not implement yet get
+	// Ready=False Unsupported (the list is unsupported.Kinds).
+	if err := unsupported.Setup(mgr, unsupported.Options{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Log: opts.Log,
+		Namespace: opts.Namespace, ControllerClass: opts.ControllerClass, DisableClusterStores: opts.DisableClusterStores,
+	}); err != nil {
+		return nil, fmt.Errorf("setting up the controllers of unsupported kinds: %w", err)
+	}
+	return &Operator{Manager: mgr, Fetch: layer, Engine: eng, Restart: rr}, nil
 }
 
 // changeNotifier is a controller that reconciles an object when a value it

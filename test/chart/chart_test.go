@@ -3,6 +3,7 @@ package chart_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,18 +23,22 @@ import (
 
 // valueSets are the configurations every structural check runs against.
 var valueSets = map[string]map[string]any{
-	"defaults":            nil,
-	"scoped":              {"scopedNamespace": "team-a", "scopedRBAC": true},
-	"scoped namespace":    {"scopedNamespace": "team-a"},
-	"leader election":     {"leaderElect": true, "replicaCount": 2, "podDisruptionBudget": map[string]any{"enabled": true}},
-	"controller class":    {"controllerClass": "keyferry"},
-	"metrics insecure":    {"metrics": map[string]any{"listen": map[string]any{"secure": map[string]any{"enabled": false}}}},
-	"CRDs off":            {"installCRDs": false},
-	"SPC CRD off":         {"crds": map[string]any{"createSecretProviderClass": false}},
-	"serviceMonitor on":   {"serviceMonitor": map[string]any{"enabled": true, "renderMode": "alwaysRender"}},
-	"cluster kinds off":   {"processClusterStore": false, "processClusterExternalSecret": false, "processSecretSync": false},
-	"dashboard":           {"grafanaDashboard": map[string]any{"enabled": true}},
-	"no service account":  {"serviceAccount": map[string]any{"create": false, "name": "existing"}},
+	"defaults":           nil,
+	"scoped":             {"scopedNamespace": "team-a", "scopedRBAC": true},
+	"scoped namespace":   {"scopedNamespace": "team-a"},
+	"leader election":    {"leaderElect": true, "replicaCount": 2, "podDisruptionBudget": map[string]any{"enabled": true}},
+	"controller class":   {"controllerClass": "keyferry"},
+	"metrics insecure":   {"metrics": map[string]any{"listen": map[string]any{"secure": map[string]any{"enabled": false}}}},
+	"CRDs off":           {"installCRDs": false},
+	"SPC CRD off":        {"crds": map[string]any{"createSecretProviderClass": false}},
+	"serviceMonitor on":  {"serviceMonitor": map[string]any{"enabled": true, "renderMode": "alwaysRender"}},
+	"cluster kinds off":  {"processClusterStore": false, "processClusterExternalSecret": false, "processSecretSync": false},
+	"dashboard":          {"grafanaDashboard": map[string]any{"enabled": true}},
+	"no service account": {"serviceAccount": map[string]any{"create": false, "name": "existing"}},
+	"restart workloads":  {"restartWorkloads": map[string]any{"enabled": true, "debounce": "5s"}},
+	"CSI provider plugins": {"csiProviders": map[string]any{"enabled": true, "tokenAudiences": []any{"api://acme", "vault"}, "mountTimeout": "20s",
+		"sidecars": []any{map[string]any{"name": "acme", "image": "example.com/acme-provider:1", "args": []any{"--endpoint=unix:///provider/acme.sock"},
+			"volumeMounts": []any{map[string]any{"name": "csi-providers", "mountPath": "/provider"}}}}}},
 	"extra args and envs": {"extraArgs": map[string]any{"store-qps": 50, "client-burst": "300"}, "extraEnv": []any{map[string]any{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}}},
 }
 
@@ -174,7 +179,12 @@ func TestArgs(t *testing.T) {
 		"defaults pass the listen addresses, concurrency and log level": {
 			want: base,
 			absent: []string{"--leader-elect", "--namespace", "--controller-class", "--metrics-secure",
-				"--enable-cluster-store-reconciler", "--enable-cluster-external-secret-reconciler", "--enable-secretsync-reconciler"},
+				"--enable-cluster-store-reconciler", "--enable-cluster-external-secret-reconciler", "--enable-secretsync-reconciler",
+				"--restart-workloads", "--restart-debounce"},
+		},
+		"restartWorkloads.enabled turns the restart controller on": {
+			values: valueSets["restart workloads"],
+			want:   []string{"--restart-workloads", "--restart-debounce=5s"},
 		},
 		"leaderElect elects in the release namespace": {
 			values: map[string]any{"leaderElect": true, "replicaCount": 2},
@@ -355,9 +365,20 @@ func TestCRDs(t *testing.T) {
 		"createClusterExternalSecret": "clusterexternalsecrets.external-secrets.io",
 		"createSecretProviderClass":   "secretproviderclasses.secrets-store.csi.x-k8s.io",
 		"createSecretSync":            "secretsyncs.secret-sync.x-k8s.io",
+		"createPushSecret":            "pushsecrets.external-secrets.io",
+		"createClusterPushSecret":     "clusterpushsecrets.external-secrets.io",
+		"createClusterGenerator":      "clustergenerators.generators.external-secrets.io",
 	}
-	if len(toggles) != len(want) {
-		t.Fatalf("config/crd has %d CRDs and this test knows %d toggles", len(want), len(toggles))
+	// The namespaced generators (and GeneratorState) have no toggle of
+	// their own, as in ESO's chart: installCRDs alone installs them.
+	untoggled := 0
+	for _, c := range want {
+		if strings.HasSuffix(c.GetName(), ".generators.external-secrets.io") && !slices.Contains(slices.Collect(maps.Values(toggles)), c.GetName()) {
+			untoggled++
+		}
+	}
+	if len(toggles)+untoggled != len(want) {
+		t.Fatalf("config/crd has %d CRDs and this test knows %d toggles and %d generator CRDs without one", len(want), len(toggles), untoggled)
 	}
 	for value, crd := range toggles {
 		t.Run("crds."+value+"=false leaves out only "+crd, func(t *testing.T) {
@@ -528,6 +549,25 @@ func TestRBACModes(t *testing.T) {
 		for _, verb := range []string{"list", "watch", "patch"} {
 			if grants(t, cr, "", "namespaces", verb) {
 				t.Errorf("namespaces %s still granted without cluster kinds", verb)
+			}
+		}
+	})
+	t.Run("workloads are granted only with restartWorkloads", func(t *testing.T) {
+		off := chart.Find(render(t, nil), "ClusterRole")
+		on := chart.Find(render(t, valueSets["restart workloads"]), "ClusterRole")
+		for _, gr := range [][2]string{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"argoproj.io", "rollouts"}} {
+			if grants(t, off, gr[0], gr[1], "get") {
+				t.Errorf("%s granted by default", gr[1])
+			}
+			for _, verb := range []string{"get", "list", "patch"} {
+				if !grants(t, on, gr[0], gr[1], verb) {
+					t.Errorf("%s %s not granted with restartWorkloads", verb, gr[1])
+				}
+			}
+			for _, verb := range []string{"update", "delete", "watch", "create"} {
+				if grants(t, on, gr[0], gr[1], verb) {
+					t.Errorf("%s: %s granted; only get, list and patch are needed", gr[1], verb)
+				}
 			}
 		}
 	})

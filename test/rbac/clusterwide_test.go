@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -125,6 +126,49 @@ spec:
 `)
 		env.WaitReady(t, nsA, "templated", metav1.ConditionTrue, externalsecret.ReasonSecretSynced)
 		env.WaitSecret(t, nsA, "templated", testenv.HasData(map[string]string{"dsn": "postgres://app@db.demo.svc:5432/app"}))
+	})
+
+	t.Run("ESO kinds keyferry does not implement get Ready=False Unsupported", func(t *testing.T) {
+		env.Apply(t, nsA, "examples/eso-api/generator-password.yaml")
+		env.Apply(t, "", `apiVersion: generators.external-secrets.io/v1alpha1
+kind: ClusterGenerator
+metadata:
+  name: rbac-uuid
+spec:
+  kind: UUID
+  generator:
+    uuidSpec: {}
+---
+apiVersion: external-secrets.io/v1alpha1
+kind: ClusterPushSecret
+metadata:
+  name: rbac-cps
+spec:
+  pushSecretSpec:
+    secretStoreRefs: [{name: quickstart}]
+    selector: {secret: {name: database-credentials}}
+`)
+		for _, o := range []struct{ apiVersion, kind, ns, name string }{
+			{"generators.external-secrets.io/v1alpha1", "Password", nsA, "my-password"},
+			{"generators.external-secrets.io/v1alpha1", "ClusterGenerator", "", "rbac-uuid"},
+			{"external-secrets.io/v1alpha1", "ClusterPushSecret", "", "rbac-cps"},
+		} {
+			testenv.Eventually(t, o.kind+" "+o.name+" Unsupported", func(ctx context.Context) (bool, string) {
+				u := &unstructured.Unstructured{}
+				u.SetAPIVersion(o.apiVersion)
+				u.SetKind(o.kind)
+				if err := env.Client.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: o.name}, u); err != nil {
+					return false, err.Error()
+				}
+				conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+				for _, c := range conds {
+					if m, ok := c.(map[string]any); ok && m["type"] == "Ready" && m["reason"] == "Unsupported" {
+						return true, ""
+					}
+				}
+				return false, fmt.Sprintf("conditions %v", conds)
+			})
+		}
 	})
 
 	t.Run("the kubernetes provider reads another namespace with a ServiceAccount token it requests", func(t *testing.T) {

@@ -339,6 +339,8 @@ func optionsFromArgs(args []string) (operator.Options, error) {
 	clusterStores := fs.Bool("enable-cluster-store-reconciler", true, "")
 	clusterExternalSecrets := fs.Bool("enable-cluster-external-secret-reconciler", true, "")
 	secretSyncs := fs.Bool("enable-secretsync-reconciler", true, "")
+	fs.BoolVar(&opts.RestartWorkloads, "restart-workloads", false, "")
+	fs.DurationVar(&opts.RestartDebounce, "restart-debounce", 2*time.Second, "")
 	fs.String("log-level", "info", "") // the tests log at debug level
 	if err := fs.Parse(args); err != nil {
 		return opts, err
