@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -42,6 +44,8 @@ type config struct {
 	Out           string
 	Writers       int
 	SkipRestart   bool
+	Rotations     int
+	Profile       time.Duration
 }
 
 func main() {
@@ -58,6 +62,8 @@ func main() {
 	flag.StringVar(&c.Controller, "controller", "bin/keyferry controller --metrics-bind-address=0 --health-probe-bind-address=0", "command line of the controller under test; KUBECONFIG is set for it")
 	flag.StringVar(&c.Out, "out", "bin/bench", "directory for results (JSON)")
 	flag.IntVar(&c.Writers, "writers", 16, "parallel writers for the floor")
+	flag.IntVar(&c.Rotations, "rotations", 5, "value changes at random points of the refresh window")
+	flag.DurationVar(&c.Profile, "profile", 0, "record a CPU profile of the API server for this long from the controller's start (bin/bench/apiserver-cpu.pprof)")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
 
@@ -79,21 +85,25 @@ func main() {
 
 // Result is the benchmark's output.
 type Result struct {
-	Config               config  `json:"config"`
-	FloorSeconds         float64 `json:"floorSeconds"`
-	SyncSeconds          float64 `json:"syncSeconds"`
-	SyncOverFloor        float64 `json:"syncOverFloor"`
-	CallsUntilSynced     int64   `json:"callsUntilSynced"`
-	SteadyCallsPerWindow float64 `json:"steadyCallsPerWindow"`
-	SteadySecretWrites   int64   `json:"steadySecretWrites"`
-	SteadyStatusWrites   int64   `json:"steadyStatusWrites"`
-	RotationSeconds      float64 `json:"rotationSeconds"`
-	RotationTargets      int     `json:"rotationTargets"`
-	RestartCalls         int64   `json:"restartCalls"`
-	PeakRSSMiB           float64 `json:"peakRSSMiB"`
-	CPUSeconds           float64 `json:"cpuSeconds"`
-	PeakRSSUnrelatedMiB  float64 `json:"peakRSSWithUnrelatedMiB,omitempty"`
-	UnrelatedGrowthMiB   float64 `json:"unrelatedGrowthMiB,omitempty"`
+	Config               config        `json:"config"`
+	FloorSeconds         float64       `json:"floorSeconds"`
+	SyncSeconds          float64       `json:"syncSeconds"`
+	SyncOverFloor        float64       `json:"syncOverFloor"`
+	FirstSecretSeconds   float64       `json:"firstSecretSeconds"`
+	ReadySeconds         float64       `json:"readySeconds"`
+	FloorAPIServer       apiServerCost `json:"floorAPIServer"`
+	SyncAPIServer        apiServerCost `json:"syncAPIServer"`
+	CallsUntilSynced     int64         `json:"callsUntilSynced"`
+	SteadyCallsPerWindow float64       `json:"steadyCallsPerWindow"`
+	SteadySecretWrites   int64         `json:"steadySecretWrites"`
+	SteadyStatusWrites   int64         `json:"steadyStatusWrites"`
+	RotationSeconds      []float64     `json:"rotationSeconds"`
+	RotationTargets      int           `json:"rotationTargets"`
+	RestartCalls         int64         `json:"restartCalls"`
+	PeakRSSMiB           float64       `json:"peakRSSMiB"`
+	CPUSeconds           float64       `json:"cpuSeconds"`
+	PeakRSSUnrelatedMiB  float64       `json:"peakRSSWithUnrelatedMiB,omitempty"`
+	UnrelatedGrowthMiB   float64       `json:"unrelatedGrowthMiB,omitempty"`
 }
 
 func printTable(r Result) {
@@ -102,11 +112,18 @@ func printTable(r Result) {
 	fmt.Fprintf(w, "controller\t%s\n", r.Config.Controller)
 	fmt.Fprintf(w, "floor (create N Secrets directly)\t%.2f s\n", r.FloorSeconds)
 	fmt.Fprintf(w, "time until every Secret is right\t%.2f s (%.2f× the floor)\n", r.SyncSeconds, r.SyncOverFloor)
+	fmt.Fprintf(w, "first Secret after the controller's start\t%.2f s\n", r.FirstSecretSeconds)
+	fmt.Fprintf(w, "every ExternalSecret Ready\t%.2f s\n", r.ReadySeconds)
+	fmt.Fprintf(w, "API server CPU: floor / first sync\t%.1f s / %.1f s (%.2f / %.2f ms per object)\n", r.FloorAPIServer.CPUSeconds, r.SyncAPIServer.CPUSeconds,
+		1000*r.FloorAPIServer.CPUSeconds/float64(r.Config.N), 1000*r.SyncAPIServer.CPUSeconds/float64(r.Config.N))
+	for _, l := range r.SyncAPIServer.lines(r.Config.N) {
+		fmt.Fprintf(w, "  first sync: %s\n", l)
+	}
 	fmt.Fprintf(w, "backend calls until synced\t%d (distinct keys: %d)\n", r.CallsUntilSynced, r.Config.K)
 	fmt.Fprintf(w, "steady state: backend calls per refresh window\t%.1f\n", r.SteadyCallsPerWindow)
 	fmt.Fprintf(w, "steady state: Secret writes\t%d\n", r.SteadySecretWrites)
 	fmt.Fprintf(w, "steady state: ExternalSecret status writes\t%d\n", r.SteadyStatusWrites)
-	fmt.Fprintf(w, "rotation: one value → %d Secrets\t%.2f s\n", r.RotationTargets, r.RotationSeconds)
+	fmt.Fprintf(w, "rotation: one value → %d Secrets, %d changes at random points of the %s window\t%s\n", r.RotationTargets, len(r.RotationSeconds), r.Config.Refresh, spread(r.RotationSeconds))
 	if !r.Config.SkipRestart {
 		fmt.Fprintf(w, "restart: backend calls in the first %s\t%d\n", r.Config.RestartWindow, r.RestartCalls)
 	}
@@ -116,4 +133,18 @@ func printTable(r Result) {
 		fmt.Fprintf(w, "peak RSS with %d unrelated Secrets\t%.1f MiB (+%.1f MiB)\n", r.Config.Unrelated, r.PeakRSSUnrelatedMiB, r.UnrelatedGrowthMiB)
 	}
 	_ = w.Flush()
+}
+
+// spread formats min / median / max and every value.
+func spread(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	all := make([]string, len(v))
+	for i, x := range v {
+		all[i] = fmt.Sprintf("%.2f", x)
+	}
+	return fmt.Sprintf("min %.2f s / median %.2f s / max %.2f s (%s)", s[0], s[len(s)/2], s[len(s)-1], strings.Join(all, ", "))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -177,6 +178,10 @@ func run(ctx context.Context, c config) (Result, error) {
 	if err := createNamespace(ctx, cl, "floor"); err != nil {
 		return res, err
 	}
+	floorBefore, err := sampleAPIServer(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	err = parallel(c.N, c.Writers, func(i int) error {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: esName(i)}, Data: map[string][]byte{}}
@@ -189,6 +194,11 @@ func run(ctx context.Context, c config) (Result, error) {
 		return res, fmt.Errorf("floor: %w", err)
 	}
 	res.FloorSeconds = time.Since(start).Seconds()
+	floorAfter, err := sampleAPIServer(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
+	res.FloorAPIServer = floorBefore.until(floorAfter)
 	if err := cl.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace("floor")); err != nil {
 		return res, err
 	}
@@ -231,7 +241,20 @@ func run(ctx context.Context, c config) (Result, error) {
 	}
 	fmt.Println("sync: starting the controller...")
 	be.calls.Store(0)
+	syncBefore, err := sampleAPIServer(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
+	if c.Profile > 0 {
+		go func() {
+			file := filepath.Join(c.Out, "apiserver-cpu.pprof")
+			if err := profileAPIServer(ctx, cfg, c.Profile, file); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+			}
+		}()
+	}
 	start = time.Now()
+	tr.resetFirst()
 	proc, err := startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller.log"))
 	if err != nil {
 		return res, err
@@ -245,6 +268,7 @@ func run(ctx context.Context, c config) (Result, error) {
 		return res, fmt.Errorf("sync: %w", err)
 	}
 	res.SyncSeconds = time.Since(start).Seconds()
+	res.FirstSecretSeconds = tr.firstSince(start)
 	res.SyncOverFloor = res.SyncSeconds / res.FloorSeconds
 	res.CallsUntilSynced = be.calls.Load()
 	fmt.Printf("synced in %.2fs with %d backend calls\n", res.SyncSeconds, res.CallsUntilSynced)
@@ -254,6 +278,12 @@ func run(ctx context.Context, c config) (Result, error) {
 	if err := waitReady(ctx, cl, c.N, 5*time.Minute); err != nil {
 		return res, err
 	}
+	res.ReadySeconds = time.Since(start).Seconds()
+	syncAfter, err := sampleAPIServer(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
+	res.SyncAPIServer = syncBefore.until(syncAfter)
 	fmt.Printf("steady state: observing %d refresh windows of %s...\n", c.SteadyWindows, c.Refresh)
 	secretWrites, statusWrites, stopWatch, err := countWrites(ctx, cfg)
 	if err != nil {
@@ -281,13 +311,25 @@ func run(ctx context.Context, c config) (Result, error) {
 		}
 	}
 	res.RotationTargets = len(targets)
-	fmt.Printf("rotation: changing %s (used by %d ExternalSecrets)...\n", rotated, len(targets))
-	be.set(rotated, "value-0-v2")
-	start = time.Now()
-	if err := waitSynced(ctx, tr, c, be, targets, 2*c.Refresh+time.Minute); err != nil {
-		return res, fmt.Errorf("rotation: %w", err)
+	// A polled source is seen at the next refresh of any object that reads
+	// it, so the latency depends on where in the refresh window the value
+	// changes: change it at random points of the window, several times.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	for r := 0; r < c.Rotations; r++ {
+		wait := time.Duration(rng.Int64N(int64(c.Refresh)))
+		fmt.Printf("rotation %d/%d: changing %s (used by %d ExternalSecrets) in %s...\n", r+1, c.Rotations, rotated, len(targets), wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait): // a random point of the window, not synchronisation
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+		be.set(rotated, fmt.Sprintf("value-0-v%d", r+2))
+		start = time.Now()
+		if err := waitSynced(ctx, tr, c, be, targets, 2*c.Refresh+time.Minute); err != nil {
+			return res, fmt.Errorf("rotation: %w", err)
+		}
+		res.RotationSeconds = append(res.RotationSeconds, time.Since(start).Seconds())
 	}
-	res.RotationSeconds = time.Since(start).Seconds()
 	res.PeakRSSMiB, res.CPUSeconds = proc.usage()
 
 	if !c.SkipRestart {

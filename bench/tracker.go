@@ -21,6 +21,21 @@ type tracker struct {
 	mu      sync.Mutex
 	data    map[string]map[string][]byte
 	changed chan struct{}
+	first   time.Time // when the first Secret was added since resetFirst
+}
+
+// resetFirst forgets the first Secret seen so far.
+func (tr *tracker) resetFirst() {
+	tr.mu.Lock()
+	tr.first = time.Time{}
+	tr.mu.Unlock()
+}
+
+// firstSince is how long after start the first Secret was added.
+func (tr *tracker) firstSince(start time.Time) float64 {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.first.Sub(start).Seconds()
 }
 
 func track(ctx context.Context, cfg *rest.Config) (*tracker, error) {
@@ -60,6 +75,9 @@ func (tr *tracker) run(ctx context.Context, wc client.WithWatch) {
 			if ev.Type == watch.Deleted {
 				delete(tr.data, s.Namespace+"/"+s.Name)
 			} else {
+				if ev.Type == watch.Added && tr.first.IsZero() {
+					tr.first = time.Now()
+				}
 				tr.data[s.Namespace+"/"+s.Name] = s.Data
 			}
 			tr.mu.Unlock()

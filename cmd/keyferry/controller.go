@@ -10,6 +10,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/keyferry/keyferry/internal/memlimit"
 	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/provider"
 )
@@ -51,11 +52,19 @@ func runController(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.CSIPlugins.Dir, "csi-provider-dir", "", "directory of the Secrets Store CSI provider plugins' sockets (<dir>/<provider>.sock); SecretProviderClasses of providers keyferry does not serve natively are read through them (empty: off; docs/secretsync.md)")
 	csiAudiences := fs.String("csi-token-audiences", "", "with --csi-provider-dir: comma-separated audiences of the SecretSync ServiceAccount tokens sent to the plugins, one token each (the Sync Controller's --token-request-audience)")
 	fs.DurationVar(&opts.CSIPlugins.Timeout, "csi-mount-timeout", 30*time.Second, "with --csi-provider-dir: how long one Mount call to a plugin may take")
+	fs.Float64Var(&opts.NormalEventsPerSecond, "normal-events-per-second", 10, "Normal Events (Created, Updated) per second across all ExternalSecrets and SecretSyncs once the burst is spent; Warning Events are never limited; a negative value lifts the limit")
+	fs.IntVar(&opts.NormalEventBurst, "normal-event-burst", 100, "Normal Events emitted before --normal-events-per-second applies")
+	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "0", `net/http/pprof listen address ("0" disables)`)
 	qps := fs.Float64("client-qps", 1000, "Kubernetes API client queries per second")
 	burst := fs.Int("client-burst", 2000, "Kubernetes API client burst")
 	newLog := logFlags(fs)
 	_ = fs.Parse(args)
 	opts.Log = newLog()
+	if limit, err := memlimit.Apply(); err != nil {
+		opts.Log.Error(err, "leaving the Go memory limit unset")
+	} else if limit > 0 {
+		opts.Log.Info("Go memory limit set from the container's limit", "bytes", limit, "share", memlimit.Share)
+	}
 	opts.DisableClusterStores = !*clusterStores
 	opts.DisableClusterExternalSecrets = !*clusterExternalSecrets
 	opts.DisableSecretSync = !*secretSyncs

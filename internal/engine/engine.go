@@ -42,6 +42,9 @@ type Engine struct {
 	// DisableClusterStores refuses ClusterSecretStores without reading them
 	// (--enable-cluster-store-reconciler=false).
 	DisableClusterStores bool
+	// OnSecretWritten, when set, is called after each Secret write (the
+	// operator's start-up trace).
+	OnSecretWritten func()
 }
 
 // Result is what a sync did. It holds key names and a hash, never values.
@@ -83,6 +86,9 @@ func (e *Engine) Execute(ctx context.Context, plan Plan) (Result, error) {
 		return res, nil
 	}
 	res, err = e.apply(ctx, plan, d, res)
+	if res.Changed() && e.OnSecretWritten != nil {
+		e.OnSecretWritten()
+	}
 	if e.Metrics != nil {
 		for op, done := range map[string]bool{"create": res.Created, "update": res.Updated, "delete": res.Deleted} {
 			if done {

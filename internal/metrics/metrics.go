@@ -35,6 +35,9 @@ type Metrics struct {
 	// changed content, by kind (Deployment, StatefulSet, DaemonSet,
 	// Rollout) and namespace (docs/restarts.md).
 	WorkloadRestarts *prometheus.CounterVec
+	// EventsSuppressed counts Normal Events left out because the Event
+	// budget was spent (internal/eventbudget).
+	EventsSuppressed prometheus.Counter
 	// ESO holds the metrics under External Secrets Operator's names.
 	ESO *ESO
 }
@@ -62,6 +65,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		WorkloadRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyferry_workload_restarts_total", Help: "Workloads restarted because a Secret they use changed content, by kind and namespace.",
 		}, []string{"kind", "namespace"}),
+		EventsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyferry_events_suppressed_total", Help: "Normal Events left out because the Event budget was spent (--normal-events-per-second, --normal-event-burst); Warning Events are never left out.",
+		}),
 	}
 	if reg != nil {
 		m.Syncs = register(reg, m.Syncs)
@@ -70,6 +76,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.SecretWrites = register(reg, m.SecretWrites)
 		m.StoreProbes = register(reg, m.StoreProbes)
 		m.WorkloadRestarts = register(reg, m.WorkloadRestarts)
+		m.EventsSuppressed = register(reg, m.EventsSuppressed)
 	}
 	m.ESO = newESO(reg, m.ProviderCalls)
 	return m

@@ -41,6 +41,7 @@ import (
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/engine/render"
+	"github.com/keyferry/keyferry/internal/eventbudget"
 	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/provider"
@@ -127,6 +128,18 @@ type Options struct {
 	// RestartDebounce is how long a workload waits after the last change
 	// of a Secret it restarts for (--restart-debounce; 0: 2s).
 	RestartDebounce time.Duration
+	// NormalEventsPerSecond and NormalEventBurst bound the Normal Events
+	// ExternalSecrets and SecretSyncs emit (internal/eventbudget); zero
+	// values take the defaults, a negative rate lifts the bound. Warning
+	// Events are never bounded.
+	NormalEventsPerSecond float64
+	NormalEventBurst      int
+	// PprofAddr serves net/http/pprof (--pprof-bind-address); "" or "0"
+	// disables it.
+	PprofAddr string
+	// ProcessStart is when the process started, for the start-up trace;
+	// zero reads it from /proc.
+	ProcessStart time.Time
 }
 
 // Operator is a configured manager plus the pieces tests inspect.
@@ -159,8 +172,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if opts.Concurrency == 0 {
 		opts.Concurrency = 16
 	}
+	trace := newStartupTrace(opts.ProcessStart, opts.Log)
 	scheme := NewScheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		PprofBindAddress:        orDisabled(opts.PprofAddr),
 		Scheme:                  scheme,
 		Logger:                  opts.Log,
 		Metrics:                 metricsOptions(opts),
@@ -229,10 +244,13 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		Templates:            render.NewSandbox(opts.TemplateLimits),
 		ControllerClass:      opts.ControllerClass,
 		DisableClusterStores: opts.DisableClusterStores,
+		OnSecretWritten:      func() { trace.mark("first Secret written") },
 	}
 
+	// One budget for the Normal Events of every sync, whatever its kind.
+	syncEvents := eventRecorder(mgr, opts, m)
 	esr := &externalsecret.Reconciler{
-		Client: mgr.GetClient(), Engine: eng, Recorder: mgr.GetEventRecorder("keyferry"),
+		Client: mgr.GetClient(), Engine: eng, Recorder: syncEvents,
 		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
 		Namespace: opts.Namespace, ProbeInterval: opts.StoreProbeInterval,
 	}
@@ -252,7 +270,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if !opts.DisableSecretSync {
 		ssr := &secretsync.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng,
-			Recorder:    mgr.GetEventRecorder("keyferry"),
+			Recorder:    syncEvents,
 			Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread,
 			RotationPollInterval: opts.SecretSyncRotationPollInterval,
 			ProbeInterval:        opts.StoreProbeInterval,
@@ -288,7 +306,24 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	}); err != nil {
 		return nil, fmt.Errorf("setting up the controllers of unsupported kinds: %w", err)
 	}
+	if err := mgr.Add(manager.RunnableFunc(trace.cachesSynced(mgr.GetCache().WaitForCacheSync))); err != nil {
+		return nil, err
+	}
+	trace.mark("operator built")
 	return &Operator{Manager: mgr, Fetch: layer, Engine: eng, Restart: rr}, nil
+}
+
+// eventRecorder is the recorder of the sync controllers: Warning Events
+// always, Normal Events within the budget.
+func eventRecorder(mgr manager.Manager, opts Options, m *metrics.Metrics) *eventbudget.Recorder {
+	perSecond, burst := opts.NormalEventsPerSecond, opts.NormalEventBurst
+	if perSecond == 0 {
+		perSecond = eventbudget.DefaultPerSecond
+	}
+	if burst == 0 {
+		burst = eventbudget.DefaultBurst
+	}
+	return eventbudget.New(mgr.GetEventRecorder("keyferry"), perSecond, burst, m.EventsSuppressed.Inc)
 }
 
 // changeNotifier is a controller that reconciles an object when a value it

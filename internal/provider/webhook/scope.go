@@ -22,7 +22,7 @@ func (p *Provider) ScopedToNamespace(store provider.Store) bool {
 	if err != nil {
 		return true
 	}
-	tpls, err := parseTemplates(spec)
+	tpls, err := p.parsed.templatesOf(spec)
 	if err != nil {
 		return true
 	}

@@ -45,6 +45,15 @@ func parseTemplate(field, text string) (*template.Template, error) {
 	return t, nil
 }
 
+func sortedHeaderNames(headers map[string]string) []string {
+	names := make([]string, 0, len(headers))
+	for name := range headers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
 func parseTemplates(p *esv1.WebhookProvider) (*templates, error) {
 	var (
 		ts  templates
@@ -69,12 +78,7 @@ func parseTemplates(p *esv1.WebhookProvider) (*templates, error) {
 			}
 		}
 	}
-	names := make([]string, 0, len(p.Headers))
-	for name := range p.Headers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range sortedHeaderNames(p.Headers) {
 		t, err := parseTemplate("headers."+name, p.Headers[name])
 		if err != nil {
 			return nil, err

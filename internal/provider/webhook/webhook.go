@@ -50,7 +50,8 @@ const (
 
 // Provider builds webhook clients.
 type Provider struct {
-	opts Options
+	opts   Options
+	parsed parseCache
 }
 
 // New returns the webhook provider.
@@ -71,12 +72,12 @@ func (p *Provider) ValidateSpec(store provider.Store) error {
 	if err != nil {
 		return err
 	}
-	_, err = validate(spec)
+	_, err = p.validate(spec)
 	return err
 }
 
 // validate checks spec and returns its parsed templates.
-func validate(spec *esv1.WebhookProvider) (*templates, error) {
+func (p *Provider) validate(spec *esv1.WebhookProvider) (*templates, error) {
 	if strings.TrimSpace(spec.URL) == "" {
 		return nil, fmt.Errorf("%w: url is required", provider.ErrInvalidConfig)
 	}
@@ -122,7 +123,7 @@ func validate(spec *esv1.WebhookProvider) (*templates, error) {
 			return nil, err
 		}
 	}
-	return parseTemplates(spec)
+	return p.parsed.templatesOf(spec)
 }
 
 func validateSPIFFE(spec *esv1.WebhookProvider) error {
@@ -179,7 +180,7 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 	if err != nil {
 		return nil, err
 	}
-	tpls, err := validate(spec)
+	tpls, err := p.validate(spec)
 	if err != nil {
 		return nil, err
 	}

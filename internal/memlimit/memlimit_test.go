@@ -1,0 +1,51 @@
+package memlimit
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    int64
+		noLimit bool
+		bad     bool
+	}{
+		{in: "268435456\n", want: 268435456},
+		{in: "max\n", noLimit: true},
+		{in: "9223372036854771712\n", noLimit: true}, // cgroup v1 without a limit
+		{in: "0", noLimit: true},
+		{in: "", bad: true},
+		{in: "-1", bad: true},
+		{in: "256Mi", bad: true},
+	} {
+		got, err := Parse(tc.in)
+		switch {
+		case tc.noLimit:
+			if !errors.Is(err, errNoLimit) {
+				t.Errorf("Parse(%q) = %d, %v; want no limit", tc.in, got, err)
+			}
+		case tc.bad:
+			if err == nil || errors.Is(err, errNoLimit) {
+				t.Errorf("Parse(%q) = %d, %v; want an error", tc.in, got, err)
+			}
+		default:
+			if err != nil || got != tc.want {
+				t.Errorf("Parse(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+			}
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"268435456\n", "max", "9223372036854771712", "", "abc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := Parse(s)
+		if err == nil && v <= 0 {
+			t.Fatalf("Parse(%q) = %d without an error", s, v)
+		}
+	})
+}
