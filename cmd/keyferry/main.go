@@ -29,7 +29,6 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	preferListingInformers()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	var err error
@@ -67,22 +66,6 @@ commands:
 }
 
 // logFlags registers --log-level and returns a constructor for the logger.
-// preferListingInformers makes informers start with a paged LIST, as before
-// client-go 1.35, rather than the watch-list stream that client-go now
-// turns on by default, unless KUBE_FEATURE_WatchListClient says otherwise.
-// With the stream, the informer of an empty collection (no SecretSyncs, no
-// ClusterSecretStores: the common case) waited a second for the API
-// server's bookmark, twice in a row as controllers start, and the first
-// Secret was written 2.3 s after start instead of 0.4 s
-// (docs/performance.md). client-go reads the variable once, at the first
-// feature check, which is after this.
-func preferListingInformers() {
-	const gate = "KUBE_FEATURE_WatchListClient"
-	if _, set := os.LookupEnv(gate); !set {
-		_ = os.Setenv(gate, "false")
-	}
-}
-
 func logFlags(fs *flag.FlagSet) func() logr.Logger {
 	level := fs.String("log-level", "info", "log level: debug, info or error")
 	return func() logr.Logger {

@@ -192,6 +192,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 			// managedFields are a large share of every cached object and
 			// keyferry never reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			NewInformer:      newInformer,
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}: {Label: managedSecrets},
 			},
