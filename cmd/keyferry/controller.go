@@ -49,6 +49,7 @@ func runController(ctx context.Context, args []string) error {
 	ambient := fs.String("allow-ambient-identity", "", "comma-separated identities of the operator that namespaced SecretStores may use, each IDENTITY (every namespace) or NAMESPACE/IDENTITY; identities: "+strings.Join(identityNames(), ", ")+" (see docs/security.md)")
 	fs.BoolVar(&opts.StorePolicy.AllowInsecureHTTP, "allow-insecure-http", false, "let stores send credentials to plain http:// servers that are not loopback addresses")
 	fs.BoolVar(&opts.WebhookAllowLinkLocal, "webhook-allow-link-local", false, "let webhook stores connect to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254)")
+	fs.StringVar(&opts.VaultClassAddress, "secretsync-vault-address", "", "Vault address of SecretProviderClasses with provider vault that set no vaultAddress (the Vault CSI provider's -vault-addr); empty: vaultAddress is required")
 	fs.StringVar(&opts.CSIPlugins.Dir, "csi-provider-dir", "", "directory of the Secrets Store CSI provider plugins' sockets (<dir>/<provider>.sock); SecretProviderClasses of providers keyferry does not serve natively are read through them (empty: off; docs/secretsync.md)")
 	csiAudiences := fs.String("csi-token-audiences", "", "with --csi-provider-dir: comma-separated audiences of the SecretSync ServiceAccount tokens sent to the plugins, one token each (the Sync Controller's --token-request-audience)")
 	fs.DurationVar(&opts.CSIPlugins.Timeout, "csi-mount-timeout", 30*time.Second, "with --csi-provider-dir: how long one Mount call to a plugin may take")

@@ -91,6 +91,9 @@ type Options struct {
 	// --csi-mount-timeout); an empty Dir leaves them off. See
 	// docs/secretsync.md.
 	CSIPlugins csiplugin.Options
+	// VaultClassAddress is the Vault address of SecretProviderClasses with
+	// provider vault that set no vaultAddress (--secretsync-vault-address).
+	VaultClassAddress string
 
 	// ControllerClass is ESO's --controller-class: stores whose
 	// spec.controller is set and differs are left alone, and so are the
@@ -218,7 +221,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	}
 	reg := opts.Registry
 	if reg == nil {
-		reg = all.Registry(all.Options{Config: cfg, WebhookAllowLinkLocal: opts.WebhookAllowLinkLocal, CSIPlugins: opts.CSIPlugins})
+		reg = all.Registry(all.Options{Config: cfg, WebhookAllowLinkLocal: opts.WebhookAllowLinkLocal, CSIPlugins: opts.CSIPlugins,
+			VaultClassAddress: opts.VaultClassAddress})
 	}
 	m := metrics.New(crmetrics.Registry)
 	// Change notifications go to the controller of the subscriber's kind

@@ -23,19 +23,20 @@ import (
 
 // valueSets are the configurations every structural check runs against.
 var valueSets = map[string]map[string]any{
-	"defaults":           nil,
-	"scoped":             {"scopedNamespace": "team-a", "scopedRBAC": true},
-	"scoped namespace":   {"scopedNamespace": "team-a"},
-	"leader election":    {"leaderElect": true, "replicaCount": 2, "podDisruptionBudget": map[string]any{"enabled": true}},
-	"controller class":   {"controllerClass": "keyferry"},
-	"metrics insecure":   {"metrics": map[string]any{"listen": map[string]any{"secure": map[string]any{"enabled": false}}}},
-	"CRDs off":           {"installCRDs": false},
-	"SPC CRD off":        {"crds": map[string]any{"createSecretProviderClass": false}},
-	"serviceMonitor on":  {"serviceMonitor": map[string]any{"enabled": true, "renderMode": "alwaysRender"}},
-	"cluster kinds off":  {"processClusterStore": false, "processClusterExternalSecret": false, "processSecretSync": false},
-	"dashboard":          {"grafanaDashboard": map[string]any{"enabled": true}},
-	"no service account": {"serviceAccount": map[string]any{"create": false, "name": "existing"}},
-	"restart workloads":  {"restartWorkloads": map[string]any{"enabled": true, "debounce": "5s"}},
+	"defaults":            nil,
+	"scoped":              {"scopedNamespace": "team-a", "scopedRBAC": true},
+	"scoped namespace":    {"scopedNamespace": "team-a"},
+	"leader election":     {"leaderElect": true, "replicaCount": 2, "podDisruptionBudget": map[string]any{"enabled": true}},
+	"controller class":    {"controllerClass": "keyferry"},
+	"metrics insecure":    {"metrics": map[string]any{"listen": map[string]any{"secure": map[string]any{"enabled": false}}}},
+	"CRDs off":            {"installCRDs": false},
+	"SPC CRD off":         {"crds": map[string]any{"createSecretProviderClass": false}},
+	"serviceMonitor on":   {"serviceMonitor": map[string]any{"enabled": true, "renderMode": "alwaysRender"}},
+	"cluster kinds off":   {"processClusterStore": false, "processClusterExternalSecret": false, "processSecretSync": false},
+	"dashboard":           {"grafanaDashboard": map[string]any{"enabled": true}},
+	"no service account":  {"serviceAccount": map[string]any{"create": false, "name": "existing"}},
+	"restart workloads":   {"restartWorkloads": map[string]any{"enabled": true, "debounce": "5s"}},
+	"secretsync defaults": {"secretSync": map[string]any{"vaultAddress": "https://vault.vault:8200", "awsRegion": "eu-west-1"}},
 	"CSI provider plugins": {"csiProviders": map[string]any{"enabled": true, "tokenAudiences": []any{"api://acme", "vault"}, "mountTimeout": "20s",
 		"sidecars": []any{map[string]any{"name": "acme", "image": "example.com/acme-provider:1", "args": []any{"--endpoint=unix:///provider/acme.sock"},
 			"volumeMounts": []any{map[string]any{"name": "csi-providers", "mountPath": "/provider"}}}}}},
@@ -180,7 +181,11 @@ func TestArgs(t *testing.T) {
 			want: base,
 			absent: []string{"--leader-elect", "--namespace", "--controller-class", "--metrics-secure",
 				"--enable-cluster-store-reconciler", "--enable-cluster-external-secret-reconciler", "--enable-secretsync-reconciler",
-				"--restart-workloads", "--restart-debounce"},
+				"--restart-workloads", "--restart-debounce", "--secretsync-vault-address"},
+		},
+		"secretSync.vaultAddress is the vault classes' default address": {
+			values: valueSets["secretsync defaults"],
+			want:   []string{"--secretsync-vault-address=https://vault.vault:8200"},
 		},
 		"restartWorkloads.enabled turns the restart controller on": {
 			values: valueSets["restart workloads"],
@@ -731,6 +736,27 @@ func TestPodValues(t *testing.T) {
 		if !ok {
 			t.Errorf("%s did not take effect", name)
 		}
+	}
+}
+
+// secretSync.awsRegion is the operator's AWS_REGION, next to extraEnv.
+func TestSecretSyncAWSRegionIsTheOperatorsRegion(t *testing.T) {
+	objs := render(t, map[string]any{
+		"secretSync": map[string]any{"awsRegion": "eu-west-1"},
+		"extraEnv":   []any{map[string]any{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}},
+	})
+	containers, _, _ := unstructured.NestedSlice(chart.Find(objs, "Deployment")[0].Object, "spec", "template", "spec", "containers")
+	env := map[string]any{}
+	for _, e := range containers[0].(map[string]any)["env"].([]any) {
+		env[e.(map[string]any)["name"].(string)] = e.(map[string]any)["value"]
+	}
+	if env["AWS_REGION"] != "eu-west-1" || env["HTTPS_PROXY"] != "http://proxy:3128" {
+		t.Errorf("env %v, want AWS_REGION=eu-west-1 and the extra HTTPS_PROXY", env)
+	}
+	defaults := render(t, nil)
+	containers, _, _ = unstructured.NestedSlice(chart.Find(defaults, "Deployment")[0].Object, "spec", "template", "spec", "containers")
+	if env, ok := containers[0].(map[string]any)["env"]; ok {
+		t.Errorf("defaults set env %v", env)
 	}
 }
 

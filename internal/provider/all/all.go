@@ -28,6 +28,11 @@ type Options struct {
 	// SecretProviderClass provider (--csi-provider-dir and related flags);
 	// an empty Dir leaves them off.
 	CSIPlugins csiplugin.Options
+	// VaultClassAddress is the Vault address of SecretProviderClasses with
+	// provider vault that set no vaultAddress (--secretsync-vault-address,
+	// the Vault CSI provider's -vault-addr); empty makes vaultAddress
+	// required.
+	VaultClassAddress string
 }
 
 // Registry returns a registry with every provider, and the
@@ -40,7 +45,7 @@ func Registry(opts Options) *provider.Registry {
 	r.Register(aws.Name, aws.New())
 	r.Register("kubernetes", kubernetes.New(opts.Config))
 	r.Register("file", file.New())
-	r.Register("vault", vault.New())
+	r.Register("vault", vault.NewWithOptions(vault.Options{ClassAddress: opts.VaultClassAddress}))
 	r.Register("webhook", webhook.NewWithOptions(webhook.Options{AllowLinkLocal: opts.WebhookAllowLinkLocal}))
 	// SecretProviderClasses (the SecretSync front-end), by spec.provider.
 	r.RegisterClass(azurekv.ClassName, azurekv.Name)
