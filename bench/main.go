@@ -6,11 +6,15 @@
 //
 //   - the floor: the time the API server takes to create N Secrets directly;
 //   - time until every target Secret holds the expected data, and backend
-//     calls until then;
+//     calls until then; the first Secret written; every ExternalSecret
+//     Ready; the API server's CPU seconds and requests by verb and resource
+//     for the floor and the first sync (its /metrics), and optionally a CPU
+//     profile of it (-profile);
 //   - steady state over a few refresh windows: backend calls, Secret writes
 //     and ExternalSecret status writes;
-//   - rotation latency: one value changes, time until every Secret using it
-//     has it;
+//   - rotation latency: one value changes at a random point of the refresh
+//     window, several times (-rotations), time until every Secret using it
+//     has it, as min / median / max;
 //   - restart: backend calls in the first minute after a restart;
 //   - peak RSS and CPU seconds of the controller, optionally with many
 //     unrelated Secrets in the cluster.
