@@ -306,7 +306,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	// The ESO kinds keyferry serves but does not implement yet get
 	// Ready=False Unsupported (the list is unsupported.Kinds).
 	if err := unsupported.Setup(mgr, unsupported.Options{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Log: opts.Log,
+		Client: mgr.GetClient(), Access: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Log: opts.Log,
 		Namespace: opts.Namespace, ControllerClass: opts.ControllerClass, DisableClusterStores: opts.DisableClusterStores,
 	}); err != nil {
 		return nil, fmt.Errorf("setting up the controllers of unsupported kinds: %w", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -41,13 +42,19 @@ type Options struct {
 	DisableClusterStores bool
 	// Kinds overrides the kinds (tests); nil means Kinds().
 	Kinds []Kind
-	Log   logr.Logger
+	// Access asks the API server what the operator may do
+	// (SelfSubjectAccessReview); nil skips the check.
+	Access client.Client
+	Log    logr.Logger
 }
 
 // Setup registers one controller per kind of opts.Kinds. A kind whose CRD
 // the API server does not serve (an install that left it out, such as the
-// chart's crds.createPushSecret=false) is skipped with a log line, so the
-// operator never waits on a watch that cannot start.
+// chart's crds.createPushSecret=false), and a kind the operator may not
+// list and watch (RBAC written before keyferry served it, such as a
+// hand-written Role for --namespace), is skipped with a log line, so the
+// operator never waits on a watch that cannot start and every other kind
+// keeps syncing.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	kinds := opts.Kinds
 	if kinds == nil {
@@ -59,12 +66,23 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			logger.Info("not watching a cluster-scoped kind: --namespace serves one namespace", "kind", k.Kind, "namespace", opts.Namespace)
 			continue
 		}
-		if _, err := mgr.GetRESTMapper().RESTMapping(k.GroupKind(), k.Version); err != nil {
+		mapping, err := mgr.GetRESTMapper().RESTMapping(k.GroupKind(), k.Version)
+		if err != nil {
 			if meta.IsNoMatchError(err) {
 				logger.Info("not watching a kind whose CRD is not installed", "kind", k.Kind, "group", k.Group)
 				continue
 			}
 			return fmt.Errorf("looking up %s: %w", k.GroupVersionKind, err)
+		}
+		if opts.Access != nil {
+			ok, err := mayWatch(opts.Access, mapping.Resource.Group, mapping.Resource.Resource, opts.Namespace)
+			if err != nil {
+				return fmt.Errorf("checking access to %s: %w", k.GroupVersionKind, err)
+			}
+			if !ok {
+				logger.Info("not watching a kind the operator may not list and watch (grant it to report its objects Unsupported)", "kind", k.Kind, "group", k.Group, "namespace", opts.Namespace)
+				continue
+			}
 		}
 		r := &Reconciler{Client: opts.Client, Recorder: opts.Recorder, Kind: k,
 			ControllerClass: opts.ControllerClass, DisableClusterStores: opts.DisableClusterStores}
@@ -176,4 +194,23 @@ func (r *Reconciler) storeClass(ctx context.Context, namespace string, ref store
 		return false, "", fmt.Errorf("reading %s %q: %w", ref.Kind, ref.Name, err)
 	}
 	return true, spec.Controller, nil
+}
+
+// mayWatch asks the API server whether the operator may list and watch
+// group/resource in namespace ("" for every namespace).
+func mayWatch(c client.Client, group, resource, namespace string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, verb := range []string{"list", "watch"} {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: namespace, Verb: verb, Group: group, Resource: resource},
+		}}
+		if err := c.Create(ctx, review); err != nil {
+			return false, err
+		}
+		if !review.Status.Allowed {
+			return false, nil
+		}
+	}
+	return true, nil
 }
