@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,6 +46,8 @@ type Engine struct {
 	// OnSecretWritten, when set, is called after each Secret write (the
 	// operator's start-up trace).
 	OnSecretWritten func()
+	// Now is the clock of generator decisions; nil is time.Now.
+	Now func() time.Time
 }
 
 // Result is what a sync did. It holds key names and a hash, never values.
@@ -59,12 +62,23 @@ type Result struct {
 	// Gone says every remote value is gone and, by deletionPolicy, there
 	// is no Secret.
 	Gone bool
+	// Generated says the plan's generators made new values; GenerateReason
+	// says why they did or why their last values were kept (GenerateChecks;
+	// empty without generator sources).
+	Generated      bool
+	GenerateReason string
+	// RegenerateAt, when set, is when the refresh interval makes the
+	// generators run again.
+	RegenerateAt time.Time
 }
 
 // Changed says whether the Secret was written.
 func (r Result) Changed() bool { return r.Created || r.Updated || r.Deleted }
 
 type desired struct {
+	// gen is the generate decision and the generated values, nil without
+	// generator sources.
+	gen         *generated
 	data        map[string][]byte
 	labels      map[string]string
 	annotations map[string]string
@@ -79,6 +93,12 @@ func (e *Engine) Execute(ctx context.Context, plan Plan) (Result, error) {
 	d, err := e.build(ctx, plan)
 	if err != nil {
 		return res, err
+	}
+	if d.gen != nil {
+		res.Generated, res.GenerateReason = d.gen.decision.Generate, d.gen.decision.Reason
+		if plan.Generation.Interval > 0 {
+			res.RegenerateAt = d.gen.record.At.Add(plan.Generation.Interval)
+		}
 	}
 	res.Hash = Hash(plan.Target.Type, d.data, d.labels, d.annotations)
 	res.Keys = sortedKeys(d.data)
@@ -107,6 +127,9 @@ func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
 	goneCount := 0
 	// Group data refs by store so one sync makes one (batch) request per store.
 	for _, src := range plan.Sources {
+		if src.Generator != nil {
+			continue
+		}
 		if _, ok := stores[src.Store]; ok {
 			continue
 		}
@@ -130,8 +153,23 @@ func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
 	for st, refs := range refsByStore {
 		fetched[st], fetchErrs[st] = e.Fetch.Get(ctx, stores[st], refs)
 	}
+	// Generated values bypass the fetch layer: they are made (or kept from
+	// the Secret) for this plan alone.
+	var gen *generated
+	if len(generatorSources(plan)) > 0 {
+		var err error
+		if gen, err = e.generate(ctx, plan, e.now()); err != nil {
+			return nil, err
+		}
+	}
+	genIndex := 0
 	for _, src := range plan.Sources {
 		switch {
+		case src.Generator != nil:
+			for k, v := range gen.values[genIndex] {
+				data[k] = v
+			}
+			genIndex++
 		case src.Data != nil:
 			ds := src.Data
 			v, err := lookup(fetched, fetchErrs, src.Store, ds.Ref)
@@ -204,7 +242,24 @@ func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
 	if err := checkKeys(d.data, named); err != nil {
 		return nil, err
 	}
+	if gen != nil {
+		if err := keepsGenerated(d.data, gen); err != nil {
+			return nil, err
+		}
+		d.gen = gen
+		if d.annotations == nil {
+			d.annotations = map[string]string{}
+		}
+		d.annotations[AnnotationGenerated] = gen.record.String()
+	}
 	return d, nil
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
 }
 
 func lookup(vals map[StoreRef]map[provider.Ref]provider.Value, errs map[StoreRef]map[provider.Ref]error, st StoreRef, r provider.Ref) (provider.Value, error) {

@@ -28,6 +28,9 @@ type Plan struct {
 	// MaxAge accepts values the fetch layer fetched this recently (the
 	// refresh window); 0 fetches fresh.
 	MaxAge time.Duration
+	// Generation says when the plan's generator sources make new values
+	// (GenerateChecks); unused without generator sources.
+	Generation Generation
 }
 
 // Owner identifies the object a Secret is written for.
@@ -71,12 +74,14 @@ type StoreRef struct {
 	ServiceAccount string
 }
 
-// Source is one fetch: exactly one of Data, Extract and Find is set.
+// Source is one fetch: exactly one of Data, Extract, Find and Generator is
+// set. A Generator source has no Store.
 type Source struct {
-	Store   StoreRef
-	Data    *DataSource
-	Extract *ExtractSource
-	Find    *FindSource
+	Store     StoreRef
+	Data      *DataSource
+	Extract   *ExtractSource
+	Find      *FindSource
+	Generator *GeneratorSource
 }
 
 // DataSource maps one remote value to one Secret key.

@@ -10,9 +10,9 @@
 // is refused with a *SpecError naming the field, which errors.Is matches
 // against ErrInvalidSpec; its message never contains a generated value.
 //
-// Wiring generators into the ExternalSecret and PushSecret paths (sourceRef
-// generatorRef, GeneratorState, regeneration rules) is not here: this
-// package only makes values.
+// Wiring generators into the ExternalSecret path (sourceRef.generatorRef and
+// the rules of when values are generated anew) is internal/engine's
+// (generators.go, generate.go): this package only makes values.
 package generator
 
 import (

@@ -246,7 +246,8 @@ type ExternalSecretDataRemoteRef struct {
 	NullBytePolicy ExternalSecretNullBytePolicy `json:"nullBytePolicy,omitempty"`
 }
 
-// GeneratorRef names a generator (not supported by keyferry yet).
+// GeneratorRef names a generator. keyferry runs Password, UUID and Fake
+// generators, and ClusterGenerators of those kinds (docs/generators.md).
 type GeneratorRef struct {
 	// +kubebuilder:default="generators.external-secrets.io/v1alpha1"
 	// +optional

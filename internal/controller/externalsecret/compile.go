@@ -51,7 +51,8 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 			Immutable:      t.Immutable,
 			ManagedBy:      owner.Ref().ManagedBy(),
 		},
-		MaxAge: RefreshInterval(es),
+		MaxAge:     RefreshInterval(es),
+		Generation: generation(es),
 	}
 	if plan.Target.Name == "" {
 		plan.Target.Name = es.Name
@@ -75,7 +76,7 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 
 	for i, d := range spec.Data {
 		if d.SourceRef != nil && d.SourceRef.GeneratorRef != nil {
-			return engine.Plan{}, invalid("spec.data[%d].sourceRef.generatorRef: generators are not supported by keyferry yet", i)
+			return engine.Plan{}, invalid("spec.data[%d].sourceRef.generatorRef: generators are not implemented in spec.data[] (ESO deprecated the field there): use spec.dataFrom[].sourceRef.generatorRef", i)
 		}
 		st := storeRef(spec.SecretStoreRef, d.SourceRef)
 		if st.Name == "" {
@@ -93,16 +94,21 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 		}})
 	}
 	for i, df := range spec.DataFrom {
+		rws, err := rewrites(i, df.Rewrite)
+		if err != nil {
+			return engine.Plan{}, err
+		}
 		if df.SourceRef != nil && df.SourceRef.GeneratorRef != nil {
-			return engine.Plan{}, invalid("spec.dataFrom[%d].sourceRef.generatorRef: generators are not supported by keyferry yet", i)
+			src, err := generatorSource(i, df, rws)
+			if err != nil {
+				return engine.Plan{}, err
+			}
+			plan.Sources = append(plan.Sources, engine.Source{Generator: src})
+			continue
 		}
 		st := storeRef(spec.SecretStoreRef, df.SourceRef)
 		if st.Name == "" {
 			return engine.Plan{}, invalid("spec.dataFrom[%d]: no store: set spec.secretStoreRef or spec.dataFrom[%d].sourceRef.storeRef", i, i)
-		}
-		rws, err := rewrites(i, df.Rewrite)
-		if err != nil {
-			return engine.Plan{}, err
 		}
 		switch {
 		case df.Extract != nil && df.Find != nil:

@@ -297,8 +297,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.memory.SetStatusOver(req.NamespacedName, es.ResourceVersion)
 	}
 	logger.V(1).Info("synced", "secret", res.SecretName, "changed", res.Changed(), "keys", len(res.Keys))
+	if res.GenerateReason != "" {
+		logger.V(1).Info("generators", "generated", res.Generated, "reason", res.GenerateReason)
+	}
 	if interval == 0 || es.Spec.RefreshPolicy == esv1.RefreshPolicyOnChange || es.Spec.RefreshPolicy == esv1.RefreshPolicyCreatedOnce {
 		return reconcile.Result{}, nil
+	}
+	if wait := res.RegenerateAt.Sub(r.Now()); !res.RegenerateAt.IsZero() && wait < interval {
+		// Generated values are due before the next periodic refresh.
+		return refresh.Requeue(max(wait, time.Second)), nil
 	}
 	return refresh.Periodic(interval), nil
 }
