@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/keyferry/keyferry/internal/provider"
 )
@@ -39,7 +40,7 @@ func (p Provider) NewClient(_ context.Context, opts provider.Options) (provider.
 	if err := p.ValidateSpec(opts.Store); err != nil {
 		return nil, fmt.Errorf("%w: %v", provider.ErrInvalidConfig, err)
 	}
-	c := &client{values: map[provider.Ref][]byte{}}
+	c := &client{values: map[provider.Ref][]byte{}, pushed: map[string]int{}}
 	for _, d := range opts.Store.Spec.Provider.Fake.Data {
 		c.values[provider.Ref{Key: d.Key, Version: d.Version}] = []byte(d.Value)
 		if d.Version == "" {
@@ -52,15 +53,22 @@ func (p Provider) NewClient(_ context.Context, opts provider.Options) (provider.
 var _ provider.Lister = (*client)(nil)
 
 type client struct {
+	// mu guards values, order and pushed: pushes write them (push.go).
+	mu     sync.RWMutex
 	values map[provider.Ref][]byte
 	order  []string
+	// pushed holds the keys keyferry pushed (its managed-by mark) and the
+	// version of each, for check-and-set.
+	pushed map[string]int
 }
 
 func (c *client) GetSecret(_ context.Context, ref provider.Ref) (provider.Value, error) {
 	if ref.Metadata {
 		return provider.Value{}, provider.RefuseMetadata(ref, "the fake provider has no metadata")
 	}
+	c.mu.RLock()
 	v, ok := c.values[ref]
+	c.mu.RUnlock()
 	if !ok {
 		return provider.Value{}, fmt.Errorf("%w: key %q version %q", provider.ErrNotFound, ref.Key, ref.Version)
 	}
@@ -74,6 +82,8 @@ func (c *client) ListSecrets(_ context.Context, list provider.List) provider.Lis
 		return provider.FailedPages(fmt.Errorf("%w: the fake provider has no tags", provider.ErrNotSupported))
 	}
 	var out []provider.Listed
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	for _, k := range c.order {
 		if strings.HasPrefix(k, list.Path) {
 			ref := provider.Ref{Key: k}

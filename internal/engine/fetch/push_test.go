@@ -1,0 +1,69 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/provider/fake"
+)
+
+// A push goes through the store's client, counts as a call, and makes the
+// next read of the key it wrote fetch the new value instead of the cached
+// one; its subscribers are told.
+func TestAPushInvalidatesTheCachedValueOfItsKey(t *testing.T) {
+	reg := provider.NewRegistry()
+	reg.Register("fake", fake.New())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var told []string
+	l := New(ctx, Options{Registry: reg, OnChange: func(subs []string) { told = append(told, subs...) }})
+	r := req("es", time.Hour)
+	r.Store.Spec = &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}}
+	ref := provider.PushRef{RemoteKey: "k"}
+	push := func(v string) {
+		t.Helper()
+		st, err := l.Inspect(context.Background(), r, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Push(context.Background(), r, ref, provider.PushValue{SecretKey: "s", Value: []byte(v)}, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push("one")
+	get := func() string {
+		t.Helper()
+		vals, errs := l.Get(context.Background(), r, []provider.Ref{{Key: "k"}})
+		if len(errs) != 0 {
+			t.Fatal(errs)
+		}
+		return string(vals[provider.Ref{Key: "k"}].Data)
+	}
+	if got := get(); got != "one" {
+		t.Fatalf("k = %q", got)
+	}
+	push("two")
+	if got := get(); got != "two" {
+		t.Fatalf("k = %q after a push; want the pushed value, not the cached one", got)
+	}
+	if len(told) == 0 {
+		t.Fatal("the subscribers of the pushed key were not told")
+	}
+	if n := l.Calls(r.Store.Kind, r.Store.Namespace, r.Store.Name); n != 6 {
+		t.Fatalf("%d calls; want 6 (2 inspects, 2 pushes, 2 reads)", n)
+	}
+}
+
+// A client that cannot push fails with ErrNotSupported, calling nothing.
+func TestAPushToAStoreThatCannotPushIsNotSupported(t *testing.T) {
+	p := &countingProvider{}
+	l, _ := newLayer(t, p, nil)
+	_, err := l.Inspect(context.Background(), req("ps", 0), provider.PushRef{RemoteKey: "k"})
+	if !errors.Is(err, provider.ErrNotSupported) {
+		t.Fatalf("Inspect = %v; want ErrNotSupported", err)
+	}
+}
