@@ -34,6 +34,7 @@ import (
 	secretsyncv1alpha1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/clusterexternalsecret"
 	"github.com/keyferry/keyferry/internal/controller/externalsecret"
+	"github.com/keyferry/keyferry/internal/controller/pushsecret"
 	"github.com/keyferry/keyferry/internal/controller/restart"
 	"github.com/keyferry/keyferry/internal/controller/secretstore"
 	"github.com/keyferry/keyferry/internal/controller/secretsync"
@@ -302,6 +303,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		if err := rr.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up the restart controller: %w", err)
 		}
+	}
+	psr := &pushsecret.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng, Recorder: syncEvents,
+		Namespace: opts.Namespace, Concurrency: opts.Concurrency}
+	notifiers[pushsecret.Kind] = psr
+	if err := psr.SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("setting up the PushSecret controller: %w", err)
 	}
 	// The ESO kinds keyferry serves but does not implement yet get
 	// Ready=False Unsupported (the list is unsupported.Kinds).

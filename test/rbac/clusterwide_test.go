@@ -129,15 +129,22 @@ spec:
 	})
 
 	t.Run("ESO kinds keyferry does not implement get Ready=False Unsupported", func(t *testing.T) {
-		env.Apply(t, nsA, "examples/eso-api/generator-password.yaml")
+		// Generators keyferry does not run (Password, UUID and Fake it runs
+		// for ExternalSecrets, and reports nothing on: docs/generators.md).
+		env.Apply(t, nsA, `apiVersion: generators.external-secrets.io/v1alpha1
+kind: SSHKey
+metadata:
+  name: my-sshkey
+spec: {}
+`)
 		env.Apply(t, "", `apiVersion: generators.external-secrets.io/v1alpha1
 kind: ClusterGenerator
 metadata:
-  name: rbac-uuid
+  name: rbac-sshkey
 spec:
-  kind: UUID
+  kind: SSHKey
   generator:
-    uuidSpec: {}
+    sshKeySpec: {}
 ---
 apiVersion: external-secrets.io/v1alpha1
 kind: ClusterPushSecret
@@ -149,8 +156,8 @@ spec:
     selector: {secret: {name: database-credentials}}
 `)
 		for _, o := range []struct{ apiVersion, kind, ns, name string }{
-			{"generators.external-secrets.io/v1alpha1", "Password", nsA, "my-password"},
-			{"generators.external-secrets.io/v1alpha1", "ClusterGenerator", "", "rbac-uuid"},
+			{"generators.external-secrets.io/v1alpha1", "SSHKey", nsA, "my-sshkey"},
+			{"generators.external-secrets.io/v1alpha1", "ClusterGenerator", "", "rbac-sshkey"},
 			{"external-secrets.io/v1alpha1", "ClusterPushSecret", "", "rbac-cps"},
 		} {
 			testenv.Eventually(t, o.kind+" "+o.name+" Unsupported", func(ctx context.Context) (bool, string) {
@@ -167,6 +174,62 @@ spec:
 					}
 				}
 				return false, fmt.Sprintf("conditions %v", conds)
+			})
+		}
+	})
+
+	t.Run("a PushSecret pushes, keeps ESO's finalizer and is deleted", func(t *testing.T) {
+		// Status patch, finalizer update, the source Secret read live and
+		// its metadata watched, all as the chart's ServiceAccount.
+		env.Apply(t, nsA, `apiVersion: v1
+kind: Secret
+metadata:
+  name: push-source
+stringData:
+  k: v
+---
+apiVersion: external-secrets.io/v1alpha1
+kind: PushSecret
+metadata:
+  name: rbac-push
+spec:
+  deletionPolicy: Delete
+  secretStoreRefs: [{name: quickstart}]
+  selector: {secret: {name: push-source}}
+  data:
+    - match: {secretKey: k, remoteRef: {remoteKey: pushed-by-rbac}}
+`)
+		ps := &unstructured.Unstructured{}
+		ps.SetAPIVersion("external-secrets.io/v1alpha1")
+		ps.SetKind("PushSecret")
+		testenv.Eventually(t, "PushSecret rbac-push Synced with ESO's finalizer", func(ctx context.Context) (bool, string) {
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: nsA, Name: "rbac-push"}, ps); err != nil {
+				return false, err.Error()
+			}
+			conds, _, _ := unstructured.NestedSlice(ps.Object, "status", "conditions")
+			for _, c := range conds {
+				if m, ok := c.(map[string]any); ok && m["type"] == "Ready" && m["reason"] == "Synced" {
+					return controllerutil.ContainsFinalizer(ps, "pushsecret.externalsecrets.io/finalizer"), fmt.Sprintf("finalizers %v", ps.GetFinalizers())
+				}
+			}
+			return false, fmt.Sprintf("conditions %v", conds)
+		})
+		if err := env.Client.Delete(context.Background(), ps); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, "PushSecret rbac-push gone", func(ctx context.Context) (bool, string) {
+			err := env.Client.Get(ctx, client.ObjectKey{Namespace: nsA, Name: "rbac-push"}, ps)
+			return apierrors.IsNotFound(err), fmt.Sprintf("get: %v", err)
+		})
+	})
+
+	t.Run("ESO's Password and ClusterGenerator examples generate their Secrets", func(t *testing.T) {
+		env.Apply(t, nsA, "examples/generators/password.yaml")
+		env.Apply(t, nsA, "examples/generators/cluster.yaml")
+		for _, o := range []struct{ es, secret string }{{"password", "password-secret"}, {"cluster-secret", "cluster-secret"}} {
+			env.WaitReady(t, nsA, o.es, metav1.ConditionTrue, externalsecret.ReasonSecretSynced)
+			env.WaitSecret(t, nsA, o.secret, func(s *corev1.Secret) (bool, string) {
+				return len(s.Data["password"]) == 42, "no 42-character password"
 			})
 		}
 	})

@@ -40,7 +40,8 @@ type Options struct {
 	// DisableClusterStores: ClusterSecretStores are not watched, so a
 	// PushSecret naming one is reported whatever that store's class.
 	DisableClusterStores bool
-	// Kinds overrides the kinds (tests); nil means Kinds().
+	// Kinds overrides the kinds (tests); nil means Kinds() and
+	// Implemented().
 	Kinds []Kind
 	// Access asks the API server what the operator may do
 	// (SelfSubjectAccessReview); nil skips the check.
@@ -58,7 +59,7 @@ type Options struct {
 func Setup(mgr ctrl.Manager, opts Options) error {
 	kinds := opts.Kinds
 	if kinds == nil {
-		kinds = Kinds()
+		kinds = append(Kinds(), Implemented()...)
 	}
 	logger := opts.Log.WithName("unsupported")
 	for _, k := range kinds {
@@ -93,7 +94,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// Reconciler reports the objects of one kind Unsupported.
+// Reconciler reports the objects of one kind Unsupported, or, for a kind
+// keyferry implements (Kind.Implemented, a ClusterGenerator of such a kind),
+// removes that condition.
 type Reconciler struct {
 	Client               client.Client
 	Recorder             events.EventRecorder
@@ -126,6 +129,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if obj.GetDeletionTimestamp() != nil {
 		return reconcile.Result{}, nil
 	}
+	if r.Kind.Implemented || implementedGenerator(obj) {
+		return reconcile.Result{}, r.clear(ctx, obj)
+	}
 	why, err := r.anotherController(ctx, obj)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -146,6 +152,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonUnsupported, "Check", "%s", msg)
 	return reconcile.Result{}, nil
+}
+
+// clear removes the Unsupported condition of an object keyferry now
+// implements; it writes nothing when there is none.
+func (r *Reconciler) clear(ctx context.Context, obj *unstructured.Unstructured) error {
+	if !clearUnsupported(obj) {
+		return nil
+	}
+	if err := r.Client.Status().Update(ctx, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("removing the Unsupported condition of %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	log.FromContext(ctx).Info("removed the Unsupported condition of a kind keyferry implements", "kind", obj.GetKind())
+	return nil
 }
 
 // anotherController returns why obj belongs to another controller class,

@@ -18,7 +18,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	genv1alpha1 "github.com/keyferry/keyferry/apis/generators/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/unsupported"
 	"github.com/keyferry/keyferry/internal/operator"
@@ -170,79 +170,14 @@ func waitReconciled(t *testing.T, kind string, before float64) {
 	})
 }
 
-func TestESOPushSecretExampleAppliesAndIsReportedUnsupported(t *testing.T) {
-	ctx := context.Background()
-	runOperator(t, "") // the example's PushSecret names namespace default
-	ns := env.Namespace(t)
-	k := kindOf(t, esv1alpha1.GroupVersion, esv1alpha1.PushSecretKind)
-	// ESO's full example, unchanged: its Secret goes to ns, its
-	// PushSecret names namespace default.
-	env.Apply(t, ns, "examples/eso-api/pushsecret.yaml")
-	secret := &corev1.Secret{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pushsecret-example"}, secret); err != nil {
-		t.Fatal(err)
-	}
-
-	obj := waitUnsupported(t, k, "default", "pushsecret-example")
-	waitOneEvent(t, k, "default", "pushsecret-example")
-
-	// The spec is stored as written, with ESO's defaults.
-	var ps esv1alpha1.PushSecret
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "pushsecret-example"}, &ps); err != nil {
-		t.Fatalf("reading the PushSecret through keyferry's types: %v", err)
-	}
-	if len(ps.Spec.Data) != 1 || ps.Spec.Data[0].Match.RemoteRef.RemoteKey != "destination-secret" || ps.Spec.Data[0].Match.RemoteRef.Property != "best-pokemon-dst" {
-		t.Errorf("spec.data = %+v", ps.Spec.Data)
-	}
-	if ps.Spec.DeletionPolicy != esv1alpha1.PushSecretDeletionPolicyDelete || ps.Spec.UpdatePolicy != esv1alpha1.PushSecretUpdatePolicyReplace {
-		t.Errorf("policies = %s, %s", ps.Spec.DeletionPolicy, ps.Spec.UpdatePolicy)
-	}
-	if ps.Spec.Template == nil || ps.Spec.Template.EngineVersion != "v2" || ps.Spec.Template.MergePolicy != "Replace" {
-		t.Errorf("template = %+v; want ESO's defaults engineVersion v2, mergePolicy Replace", ps.Spec.Template)
-	}
-	if len(ps.Finalizers) != 0 {
-		t.Errorf("finalizers = %v; keyferry must add none to a kind it does not implement", ps.Finalizers)
-	}
-
-	// Nothing else is touched: the source Secret is as applied.
-	after := &corev1.Secret{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pushsecret-example"}, after); err != nil {
-		t.Fatal(err)
-	}
-	if after.ResourceVersion != secret.ResourceVersion {
-		t.Errorf("the source Secret changed (resourceVersion %s → %s)", secret.ResourceVersion, after.ResourceVersion)
-	}
-
-	// A spec change is reconciled again, but the condition already says
-	// it all: no write, no second Event.
-	before := reconciles(t, k.Kind)
-	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"refreshInterval":"2h"}}`))
-	if err := env.Client.Patch(ctx, &ps, patch); err != nil {
-		t.Fatal(err)
-	}
-	waitReconciled(t, k.Kind, before)
-	if n := unsupportedEvents(ctx, t, "default", "pushsecret-example"); n != 1 {
-		t.Errorf("%d Unsupported Events after a spec change; want still 1", n)
-	}
-	cur, err := get(ctx, k.GroupVersionKind, "default", "pushsecret-example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, old := readyCondition(cur), readyCondition(obj); c["lastTransitionTime"] != old["lastTransitionTime"] {
-		t.Errorf("lastTransitionTime moved from %v to %v", old["lastTransitionTime"], c["lastTransitionTime"])
-	}
-}
-
-func TestESOPasswordAndUUIDGeneratorsApplyAndAreReportedUnsupported(t *testing.T) {
+// ESO's Password and UUID examples: keyferry runs these generators for
+// ExternalSecrets (docs/generators.md) and, like ESO, gives their objects no
+// status. An Unsupported condition an earlier keyferry wrote is removed.
+func TestESOPasswordAndUUIDGeneratorsApplyAndLoseAStaleUnsupportedCondition(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
-	runOperator(t, ns)
 	env.Apply(t, ns, "examples/eso-api/generator-password.yaml")
 	env.Apply(t, ns, "examples/eso-api/generator-uuid.yaml")
-
-	pw := kindOf(t, genv1alpha1.GroupVersion, "Password")
-	waitUnsupported(t, pw, ns, "my-password")
-	waitOneEvent(t, pw, ns, "my-password")
 	var p genv1alpha1.Password
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "my-password"}, &p); err != nil {
 		t.Fatalf("reading the Password through keyferry's types: %v", err)
@@ -255,10 +190,39 @@ func TestESOPasswordAndUUIDGeneratorsApplyAndAreReportedUnsupported(t *testing.T
 	if s.Encoding == nil || *s.Encoding != "raw" {
 		t.Errorf("spec.encoding = %v; want ESO's default raw", s.Encoding)
 	}
+	// The condition an earlier keyferry wrote on the Password, beside a
+	// condition of someone else's.
+	p.Status.Conditions = []genv1alpha1.GeneratorCondition{
+		{Type: genv1alpha1.GeneratorReady, Status: corev1.ConditionFalse, Reason: unsupported.ReasonUnsupported, Message: "keyferry does not implement Password yet", LastTransitionTime: esv1.NewTime(time.Now())},
+		{Type: "Other", Status: corev1.ConditionTrue, Reason: "Kept", LastTransitionTime: esv1.NewTime(time.Now())},
+	}
+	if err := env.Client.Status().Update(ctx, &p); err != nil {
+		t.Fatalf("writing the old status: %v", err)
+	}
 
-	id := kindOf(t, genv1alpha1.GroupVersion, "UUID")
-	waitUnsupported(t, id, ns, "my-uuid")
-	waitOneEvent(t, id, ns, "my-uuid")
+	before := reconciles(t, "UUID")
+	runOperator(t, ns)
+	pw := genv1alpha1.GroupVersion.WithKind("Password")
+	testenv.Eventually(t, "the stale Unsupported condition removed", func(ctx context.Context) (bool, string) {
+		u, err := get(ctx, pw, ns, "my-password")
+		if err != nil {
+			return false, err.Error()
+		}
+		if c := readyCondition(u); c != nil {
+			return false, fmt.Sprintf("Ready = %v", c)
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		return len(conds) == 1, fmt.Sprintf("%d conditions; want the other one kept", len(conds))
+	})
+	waitReconciled(t, "UUID", before)
+	if u, err := get(ctx, genv1alpha1.GroupVersion.WithKind("UUID"), ns, "my-uuid"); err != nil || readyCondition(u) != nil {
+		t.Errorf("UUID: condition %v (err %v); want none", readyCondition(u), err)
+	}
+	for _, name := range []string{"my-password", "my-uuid"} {
+		if n := unsupportedEvents(ctx, t, ns, name); n != 0 {
+			t.Errorf("%s: %d Unsupported Events; want none", name, n)
+		}
+	}
 }
 
 func TestAnOpaqueGeneratorKeepsEveryField(t *testing.T) {
@@ -289,68 +253,16 @@ spec:
 	}
 }
 
-func TestAPushSecretOfAnotherControllerClassIsLeftAlone(t *testing.T) {
-	ctx := context.Background()
-	ns := env.Namespace(t)
-	runOperator(t, ns)
-	k := kindOf(t, esv1alpha1.GroupVersion, esv1alpha1.PushSecretKind)
-	env.Apply(t, ns, `apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata:
-  name: eso-store
-spec:
-  controller: eso
-  provider:
-    fake:
-      data: []
-`)
-	// Two PushSecrets: one whose only store is of another class, one whose
-	// store does not exist (it may be keyferry's). Once both were
-	// reconciled, only the second has a condition.
-	before := reconciles(t, k.Kind)
-	for _, store := range []string{"eso-store", "missing-store"} {
-		env.Apply(t, ns, fmt.Sprintf(`apiVersion: external-secrets.io/v1alpha1
-kind: PushSecret
-metadata:
-  name: push-to-%s
-spec:
-  secretStoreRefs:
-    - name: %s
-  selector:
-    secret:
-      name: anything
-  data:
-    - match:
-        secretKey: k
-        remoteRef:
-          remoteKey: r
-`, store, store))
-	}
-	waitUnsupported(t, k, ns, "push-to-missing-store")
-	waitReconciled(t, k.Kind, before+1)
-	obj, err := get(ctx, k.GroupVersionKind, ns, "push-to-eso-store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := readyCondition(obj); c != nil {
-		t.Errorf("Ready = %v on a PushSecret of another controller class; want no condition", c)
-	}
-	if n := unsupportedEvents(ctx, t, ns, "push-to-eso-store"); n != 0 {
-		t.Errorf("%d Unsupported Events; want none", n)
-	}
-}
-
 func TestANamespacedOperatorLeavesOtherNamespacesAndClusterKindsAlone(t *testing.T) {
 	ctx := context.Background()
 	served, other := env.Namespace(t), env.Namespace(t)
 	logs := runOperator(t, served)
-	pw := kindOf(t, genv1alpha1.GroupVersion, "Password")
+	pw := kindOf(t, genv1alpha1.GroupVersion, "SSHKey")
 	const password = `apiVersion: generators.external-secrets.io/v1alpha1
-kind: Password
+kind: SSHKey
 metadata:
   name: %s
-spec:
-  length: 12
+spec: {}
 `
 	// Named after the namespace: a ClusterGenerator outlives the test.
 	clusterGenerator := "scoped-" + served
@@ -369,7 +281,7 @@ spec:
 	waitUnsupported(t, pw, served, "here")
 
 	if u, err := get(ctx, pw.GroupVersionKind, other, "elsewhere"); err != nil || readyCondition(u) != nil {
-		t.Errorf("a Password in another namespace: condition %v (err %v); want none", readyCondition(u), err)
+		t.Errorf("an SSHKey in another namespace: condition %v (err %v); want none", readyCondition(u), err)
 	}
 	cg := kindOf(t, genv1alpha1.GroupVersion, "ClusterGenerator")
 	if u, err := get(ctx, cg.GroupVersionKind, "", clusterGenerator); err != nil || readyCondition(u) != nil {
@@ -395,7 +307,7 @@ func TestAKindWithoutItsCRDIsNotWatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := unsupported.Kind{GroupVersionKind: schema.GroupVersionKind{Group: "generators.external-secrets.io", Version: "v1alpha1", Kind: "NotInstalled"}, Namespaced: true, Consequence: "nothing"}
-	pw := kindOf(t, genv1alpha1.GroupVersion, "Password")
+	pw := kindOf(t, genv1alpha1.GroupVersion, "SSHKey")
 	if err := unsupported.Setup(mgr, unsupported.Options{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Namespace: ns, Log: logger,
 		Kinds: []unsupported.Kind{missing, pw},
@@ -406,11 +318,10 @@ func TestAKindWithoutItsCRDIsNotWatched(t *testing.T) {
 	testenv.RunManager(ctx, t, cancel, mgr)
 	// The manager runs, and serves the kinds that are installed.
 	env.Apply(t, ns, `apiVersion: generators.external-secrets.io/v1alpha1
-kind: Password
+kind: SSHKey
 metadata:
   name: still-served
-spec:
-  length: 12
+spec: {}
 `)
 	waitUnsupported(t, pw, ns, "still-served")
 	if !strings.Contains(logs.String(), `"msg":"not watching a kind whose CRD is not installed","kind":"NotInstalled"`) {

@@ -7,7 +7,12 @@
 // touched: no Secret, no store, no provider, no finalizer.
 //
 // Kinds is the one list of such kinds. When keyferry implements a kind, its
-// entry is removed here and its own controller takes over.
+// entry is removed here and its own controller takes over. A kind keyferry
+// implements without a controller of its own (ESO gives generators no
+// status: Password, UUID and Fake, which ExternalSecrets run) moves to
+// Implemented: its objects only lose the Unsupported condition an earlier
+// keyferry wrote, and get no condition otherwise. A ClusterGenerator of one
+// of those kinds is treated the same way.
 //
 // Like the other front-ends, the controllers honour the operator's filters:
 // with --namespace, only that namespace's objects are seen and the
@@ -18,6 +23,7 @@
 package unsupported
 
 import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
@@ -32,6 +38,9 @@ type Kind struct {
 	Namespaced bool
 	// Consequence says, in the condition's message, what does not happen.
 	Consequence string
+	// Implemented marks a kind of Implemented(): its objects' Unsupported
+	// condition is removed, none is written.
+	Implemented bool
 }
 
 const (
@@ -52,25 +61,48 @@ func Kinds() []Kind {
 	clusterGenerator := gen("ClusterGenerator")
 	clusterGenerator.Namespaced = false
 	return []Kind{
-		ps(esv1alpha1.PushSecretKind, true),
 		ps(esv1alpha1.ClusterPushSecretKind, false),
 		gen("ACRAccessToken"),
 		gen("BeyondtrustWorkloadCredentialsDynamicSecret"),
 		gen("CloudsmithAccessToken"),
 		gen("ECRAuthorizationToken"),
-		gen("Fake"),
 		gen("GCRAccessToken"),
 		gen("GithubAccessToken"),
 		gen("GitlabDeployToken"),
 		gen("Grafana"),
 		gen("MFA"),
-		gen("Password"),
 		gen("QuayAccessToken"),
 		gen("SSHKey"),
 		gen("STSSessionToken"),
-		gen("UUID"),
 		gen("VaultDynamicSecret"),
 		gen("Webhook"),
 		clusterGenerator,
 	}
+}
+
+// Implemented returns the kinds keyferry once reported Unsupported and now
+// implements with no controller of their own: the generators an
+// ExternalSecret runs (docs/generators.md). ESO's generators have no status,
+// so nothing reports on their objects; the controller of each kind only
+// removes the Unsupported condition an earlier keyferry wrote.
+func Implemented() []Kind {
+	gen := func(kind string) Kind {
+		return Kind{GroupVersionKind: genv1alpha1.GroupVersion.WithKind(kind), Namespaced: true, Implemented: true}
+	}
+	return []Kind{gen("Fake"), gen("Password"), gen("UUID")}
+}
+
+// implementedGenerator says whether obj is a ClusterGenerator of a kind
+// keyferry runs (spec.kind Password, UUID or Fake).
+func implementedGenerator(obj *unstructured.Unstructured) bool {
+	if obj.GetKind() != "ClusterGenerator" {
+		return false
+	}
+	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "kind")
+	for _, k := range Implemented() {
+		if k.Kind == kind {
+			return true
+		}
+	}
+	return false
 }

@@ -73,3 +73,30 @@ func setUnsupported(obj *unstructured.Unstructured, msg string, now time.Time) b
 	status["conditions"] = conditions
 	return true
 }
+
+// clearUnsupported removes obj's Ready condition when its reason is
+// Unsupported (written by a keyferry that did not implement the kind yet),
+// keeping every other condition. It returns false when there is none
+// (nothing to write).
+func clearUnsupported(obj *unstructured.Unstructured) bool {
+	status, ok := obj.Object["status"].(map[string]any)
+	if !ok {
+		return false
+	}
+	old, ok := status["conditions"].([]any)
+	if !ok {
+		return false
+	}
+	kept := make([]any, 0, len(old))
+	for _, c := range old {
+		if m, ok := c.(map[string]any); ok && m["type"] == ConditionReady && m["reason"] == ReasonUnsupported {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if len(kept) == len(old) {
+		return false
+	}
+	status["conditions"] = kept
+	return true
+}
