@@ -304,11 +304,22 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 			return nil, fmt.Errorf("setting up the restart controller: %w", err)
 		}
 	}
-	psr := &pushsecret.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng, Recorder: syncEvents,
-		Namespace: opts.Namespace, Concurrency: opts.Concurrency}
-	notifiers[pushsecret.Kind] = psr
-	if err := psr.SetupWithManager(ctx, mgr); err != nil {
-		return nil, fmt.Errorf("setting up the PushSecret controller: %w", err)
+	// PushSecrets are served only when the operator may watch them: RBAC
+	// written before keyferry served them (a hand-written Role for
+	// --namespace) must not stall every other kind.
+	mayPush, err := kube.MayListWatch(ctx, mgr.GetClient(), esv1alpha1.GroupVersion.Group, "pushsecrets", opts.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if !mayPush {
+		opts.Log.Info("PushSecret controller is off: the operator may not list and watch pushsecrets", "namespace", opts.Namespace)
+	} else {
+		psr := &pushsecret.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng, Recorder: syncEvents,
+			Namespace: opts.Namespace, Concurrency: opts.Concurrency}
+		notifiers[pushsecret.Kind] = psr
+		if err := psr.SetupWithManager(ctx, mgr); err != nil {
+			return nil, fmt.Errorf("setting up the PushSecret controller: %w", err)
+		}
 	}
 	// The ESO kinds keyferry serves but does not implement yet get
 	// Ready=False Unsupported (the list is unsupported.Kinds).

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,6 +22,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+	"github.com/keyferry/keyferry/internal/kube"
 )
 
 // Options configure the controllers of Setup.
@@ -76,7 +76,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			return fmt.Errorf("looking up %s: %w", k.GroupVersionKind, err)
 		}
 		if opts.Access != nil {
-			ok, err := mayWatch(opts.Access, mapping.Resource.Group, mapping.Resource.Resource, opts.Namespace)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ok, err := kube.MayListWatch(ctx, opts.Access, mapping.Resource.Group, mapping.Resource.Resource, opts.Namespace)
+			cancel()
 			if err != nil {
 				return fmt.Errorf("checking access to %s: %w", k.GroupVersionKind, err)
 			}
@@ -216,23 +218,4 @@ func (r *Reconciler) storeClass(ctx context.Context, namespace string, ref store
 		return false, "", fmt.Errorf("reading %s %q: %w", ref.Kind, ref.Name, err)
 	}
 	return true, spec.Controller, nil
-}
-
-// mayWatch asks the API server whether the operator may list and watch
-// group/resource in namespace ("" for every namespace).
-func mayWatch(c client.Client, group, resource, namespace string) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, verb := range []string{"list", "watch"} {
-		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: namespace, Verb: verb, Group: group, Resource: resource},
-		}}
-		if err := c.Create(ctx, review); err != nil {
-			return false, err
-		}
-		if !review.Status.Allowed {
-			return false, nil
-		}
-	}
-	return true, nil
 }
