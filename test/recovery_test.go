@@ -307,8 +307,16 @@ func TestAFixedCredentialResyncsTheWaitingObjectsAtOnce(t *testing.T) {
 	if time.Now().After(deadline) {
 		t.Errorf("Ready %s after the credential was fixed, want within the probe interval %s + 2s", took, probe)
 	}
-	if !strings.Contains(logs.String(), "store answers again; re-syncing the objects waiting for it") {
-		t.Errorf("the fetch layer did not tell the waiting ExternalSecret that the store answers again")
+	// Which path wins is a race: the probe (the fetch layer then tells the
+	// waiting object, logged below) or the object's own retry woken by the
+	// changed credential, which the full suite has seen win in 259 ms. Both
+	// meet the bound above; the notification itself is pinned by the fetch
+	// layer's TestWaitersAreToldWhenTheFirstProbeSucceeds and
+	// TestAFixedCredentialIsReadOnTheProbe.
+	if strings.Contains(logs.String(), "store answers again; re-syncing the objects waiting for it") {
+		t.Logf("re-synced by the fetch layer's notification")
+	} else {
+		t.Logf("re-synced by the ExternalSecret's own retry before the probe")
 	}
 }
 
