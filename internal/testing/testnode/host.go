@@ -177,8 +177,15 @@ func teardown(base string, logf func(string, ...any)) error {
 }
 
 // recordPID writes base/pids/name so a teardown can find the process again;
-// exe guards against a recycled PID.
+// exe guards against a recycled PID. exe is recorded with its symbolic links
+// resolved, as /proc/PID/exe shows it: a bin/ that is a link (a git worktree
+// sharing another checkout's binaries) otherwise made the teardown take its
+// own kubelet for another program and leave it running, fighting the next
+// node's kubelet.
 func recordPID(base, name string, pid int, exe string) error {
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
 	dir := filepath.Join(base, "pids")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

@@ -3,6 +3,7 @@ package testnode
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,27 @@ func TestStopRecordedSparesARecycledPID(t *testing.T) {
 	}
 	if waitGone(os.Getpid(), 10*time.Millisecond) {
 		t.Fatal("the test process looks gone")
+	}
+}
+
+func TestRecordPIDResolvesSymbolicLinks(t *testing.T) {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Skip("no /proc/self/exe")
+	}
+	link := filepath.Join(t.TempDir(), "bin")
+	if err := os.Symlink(filepath.Dir(self), link); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	if err := recordPID(base, "kubelet", os.Getpid(), filepath.Join(link, filepath.Base(self))); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(base, "pids", "kubelet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(b)); len(got) != 2 || got[1] != self {
+		t.Fatalf("recorded %q, want the resolved path %s that /proc/PID/exe shows", b, self)
 	}
 }
