@@ -63,10 +63,10 @@ func TestTemplateRefuses(t *testing.T) {
 }
 
 func TestTemplateOfAGenerator(t *testing.T) {
-	// ESO's chart installs its namespaced generators with installCRDs
-	// alone; ClusterGenerator has its own crds.createClusterGenerator.
+	// The namespaced generators share crds.createGenerators;
+	// ClusterGenerator has its own crds.createClusterGenerator.
 	for kind, want := range map[string]string{
-		"Password":         "{{- if .Values.installCRDs }}\n",
+		"Password":         "{{- if and .Values.installCRDs .Values.crds.createGenerators }}\n",
 		"ClusterGenerator": "{{- if and .Values.installCRDs .Values.crds.createClusterGenerator }}\n",
 	} {
 		src := strings.NewReplacer("group: example.com", "group: "+generatorsGroup, "kind: Widget", "kind: "+kind).Replace(crd)

@@ -374,17 +374,27 @@ func TestCRDs(t *testing.T) {
 		"createClusterPushSecret":     "clusterpushsecrets.external-secrets.io",
 		"createClusterGenerator":      "clustergenerators.generators.external-secrets.io",
 	}
-	// The namespaced generators (and GeneratorState) have no toggle of
-	// their own, as in ESO's chart: installCRDs alone installs them.
-	untoggled := 0
+	// The namespaced generators (and GeneratorState) share one toggle.
+	generators := 0
 	for _, c := range want {
 		if strings.HasSuffix(c.GetName(), ".generators.external-secrets.io") && !slices.Contains(slices.Collect(maps.Values(toggles)), c.GetName()) {
-			untoggled++
+			generators++
 		}
 	}
-	if len(toggles)+untoggled != len(want) {
-		t.Fatalf("config/crd has %d CRDs and this test knows %d toggles and %d generator CRDs without one", len(want), len(toggles), untoggled)
+	if len(toggles)+generators != len(want) {
+		t.Fatalf("config/crd has %d CRDs and this test knows %d toggles and %d generator CRDs", len(want), len(toggles), generators)
 	}
+	t.Run("crds.createGenerators=false leaves out only the namespaced generators", func(t *testing.T) {
+		crds := chart.Find(render(t, map[string]any{"crds": map[string]any{"createGenerators": false}}), "CustomResourceDefinition")
+		if len(crds) != len(want)-generators {
+			t.Fatalf("rendered %d CRDs, want %d: %v", len(crds), len(want)-generators, names(crds))
+		}
+		for _, c := range crds {
+			if strings.HasSuffix(c.GetName(), ".generators.external-secrets.io") && c.GetName() != "clustergenerators.generators.external-secrets.io" {
+				t.Fatalf("%s is still rendered", c.GetName())
+			}
+		}
+	})
 	for value, crd := range toggles {
 		t.Run("crds."+value+"=false leaves out only "+crd, func(t *testing.T) {
 			crds := chart.Find(render(t, map[string]any{"crds": map[string]any{value: false}}), "CustomResourceDefinition")

@@ -206,7 +206,7 @@ spec:
 
 	// docs/install.md, "Replacing an ESO that Helm installed", step 3: let
 	// keyferry's release adopt the CRDs, then install keyferry.
-	s.adoptCRDs()
+	s.adoptCRDs(eso)
 	installed := time.Now()
 	pod := s.installKeyferry()
 	t.Logf("operator Pod %s Ready %s after helm install", pod.Name, time.Since(installed).Round(time.Second))
@@ -327,9 +327,11 @@ func (s *suite) sideBySide(eso string) {
 	installed := time.Now()
 	pod := s.installKeyferry("controllerClass=keyferry",
 		// ESO's release owns these CRDs while it runs; keyferry's chart
-		// installs only its own (SecretSync, SecretProviderClass).
+		// installs only the others (SecretSync, SecretProviderClass,
+		// ClusterGenerator: ESO's release here has no CRD for it).
 		"crds.createExternalSecret=false", "crds.createSecretStore=false",
-		"crds.createClusterSecretStore=false", "crds.createClusterExternalSecret=false")
+		"crds.createClusterSecretStore=false", "crds.createClusterExternalSecret=false",
+		"crds.createPushSecret=false", "crds.createClusterPushSecret=false", "crds.createGenerators=false")
 	t.Logf("operator Pod %s Ready %s after helm install", pod.Name, time.Since(installed).Round(time.Second))
 	if !strings.Contains(strings.Join(pod.Spec.Containers[0].Args, " "), "--controller-class=keyferry") {
 		t.Errorf("operator args %v lack --controller-class=keyferry", pod.Spec.Containers[0].Args)
@@ -395,10 +397,11 @@ func (s *suite) sideBySide(eso string) {
 	// no Secret.
 	all := []client.ObjectKey{served, {Namespace: ns, Name: "eso-not-yet-synced"}, {Namespace: ns, Name: "on-moved"}}
 	before = s.versionsOf(all)
-	s.adoptCRDs()
+	s.adoptCRDs(eso)
 	upgraded := time.Now()
 	s.helmRun("upgrade", release, filepath.Join(s.root, "deploy", "chart", "keyferry"), "--namespace", namespace, "--reuse-values", "--force-conflicts",
-		"--set", "crds.createExternalSecret=true,crds.createSecretStore=true,crds.createClusterSecretStore=true,crds.createClusterExternalSecret=true")
+		"--set", "crds.createExternalSecret=true,crds.createSecretStore=true,crds.createClusterSecretStore=true,crds.createClusterExternalSecret=true,"+
+			"crds.createPushSecret=true,crds.createClusterPushSecret=true,crds.createGenerators=true")
 	// Only CRDs changed: the operator Pod runs on.
 	pod = s.waitOperatorReady("")
 	s.checkCRDsAreKeyferrys()
@@ -423,13 +426,37 @@ func (s *suite) sideBySide(eso string) {
 
 // adoptCRDs runs docs/install.md "Replacing an ESO that Helm installed"
 // step 3 (first way): keyferry's release adopts ESO's CRDs.
-func (s *suite) adoptCRDs() {
+func (s *suite) adoptCRDs(dir string) {
 	s.t.Helper()
-	for _, crd := range esoServed {
-		s.kubectl("annotate", "crd", crd+".external-secrets.io", "--overwrite",
+	for _, crd := range s.esoCRDNames(dir) {
+		s.kubectl("annotate", "crd", crd, "--overwrite",
 			"meta.helm.sh/release-name="+release, "meta.helm.sh/release-namespace="+namespace)
-		s.kubectl("label", "crd", crd+".external-secrets.io", "--overwrite", "app.kubernetes.io/managed-by=Helm")
+		s.kubectl("label", "crd", crd, "--overwrite", "app.kubernetes.io/managed-by=Helm")
 	}
+}
+
+// esoCRDNames lists the CRDs of ESO's release (every file of dir): all of
+// them, not only the kinds keyferry syncs, are adopted, since keyferry's
+// chart installs every ESO CRD (PushSecret, generators...).
+func (s *suite) esoCRDNames(dir string) []string {
+	s.t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		s.t.Fatalf("ESO's CRDs in %s: %v", dir, err)
+	}
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.Unmarshal(b, crd); err != nil {
+			s.t.Fatalf("decoding %s: %v", f, err)
+		}
+		names = append(names, crd.Name)
+	}
+	return names
 }
 
 // checkCRDsAreKeyferrys checks that the CRDs ESO had are now keyferry's,
