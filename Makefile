@@ -63,10 +63,20 @@ FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:F
 FUZZTIME ?= 10s
 
 .PHONY: fuzz-short
+# A run that ends in "context deadline exceeded" with no failing input
+# written is Go 1.26's fuzztime race (go.dev/issue/75804, fixed in Go 1.27),
+# not a finding: that target runs once more.
 fuzz-short: ## run the FUZZ_SHORT fuzz targets briefly (FUZZTIME=10s each; part of make test)
-	@set -e; for f in $(FUZZ_SHORT); do \
+	@for f in $(FUZZ_SHORT); do \
 		echo "fuzz $${f#*:} ($(FUZZTIME))"; \
-		go test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) -parallel 1; \
+		out=$$(go test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) -parallel 1 2>&1); rc=$$?; \
+		echo "$$out"; \
+		if [ $$rc -ne 0 ]; then \
+			if echo "$$out" | grep -q "context deadline exceeded" && ! echo "$$out" | grep -q "Failing input written"; then \
+				echo "fuzz $${f#*:}: Go's fuzztime race (go.dev/issue/75804), no failing input; running it again"; \
+				go test ./$${f%%:*}/ -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; \
+			else exit 1; fi; \
+		fi; \
 	done
 
 .PHONY: test
