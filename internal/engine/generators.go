@@ -36,6 +36,7 @@ const (
 	GeneratorPassword = "Password"
 	GeneratorUUID     = "UUID"
 	GeneratorFake     = "Fake"
+	GeneratorSSHKey   = "SSHKey"
 	// GeneratorCluster is the cluster-scoped ClusterGenerator, which holds
 	// the spec of one generator of another kind.
 	GeneratorCluster = "ClusterGenerator"
@@ -142,11 +143,14 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 	case GeneratorFake:
 		f := &genv1alpha1.Fake{}
 		obj, spec.FakeSpec = f, &f.Spec
+	case GeneratorSSHKey:
+		k := &genv1alpha1.SSHKey{}
+		obj, spec.SSHKeySpec = k, &k.Spec
 	case GeneratorCluster:
 		cg := &genv1alpha1.ClusterGenerator{}
 		obj, key.Namespace = cg, ""
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake and ClusterGenerator are)", src.Field, src.Kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey and ClusterGenerator are)", src.Field, src.Kind)
 	}
 	what := src.Kind + " " + src.Name
 	if err := e.APIReader.Get(ctx, key, obj); err != nil {
@@ -174,10 +178,12 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 		out, err = generator.UUID()
 	case kind == GeneratorFake && spec.FakeSpec != nil:
 		out = generator.Fake(*spec.FakeSpec)
-	case kind == GeneratorPassword || kind == GeneratorUUID || kind == GeneratorFake:
+	case kind == GeneratorSSHKey && spec.SSHKeySpec != nil:
+		out, err = generator.SSHKey(*spec.SSHKeySpec)
+	case kind == GeneratorPassword || kind == GeneratorUUID || kind == GeneratorFake || kind == GeneratorSSHKey:
 		return nil, generatorFail(ReasonInvalidGeneratorSpec, "%s: %s has no spec.generator.%s", src.Field, what, specField(kind))
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID and Fake are)", src.Field, what, kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID, Fake and SSHKey are)", src.Field, what, kind)
 	}
 	if err != nil {
 		var se *generator.SpecError
@@ -213,5 +219,5 @@ func generatorFail(reason, format string, args ...any) *Error {
 // specField is the ClusterGenerator field of a kind's spec, as ESO names
 // it (passwordSpec, uuidSpec, fakeSpec).
 func specField(kind string) string {
-	return map[string]string{GeneratorPassword: "passwordSpec", GeneratorUUID: "uuidSpec", GeneratorFake: "fakeSpec"}[kind]
+	return map[string]string{GeneratorPassword: "passwordSpec", GeneratorUUID: "uuidSpec", GeneratorFake: "fakeSpec", GeneratorSSHKey: "sshKeySpec"}[kind]
 }

@@ -2,12 +2,14 @@ package generators
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,14 +47,14 @@ var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 func TestESOGeneratorExamplesProduceTheirSecrets(t *testing.T) {
 	ns := env.Namespace(t)
 	p := start(t, ns)
-	for _, f := range []string{"password", "uuid", "fake", "cluster"} {
+	for _, f := range []string{"password", "uuid", "fake", "cluster", "sshkey"} {
 		env.Apply(t, ns, "examples/generators/"+f+".yaml")
 	}
 	t.Cleanup(func() {
 		_ = env.Client.DeleteAllOf(context.Background(), &esv1.ExternalSecret{}, client.InNamespace(ns))
 		_ = env.Client.Delete(context.Background(), clusterGen("cluster-gen"))
 	})
-	for _, name := range []string{"password", "uuid", "fake", "cluster-secret"} {
+	for _, name := range []string{"password", "uuid", "fake", "cluster-secret", "example-ssh-key"} {
 		env.WaitReady(t, ns, name, metav1.ConditionTrue, externalsecret.ReasonSecretSynced)
 	}
 
@@ -99,7 +101,21 @@ spec:
 	if strings.Contains(s.Annotations[engine.AnnotationGenerated], pw) {
 		t.Fatal("the generation record holds the value")
 	}
-	for _, v := range []string{pw, pw2, cpw} {
+	// ESO's SSHKey example: an ed25519 pair in OpenSSH's formats, the
+	// comment on the public key.
+	priv := secretValue(t, ns, "ssh-key-secret", "privateKey")
+	raw, err := ssh.ParseRawPrivateKey([]byte(priv))
+	if err != nil {
+		t.Fatalf("privateKey is not an OpenSSH private key: %v", err)
+	}
+	if _, ok := raw.(*ed25519.PrivateKey); !ok {
+		t.Fatalf("privateKey is a %T, want ed25519", raw)
+	}
+	pub, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(secretValue(t, ns, "ssh-key-secret", "publicKey")))
+	if err != nil || pub.Type() != ssh.KeyAlgoED25519 || comment != "user@example.com" {
+		t.Fatalf("publicKey: %v type %v comment %q", err, pub, comment)
+	}
+	for _, v := range []string{pw, pw2, cpw, strings.Split(priv, "\n")[1]} {
 		assertNoLeak(t, ns, v, p)
 	}
 }
@@ -397,15 +413,15 @@ spec:
 func TestClusterGeneratorOfAnUnsupportedKind(t *testing.T) {
 	ns := env.Namespace(t)
 	start(t, ns)
-	name := "ssh-" + ns
+	name := "github-" + ns
 	env.Apply(t, "", `apiVersion: generators.external-secrets.io/v1alpha1
 kind: ClusterGenerator
 metadata:
   name: `+name+`
 spec:
-  kind: SSHKey
+  kind: GithubAccessToken
   generator:
-    sshKeySpec: {}
+    githubAccessTokenSpec: {appID: "1", installID: "2", auth: {privateKey: {secretRef: {name: app, key: key}}}}
 `)
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), clusterGen(name)) })
 	env.Apply(t, ns, `apiVersion: external-secrets.io/v1
@@ -419,7 +435,7 @@ spec:
       generatorRef: {kind: ClusterGenerator, name: `+name+`}
 `)
 	es := env.WaitReady(t, ns, "ssh", metav1.ConditionFalse, engine.ReasonGeneratorNotSupported)
-	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, "kind SSHKey") {
+	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, "kind GithubAccessToken") {
 		t.Fatalf("message %q does not name the kind", msg)
 	}
 }

@@ -257,9 +257,9 @@ func TestANamespacedOperatorLeavesOtherNamespacesAndClusterKindsAlone(t *testing
 	ctx := context.Background()
 	served, other := env.Namespace(t), env.Namespace(t)
 	logs := runOperator(t, served)
-	pw := kindOf(t, genv1alpha1.GroupVersion, "SSHKey")
+	pw := kindOf(t, genv1alpha1.GroupVersion, "GithubAccessToken")
 	const password = `apiVersion: generators.external-secrets.io/v1alpha1
-kind: SSHKey
+kind: GithubAccessToken
 metadata:
   name: %s
 spec: {}
@@ -281,7 +281,7 @@ spec:
 	waitUnsupported(t, pw, served, "here")
 
 	if u, err := get(ctx, pw.GroupVersionKind, other, "elsewhere"); err != nil || readyCondition(u) != nil {
-		t.Errorf("an SSHKey in another namespace: condition %v (err %v); want none", readyCondition(u), err)
+		t.Errorf("a GithubAccessToken in another namespace: condition %v (err %v); want none", readyCondition(u), err)
 	}
 	cg := kindOf(t, genv1alpha1.GroupVersion, "ClusterGenerator")
 	if u, err := get(ctx, cg.GroupVersionKind, "", clusterGenerator); err != nil || readyCondition(u) != nil {
@@ -307,7 +307,7 @@ func TestAKindWithoutItsCRDIsNotWatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := unsupported.Kind{GroupVersionKind: schema.GroupVersionKind{Group: "generators.external-secrets.io", Version: "v1alpha1", Kind: "NotInstalled"}, Namespaced: true, Consequence: "nothing"}
-	pw := kindOf(t, genv1alpha1.GroupVersion, "SSHKey")
+	pw := kindOf(t, genv1alpha1.GroupVersion, "GithubAccessToken")
 	if err := unsupported.Setup(mgr, unsupported.Options{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("keyferry"), Namespace: ns, Log: logger,
 		Kinds: []unsupported.Kind{missing, pw},
@@ -318,7 +318,7 @@ func TestAKindWithoutItsCRDIsNotWatched(t *testing.T) {
 	testenv.RunManager(ctx, t, cancel, mgr)
 	// The manager runs, and serves the kinds that are installed.
 	env.Apply(t, ns, `apiVersion: generators.external-secrets.io/v1alpha1
-kind: SSHKey
+kind: GithubAccessToken
 metadata:
   name: still-served
 spec: {}

@@ -9,7 +9,7 @@
 // Kinds is the one list of such kinds. When keyferry implements a kind, its
 // entry is removed here and its own controller takes over. A kind keyferry
 // implements without a controller of its own (ESO gives generators no
-// status: Password, UUID and Fake, which ExternalSecrets run) moves to
+// status: Password, UUID, Fake and SSHKey, which ExternalSecrets run) moves to
 // Implemented: its objects only lose the Unsupported condition an earlier
 // keyferry wrote, and get no condition otherwise. A ClusterGenerator of one
 // of those kinds is treated the same way.
@@ -72,7 +72,6 @@ func Kinds() []Kind {
 		gen("Grafana"),
 		gen("MFA"),
 		gen("QuayAccessToken"),
-		gen("SSHKey"),
 		gen("STSSessionToken"),
 		gen("VaultDynamicSecret"),
 		gen("Webhook"),
@@ -89,11 +88,11 @@ func Implemented() []Kind {
 	gen := func(kind string) Kind {
 		return Kind{GroupVersionKind: genv1alpha1.GroupVersion.WithKind(kind), Namespaced: true, Implemented: true}
 	}
-	return []Kind{gen("Fake"), gen("Password"), gen("UUID")}
+	return []Kind{gen("Fake"), gen("Password"), gen("SSHKey"), gen("UUID")}
 }
 
 // implementedGenerator says whether obj is a ClusterGenerator of a kind
-// keyferry runs (spec.kind Password, UUID or Fake).
+// keyferry runs (spec.kind Password, UUID, Fake or SSHKey).
 func implementedGenerator(obj *unstructured.Unstructured) bool {
 	if obj.GetKind() != "ClusterGenerator" {
 		return false
