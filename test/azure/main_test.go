@@ -16,7 +16,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -37,6 +36,7 @@ import (
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/azurekv"
 	"github.com/keyferry/keyferry/internal/provider/fake"
+	"github.com/keyferry/keyferry/internal/testing/maintb"
 	"github.com/keyferry/keyferry/internal/testing/testenv"
 	kvserver "github.com/keyferry/keyferry/internal/testing/testserver/azurekv"
 )
@@ -75,8 +75,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	tb := &mainTB{}
-	defer tb.cleanup()
+	tb := &maintb.TB{}
+	defer tb.RunCleanups()
 	tokenDir, err := os.MkdirTemp("", "keyferry-azure-identity-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "creating the token directory:", err)
@@ -89,7 +89,7 @@ func run(m *testing.M) int {
 		"AZURE_FEDERATED_TOKEN_FILE": tokenFile,
 	}
 
-	if err := tb.do(func() {
+	if err := tb.Do(func() {
 		// Small pages, so that listing (dataFrom.find) follows nextLinks.
 		srv = kvserver.New(tb, kvserver.Options{TenantID: tenantID, VaultName: "zaldre", PageSize: 5})
 	}); err != nil {
@@ -128,7 +128,7 @@ func run(m *testing.M) int {
 // setup registers the principals examples/azure-key-vault uses and gives
 // the operator its workload identity token, as the Azure workload identity
 // webhook would in the operator's pod.
-func setup(tb *mainTB, tokenFile string) error {
+func setup(tb *maintb.TB, tokenFile string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -162,7 +162,7 @@ func setup(tb *mainTB, tokenFile string) error {
 
 	// The operator's workload identity.
 	var issuer string
-	if err := tb.do(func() { issuer = srv.TrustKubernetesIssuer(ctx, tb, env.Cluster.Config) }); err != nil {
+	if err := tb.Do(func() { issuer = srv.TrustKubernetesIssuer(ctx, tb, env.Cluster.Config) }); err != nil {
 		return err
 	}
 	srv.AddApp(kvserver.App{
@@ -213,43 +213,6 @@ func unstructuredStringMap(obj map[string]any, field string) (map[string]string,
 		out[k] = s
 	}
 	return out, true, nil
-}
-
-// mainTB lets TestMain use the test server's helpers, which take a
-// testing.TB: Fatalf ends the helper (see do) and Cleanup runs at exit. No
-// other method of testing.TB is called by them.
-type mainTB struct {
-	testing.TB
-	cleanups []func()
-}
-
-type mainFailure string
-
-func (tb *mainTB) Helper()          {}
-func (tb *mainTB) Cleanup(f func()) { tb.cleanups = append(tb.cleanups, f) }
-func (tb *mainTB) Fatalf(format string, args ...any) {
-	panic(mainFailure(fmt.Sprintf(format, args...)))
-}
-
-// do runs f and turns a Fatalf inside it into an error.
-func (tb *mainTB) do(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg, ok := r.(mainFailure)
-			if !ok {
-				panic(r)
-			}
-			err = errors.New(string(msg))
-		}
-	}()
-	f()
-	return nil
-}
-
-func (tb *mainTB) cleanup() {
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
-	}
 }
 
 // --- helpers ---------------------------------------------------------------

@@ -18,7 +18,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,6 +41,7 @@ import (
 	kubeprovider "github.com/keyferry/keyferry/internal/provider/kubernetes"
 	"github.com/keyferry/keyferry/internal/provider/vault"
 	"github.com/keyferry/keyferry/internal/provider/webhook"
+	"github.com/keyferry/keyferry/internal/testing/maintb"
 	"github.com/keyferry/keyferry/internal/testing/testenv"
 	"github.com/keyferry/keyferry/internal/testing/testserver/gcpsmemulator"
 	"github.com/keyferry/keyferry/internal/testing/testserver/motoserver"
@@ -92,8 +92,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	tb := &mainTB{}
-	defer tb.cleanup()
+	tb := &maintb.TB{}
+	defer tb.RunCleanups()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	reg := provider.NewRegistry()
@@ -136,7 +136,7 @@ func run(m *testing.M) int {
 
 	// GCP: the emulator behind a TLS front, so that the stores' credentials
 	// are sent (and recorded) as they are to Google.
-	if err := tb.do(func() {
+	if err := tb.Do(func() {
 		gcp = gcpsmemulator.Start(tb)
 		gcpFront = gcp.TLS(tb)
 	}); err != nil {
@@ -152,7 +152,7 @@ func run(m *testing.M) int {
 
 	// Vault: a dev server whose root token is "root", the token of ESO's
 	// example, reached for http://my.vault.server:8200.
-	if err := tb.do(func() {
+	if err := tb.Do(func() {
 		vaultSrv = vaultserver.StartWithOptions(tb, vaultserver.Options{RootToken: "root"})
 		vaultRoutes = newVaultProxy(tb, vaultSrv.Addr)
 	}); err != nil {
@@ -186,7 +186,7 @@ func run(m *testing.M) int {
 // setupApplicationDefaultCredentials gives the operator's process
 // application default credentials, as GOOGLE_APPLICATION_CREDENTIALS does
 // on a pod: a service account key that stores without auth use.
-func setupApplicationDefaultCredentials(tb *mainTB) error {
+func setupApplicationDefaultCredentials(tb *maintb.TB) error {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return err
@@ -317,60 +317,6 @@ func keys(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// --- TestMain's testing.TB --------------------------------------------------
-
-// mainTB lets TestMain use the test servers' helpers, which take a
-// testing.TB: Fatalf ends the helper (see do), Cleanup and TempDir are
-// undone at exit. No other method of testing.TB is called by them.
-type mainTB struct {
-	testing.TB
-	cleanups []func()
-}
-
-type mainFailure string
-
-func (tb *mainTB) Helper()          {}
-func (tb *mainTB) Name() string     { return "TestMain" }
-func (tb *mainTB) Failed() bool     { return false }
-func (tb *mainTB) Cleanup(f func()) { tb.cleanups = append(tb.cleanups, f) }
-func (tb *mainTB) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
-
-func (tb *mainTB) Fatalf(format string, args ...any) {
-	panic(mainFailure(fmt.Sprintf(format, args...)))
-}
-
-func (tb *mainTB) TempDir() string {
-	dir, err := os.MkdirTemp("", "keyferry-providers-")
-	if err != nil {
-		tb.Fatalf("creating a temporary directory: %v", err)
-	}
-	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
-// do runs f and turns a Fatalf inside it into an error.
-func (tb *mainTB) do(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg, ok := r.(mainFailure)
-			if !ok {
-				panic(r)
-			}
-			err = errors.New(string(msg))
-		}
-	}()
-	f()
-	return nil
-}
-
-func (tb *mainTB) cleanup() {
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
-	}
 }
 
 // getExternalSecret reads an ExternalSecret; nil when it cannot be read.

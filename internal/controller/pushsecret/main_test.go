@@ -20,6 +20,7 @@ import (
 	"github.com/keyferry/keyferry/internal/provider/fake"
 	kubeprovider "github.com/keyferry/keyferry/internal/provider/kubernetes"
 	"github.com/keyferry/keyferry/internal/provider/vault"
+	"github.com/keyferry/keyferry/internal/testing/maintb"
 	"github.com/keyferry/keyferry/internal/testing/testenv"
 	"github.com/keyferry/keyferry/internal/testing/testserver/vaultserver"
 )
@@ -44,11 +45,11 @@ func run(m *testing.M) (code int) {
 		// FuzzCompile needs no servers; each fuzz worker runs TestMain.
 		return m.Run()
 	}
-	tb := &mainTB{}
-	defer tb.cleanup()
+	tb := &maintb.TB{}
+	defer tb.RunCleanups()
 	defer func() {
 		if r := recover(); r != nil {
-			if f, ok := r.(mainFailure); ok {
+			if f, ok := r.(maintb.Failure); ok {
 				fmt.Fprintln(os.Stderr, "starting the Vault dev server:", string(f))
 				code = 1
 				return
@@ -83,40 +84,6 @@ func run(m *testing.M) (code int) {
 	}
 	defer env.Stop()
 	return m.Run()
-}
-
-// mainTB lets TestMain use vaultserver's helpers, which take a testing.TB:
-// Fatalf panics (recovered in run), Cleanup is undone at exit.
-type mainTB struct {
-	testing.TB
-	cleanups []func()
-}
-
-type mainFailure string
-
-func (tb *mainTB) Helper()          {}
-func (tb *mainTB) Name() string     { return "TestMain" }
-func (tb *mainTB) Failed() bool     { return false }
-func (tb *mainTB) Cleanup(f func()) { tb.cleanups = append(tb.cleanups, f) }
-func (tb *mainTB) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
-func (tb *mainTB) Fatalf(format string, args ...any) {
-	panic(mainFailure(fmt.Sprintf(format, args...)))
-}
-func (tb *mainTB) TempDir() string {
-	dir, err := os.MkdirTemp("", "keyferry-pushsecret-")
-	if err != nil {
-		tb.Fatalf("creating a temporary directory: %v", err)
-	}
-	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
-func (tb *mainTB) cleanup() {
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
-	}
 }
 
 // noLeak fails when the canary is in the operator's logs, in an Event of
