@@ -79,3 +79,42 @@ func TestTemplateOfAGenerator(t *testing.T) {
 		}
 	}
 }
+
+func TestTemplateServesV1Beta1OnRequest(t *testing.T) {
+	const versions = `  versions:
+  - name: v1
+    schema:
+      openAPIV3Schema:
+        properties:
+          served: false
+    served: true
+    storage: true
+  - deprecated: true
+    name: v1beta1
+    schema:
+      openAPIV3Schema:
+        type: object
+    served: false
+    storage: false
+`
+	src := strings.NewReplacer("group: example.com", "group: "+esoGroup).Replace(crd[:strings.Index(crd, "  versions:")]) + versions
+	got, err := Template("external-secrets.io_widgets.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "    name: v1beta1\n    schema:\n      openAPIV3Schema:\n        type: object\n    served: {{ .Values.crds.unsafeServeV1Beta1 }}\n    storage: false\n"
+	if !strings.Contains(string(got), want) || !strings.Contains(string(got), "    served: true\n    storage: true\n") {
+		t.Fatalf("v1beta1 is not served on request, or v1 changed:\n%s", got)
+	}
+	// Another group's v1beta1 is left as generated.
+	other, err := Template("example.com_widgets.yaml", []byte(strings.Replace(src, "group: "+esoGroup, "group: example.com", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(other), "unsafeServeV1Beta1") {
+		t.Fatal("a v1beta1 outside ESO's group is served on request")
+	}
+	if _, err := Template("x.yaml", []byte(strings.Replace(src, "\n    served: false\n", "\n    served: true\n", 1))); err == nil {
+		t.Fatal("a v1beta1 entry without served: false was accepted")
+	}
+}

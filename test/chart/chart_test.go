@@ -347,6 +347,32 @@ func TestCRDs(t *testing.T) {
 			}
 		}
 	})
+	t.Run("crds.unsafeServeV1Beta1 serves v1beta1 of ESO's four kinds, and only then", func(t *testing.T) {
+		served := func(values map[string]any) map[string]bool {
+			out := map[string]bool{}
+			for _, c := range chart.Find(render(t, values), "CustomResourceDefinition") {
+				versions, _, _ := unstructured.NestedSlice(c.Object, "spec", "versions")
+				for _, v := range versions {
+					v := v.(map[string]any)
+					if v["name"] == "v1beta1" {
+						out[c.GetName()] = v["served"] == true
+					}
+				}
+			}
+			return out
+		}
+		kinds := []string{"externalsecrets", "secretstores", "clustersecretstores", "clusterexternalsecrets"}
+		off, on := served(nil), served(map[string]any{"crds": map[string]any{"unsafeServeV1Beta1": true}})
+		if len(off) != len(kinds) || len(on) != len(kinds) {
+			t.Fatalf("CRDs with a v1beta1 version: %v; want %v", on, kinds)
+		}
+		for _, k := range kinds {
+			name := k + ".external-secrets.io"
+			if off[name] || !on[name] {
+				t.Errorf("%s v1beta1 served: by default %t, with the value %t; want false, true", name, off[name], on[name])
+			}
+		}
+	})
 	t.Run("crds.keep=false drops the keep annotation; crds.annotations are added", func(t *testing.T) {
 		crds := chart.Find(render(t, map[string]any{"crds": map[string]any{"keep": false, "annotations": map[string]any{"team": "platform"}}}), "CustomResourceDefinition")
 		for _, c := range crds {

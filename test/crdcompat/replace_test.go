@@ -438,6 +438,85 @@ func TestReplacingESOCRDsKeepsEverySyncing(t *testing.T) {
 			t.Errorf("%s: spec.provider.doppler lost its fields: %v", name, u.Object["spec"])
 		}
 	}
+
+	// 6. v1beta1 served on request.
+	serveV1Beta1(ctx, t, c, env, ns, root)
+}
+
+// v1beta1Objects are an ESO v1beta1 store and ExternalSecret, as manifests
+// written before v1 have them.
+const v1beta1Objects = `
+apiVersion: external-secrets.io/v1beta1
+kind: SecretStore
+metadata:
+  name: still-v1beta1
+spec:
+  provider:
+    fake:
+      data:
+        - key: beta-key
+          value: beta-value
+---
+apiVersion: external-secrets.io/v1beta1
+kind: ExternalSecret
+metadata:
+  name: still-v1beta1
+spec:
+  refreshInterval: 1h
+  secretStoreRef:
+    name: still-v1beta1
+    kind: SecretStore
+  target:
+    name: still-v1beta1
+    creationPolicy: Owner
+  data:
+    - secretKey: value
+      remoteRef:
+        key: beta-key
+`
+
+// serveV1Beta1 is the chart's crds.unsafeServeV1Beta1 (test/chart checks
+// that the value renders served: true on v1beta1): not served, a v1beta1
+// manifest is refused; served, it applies, is validated by the v1 schema,
+// and syncs like a v1 object.
+func serveV1Beta1(ctx context.Context, t *testing.T, c client.Client, env *testenv.Env, ns, root string) {
+	t.Helper()
+	objs, err := manifest.Parse([]byte(v1beta1Objects))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := manifest.Apply(ctx, c, ns, objs); err == nil {
+		t.Fatal("a v1beta1 manifest applied while v1beta1 is not served")
+	}
+	for _, file := range servedFiles {
+		crd := readCRD(t, filepath.Join(root, "config", "crd", file))
+		for i := range crd.Spec.Versions {
+			if crd.Spec.Versions[i].Name == "v1beta1" {
+				crd.Spec.Versions[i].Served = true
+			}
+		}
+		updateCRD(ctx, t, c, crd)
+	}
+	testenv.Eventually(t, "v1beta1 manifests apply", func(ctx context.Context) (bool, string) {
+		if err := manifest.Apply(ctx, c, ns, objs); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	env.WaitReady(t, ns, "still-v1beta1", metav1.ConditionTrue, "SecretSynced")
+	env.WaitSecret(t, ns, "still-v1beta1", testenv.HasData(map[string]string{"value": "beta-value"}))
+	env.WaitStoreReady(t, ns, "still-v1beta1")
+
+	// v1's schema validates v1beta1: a value ESO's schema refuses is
+	// refused, not stored.
+	bad, err := manifest.Parse([]byte(strings.NewReplacer("name: still-v1beta1\nspec:\n  refreshInterval: 1h", "name: bad-v1beta1\nspec:\n  refreshInterval: 1h", "creationPolicy: Owner", "creationPolicy: Sometimes").Replace(v1beta1Objects[strings.Index(v1beta1Objects, "---"):])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = manifest.Apply(ctx, c, ns, bad)
+	if err == nil || !strings.Contains(err.Error(), "creationPolicy") {
+		t.Fatalf("a v1beta1 ExternalSecret with creationPolicy Sometimes: err = %v; want the schema's refusal", err)
+	}
 }
 
 func waitStoreCondition(t *testing.T, env *testenv.Env, ns, name string, ok func(esv1.SecretStoreStatusCondition) bool) {

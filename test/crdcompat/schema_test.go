@@ -177,6 +177,24 @@ type drifts struct {
 	// opaque are the paths keyferry keeps as preserve-unknown-fields
 	// objects where ESO has a schema.
 	opaque []string
+	// accepting compares an older ESO version (v1beta1) with keyferry's
+	// schema for it, which is v1's: keyferry must accept what ESO's
+	// accepts, and may know more fields and enum values. known lists the
+	// differences that are expected (knownV1beta1Differences).
+	accepting bool
+	known     map[string]bool
+}
+
+// knownV1beta1Differences are where keyferry's v1beta1 (v1's schema) refuses
+// or prunes what ESO v2.9.0's v1beta1 accepts: the providers ESO dropped in
+// v1 (keyferry implements neither), and the kubernetes provider's auth
+// fields that ESO's v1 made required (a store without them cannot work).
+// docs/migrate-from-eso.md says so.
+var knownV1beta1Differences = map[string]bool{
+	".spec.provider.alibaba":               true,
+	".spec.provider.device42":              true,
+	".spec.provider.kubernetes.auth.cert":  true,
+	".spec.provider.kubernetes.auth.token": true,
 }
 
 func (d *drifts) errorf(format string, args ...any) {
@@ -206,18 +224,17 @@ func compareCRDs(d *drifts, eso, kf *apiextensionsv1.CustomResourceDefinition) {
 		if (kv.Subresources == nil) != (ev.Subresources == nil) {
 			d.errorf("version %s: subresources differ", ev.Name)
 		}
-		switch {
-		case ev.Served:
+		if ev.Served {
 			compareSchema(d, "", ev.Schema.OpenAPIV3Schema, kv.Schema.OpenAPIV3Schema)
-		default:
-			// Never served: keyferry keeps the data of objects etcd may
-			// still hold in this version.
-			for _, f := range []string{"spec", "status"} {
-				s := kv.Schema.OpenAPIV3Schema.Properties[f]
-				if s.XPreserveUnknownFields == nil || !*s.XPreserveUnknownFields {
-					d.errorf("version %s: .%s does not preserve unknown fields", ev.Name, f)
-				}
-			}
+			continue
+		}
+		// Unserved (v1beta1): the chart serves it on request
+		// (crds.unsafeServeV1Beta1), with v1's schema, which must then
+		// accept what ESO's v1beta1 accepts.
+		old := drifts{extensions: d.extensions, accepting: true, known: knownV1beta1Differences}
+		compareSchema(&old, "", ev.Schema.OpenAPIV3Schema, kv.Schema.OpenAPIV3Schema)
+		for _, e := range old.errs {
+			d.errorf("version %s: %s", ev.Name, e)
 		}
 	}
 	for _, kv := range kf.Spec.Versions {
@@ -245,7 +262,13 @@ func compareSchema(d *drifts, path string, eso, kf *apiextensionsv1.JSONSchemaPr
 	if at == "" {
 		at = "."
 	}
-	if typeOf(eso) != typeOf(kf) {
+	if d.accepting && path == ".status" {
+		// keyferry writes the status, in v1; no v1beta1 client does.
+		return
+	}
+	if d.accepting && typeOf(kf) == "int-or-string" && (typeOf(eso) == "integer" || typeOf(eso) == "string") {
+		// keyferry accepts both (v1's refreshInterval).
+	} else if typeOf(eso) != typeOf(kf) {
 		d.errorf("%s: type: keyferry %q, ESO %q", at, typeOf(kf), typeOf(eso))
 	}
 	if eso.Format != kf.Format {
@@ -257,10 +280,15 @@ func compareSchema(d *drifts, path string, eso, kf *apiextensionsv1.JSONSchemaPr
 	if eso.Nullable != kf.Nullable {
 		d.errorf("%s: nullable: keyferry %t, ESO %t", at, kf.Nullable, eso.Nullable)
 	}
-	if !reflect.DeepEqual(jsonValues(eso.Enum), jsonValues(kf.Enum)) {
+	if d.accepting && (len(kf.Enum) == 0 || isSubset(jsonValues(eso.Enum), jsonValues(kf.Enum))) && len(eso.Enum) > 0 {
+		// keyferry accepts every value ESO's older version did.
+	} else if !reflect.DeepEqual(jsonValues(eso.Enum), jsonValues(kf.Enum)) {
 		d.errorf("%s: enum: keyferry %v, ESO %v", at, jsonValues(kf.Enum), jsonValues(eso.Enum))
 	}
-	if !reflect.DeepEqual(jsonValue(eso.Default), jsonValue(kf.Default)) {
+	if d.accepting && kf.Default == nil {
+		// v1 has no default there; keyferry reads the field left out as
+		// ESO's default value (None, Default).
+	} else if !reflect.DeepEqual(jsonValue(eso.Default), jsonValue(kf.Default)) {
 		d.errorf("%s: default: keyferry %s, ESO %s", at, jsonValue(kf.Default), jsonValue(eso.Default))
 	}
 
@@ -280,7 +308,9 @@ func compareSchema(d *drifts, path string, eso, kf *apiextensionsv1.JSONSchemaPr
 	if preserves(eso) != preserves(kf) {
 		d.errorf("%s: x-kubernetes-preserve-unknown-fields: keyferry %t, ESO %t", at, preserves(kf), preserves(eso))
 	}
-	if !slices.Equal(sorted(eso.Required), sorted(kf.Required)) {
+	if d.accepting && d.known[at] {
+		// expected: knownV1beta1Differences
+	} else if !slices.Equal(sorted(eso.Required), sorted(kf.Required)) && !(d.accepting && isSubset(kf.Required, eso.Required)) {
 		d.errorf("%s: required: keyferry %v, ESO %v", at, sorted(kf.Required), sorted(eso.Required))
 	}
 	compareValidations(d, at, eso, kf)
@@ -289,7 +319,7 @@ func compareSchema(d *drifts, path string, eso, kf *apiextensionsv1.JSONSchemaPr
 		p := path + "." + name
 		ep, ok := eso.Properties[name]
 		if !ok {
-			if !d.extensions[p] {
+			if !d.extensions[p] && !d.accepting {
 				d.errorf("%s: in keyferry's schema, not in ESO's", p)
 			}
 			continue
@@ -299,7 +329,7 @@ func compareSchema(d *drifts, path string, eso, kf *apiextensionsv1.JSONSchemaPr
 	}
 	if len(kf.Properties) > 0 || kf.Type == "object" && kf.AdditionalProperties == nil {
 		for _, name := range sortedKeys(eso.Properties) {
-			if _, ok := kf.Properties[name]; !ok {
+			if _, ok := kf.Properties[name]; !ok && !(d.accepting && d.known[path+"."+name]) {
 				d.errorf("%s.%s: in ESO's schema, missing from keyferry's (the API server would prune it)", path, name)
 			}
 		}
@@ -394,6 +424,16 @@ func jsonValues(vs []apiextensionsv1.JSON) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// isSubset says whether every element of a is in b.
+func isSubset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func sorted(s []string) []string {
