@@ -55,7 +55,7 @@ test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build o
 
 # Fuzz targets run by `make test` for a short fixed time each (package:target).
 FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender \
-	internal/engine/render:FuzzPKCS12 internal/engine/render:FuzzCertPEM internal/engine/render:FuzzJWK internal/preview:FuzzRenderManifest internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef internal/engine:FuzzParseGeneratedRecord \
+	internal/engine/render:FuzzPKCS12 internal/engine/render:FuzzCertPEM internal/engine/render:FuzzJWK internal/preview:FuzzRenderManifest internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef internal/engine:FuzzParseGeneratedRecord internal/engine/values:FuzzMerge \
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
 	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/aws/classobjects:FuzzParse \
 	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/controller/unsupported:FuzzObjectChecks \

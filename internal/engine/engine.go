@@ -279,19 +279,9 @@ func wrapSource(err error, format string, args ...any) *Error {
 }
 
 func (e *Engine) mergeMany(dst, m map[string][]byte, dec esv1.ExternalSecretDecodingStrategy, conv esv1.ExternalSecretConversionStrategy, nb esv1.ExternalSecretNullBytePolicy, rws []Rewrite) error {
-	if len(rws) > 0 {
-		rewriters := make([]values.Rewriter, 0, len(rws))
-		for _, rw := range rws {
-			r, err := e.rewriter(rw)
-			if err != nil {
-				return fail(ReasonInvalidSpec, "%v", err)
-			}
-			rewriters = append(rewriters, r)
-		}
-		var err error
-		if m, err = values.Rewrite(m, rewriters); err != nil {
-			return fail(ReasonInvalidSpec, "%v", err)
-		}
+	m, err := e.rewrite(m, rws)
+	if err != nil {
+		return err
 	}
 	for k, v := range m {
 		b, err := values.Decode(v, dec)
@@ -307,7 +297,52 @@ func (e *Engine) mergeMany(dst, m map[string][]byte, dec esv1.ExternalSecretDeco
 	return nil
 }
 
+// rewrite applies the rewrite steps in order, each to the output of the
+// one before (ESO): consecutive key renames (regexp, transform) together,
+// a merge to the whole map.
+func (e *Engine) rewrite(m map[string][]byte, rws []Rewrite) (map[string][]byte, error) {
+	var pending []values.Rewriter
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		var err error
+		m, err = values.Rewrite(m, pending)
+		pending = nil
+		if err != nil {
+			return fail(ReasonInvalidSpec, "%v", err)
+		}
+		return nil
+	}
+	for _, rw := range rws {
+		if rw.Merge != nil {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			var err error
+			if m, err = values.Merge(m, *rw.Merge); err != nil {
+				// The remote values are not what the merge needs (not JSON
+				// objects, conflicting fields, a missing priority key).
+				return nil, fail(ReasonInvalidValue, "%v", err)
+			}
+			continue
+		}
+		r, err := e.rewriter(rw)
+		if err != nil {
+			return nil, fail(ReasonInvalidSpec, "%v", err)
+		}
+		pending = append(pending, r)
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func (e *Engine) rewriter(rw Rewrite) (values.Rewriter, error) {
+	if rw.Merge != nil {
+		return nil, errors.New("a merge rewrite works on every key at once, not on one key")
+	}
 	if rw.Transform != "" {
 		return func(k string) (string, error) {
 			out, err := e.sandbox().Render(context.Background(), []render.Item{{Key: "k", Template: rw.Transform, Source: "rewrite.transform"}}, map[string][]byte{"value": []byte(k)})

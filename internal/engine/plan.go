@@ -12,6 +12,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine/render"
+	"github.com/keyferry/keyferry/internal/engine/values"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -116,6 +117,9 @@ type FindSource struct {
 type Rewrite struct {
 	RegexpSource, RegexpTarget string
 	Transform                  string
+	// Merge, when set, is a rewrite.merge step: it works on the whole map
+	// (ESO's Extract or JSON strategy), not key by key.
+	Merge *values.MergeOptions
 }
 
 // Template shapes the Secret. Items render into data, labels and

@@ -5,6 +5,7 @@
 package externalsecret
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/render"
+	"github.com/keyferry/keyferry/internal/engine/values"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -221,12 +223,45 @@ func rewrites(i int, rws []esv1.ExternalSecretRewrite) ([]engine.Rewrite, error)
 			}
 			out = append(out, engine.Rewrite{Transform: rw.Transform.Template})
 		case rw.Merge != nil:
-			return nil, invalid("spec.dataFrom[%d].rewrite[%d].merge is not supported by keyferry yet", i, j)
+			m, err := mergeRewrite(rw.Merge)
+			if err != nil {
+				return nil, invalid("spec.dataFrom[%d].rewrite[%d].merge.%v", i, j, err)
+			}
+			out = append(out, engine.Rewrite{Merge: m})
 		default:
-			return nil, invalid("spec.dataFrom[%d].rewrite[%d] sets neither regexp nor transform", i, j)
+			return nil, invalid("spec.dataFrom[%d].rewrite[%d] sets neither regexp, transform nor merge", i, j)
 		}
 	}
 	return out, nil
+}
+
+// mergeRewrite checks a rewrite.merge and applies ESO's defaults (strategy
+// Extract, conflictPolicy Error, priorityPolicy Strict); an error names the
+// field within merge.
+func mergeRewrite(m *esv1.ExternalSecretRewriteMerge) (*values.MergeOptions, error) {
+	o := &values.MergeOptions{Strategy: m.Strategy, Into: m.Into, Priority: m.Priority, PriorityPolicy: m.PriorityPolicy, ConflictPolicy: m.ConflictPolicy}
+	if o.Strategy == "" {
+		o.Strategy = values.MergeStrategyExtract
+	}
+	if o.ConflictPolicy == "" {
+		o.ConflictPolicy = values.MergeConflictError
+	}
+	if o.PriorityPolicy == "" {
+		o.PriorityPolicy = values.MergePriorityStrict
+	}
+	switch {
+	case o.Strategy != values.MergeStrategyExtract && o.Strategy != values.MergeStrategyJSON:
+		return nil, fmt.Errorf("strategy %q is not Extract or JSON", o.Strategy)
+	case o.ConflictPolicy != values.MergeConflictError && o.ConflictPolicy != values.MergeConflictIgnore:
+		return nil, fmt.Errorf("conflictPolicy %q is not Error or Ignore", o.ConflictPolicy)
+	case o.PriorityPolicy != values.MergePriorityStrict && o.PriorityPolicy != values.MergePriorityIgnoreNotFound:
+		return nil, fmt.Errorf("priorityPolicy %q is not Strict or IgnoreNotFound", o.PriorityPolicy)
+	case o.Strategy == values.MergeStrategyJSON && o.Into == "":
+		return nil, errors.New("into: strategy JSON merges into this key; it is required")
+	case o.Strategy == values.MergeStrategyJSON && !values.ValidKey(o.Into):
+		return nil, fmt.Errorf("into: %q is not a valid Secret key", o.Into)
+	}
+	return o, nil
 }
 
 // remoteRef is the provider ref of a remoteRef or extract: with

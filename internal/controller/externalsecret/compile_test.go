@@ -42,6 +42,29 @@ func TestCompile(t *testing.T) {
 				t.Errorf("source = %+v %+v", p.Sources[0].Store, d)
 			}
 		}},
+		{name: "rewrite merge gets ESO's defaults, after the regexp before it", es: es(func(s *esv1.ExternalSecretSpec) {
+			s.DataFrom = []esv1.ExternalSecretDataFromRemoteRef{{Find: &esv1.ExternalSecretFind{Path: ptrTo("p")}, Rewrite: []esv1.ExternalSecretRewrite{
+				{Regexp: &esv1.ExternalSecretRewriteRegexp{Source: "a", Target: "b"}},
+				{Merge: &esv1.ExternalSecretRewriteMerge{Priority: []string{"x"}}},
+			}}}
+		}), check: func(t *testing.T, p engine.Plan) {
+			rws := p.Sources[1].Find.Rewrite
+			if len(rws) != 2 || rws[0].RegexpSource != "a" || rws[1].Merge == nil {
+				t.Fatalf("rewrites = %+v", rws)
+			}
+			if m := rws[1].Merge; m.Strategy != "Extract" || m.ConflictPolicy != "Error" || m.PriorityPolicy != "Strict" || len(m.Priority) != 1 {
+				t.Errorf("merge = %+v", m)
+			}
+		}},
+		{name: "rewrite merge JSON needs into", es: es(func(s *esv1.ExternalSecretSpec) {
+			s.DataFrom = []esv1.ExternalSecretDataFromRemoteRef{{Find: &esv1.ExternalSecretFind{Path: ptrTo("p")}, Rewrite: []esv1.ExternalSecretRewrite{{Merge: &esv1.ExternalSecretRewriteMerge{Strategy: "JSON"}}}}}
+		}), invalid: "spec.dataFrom[0].rewrite[0].merge.into: strategy JSON merges into this key; it is required"},
+		{name: "rewrite merge into an invalid key", es: es(func(s *esv1.ExternalSecretSpec) {
+			s.DataFrom = []esv1.ExternalSecretDataFromRemoteRef{{Find: &esv1.ExternalSecretFind{Path: ptrTo("p")}, Rewrite: []esv1.ExternalSecretRewrite{{Merge: &esv1.ExternalSecretRewriteMerge{Strategy: "JSON", Into: "a b"}}}}}
+		}), invalid: `spec.dataFrom[0].rewrite[0].merge.into: "a b" is not a valid Secret key`},
+		{name: "rewrite merge strategy unknown", es: es(func(s *esv1.ExternalSecretSpec) {
+			s.DataFrom = []esv1.ExternalSecretDataFromRemoteRef{{Find: &esv1.ExternalSecretFind{Path: ptrTo("p")}, Rewrite: []esv1.ExternalSecretRewrite{{Merge: &esv1.ExternalSecretRewriteMerge{Strategy: "Deep"}}}}}
+		}), invalid: `merge.strategy "Deep" is not Extract or JSON`},
 		{name: "orphan sets no owner reference", es: es(func(s *esv1.ExternalSecretSpec) { s.Target.CreationPolicy = esv1.CreatePolicyOrphan }), check: func(t *testing.T, p engine.Plan) {
 			if p.Target.SetOwnerReference || p.Target.ManagedBy != "ExternalSecret/app" {
 				t.Errorf("target = %+v", p.Target)
@@ -134,3 +157,5 @@ func durationAsWritten(v string) *esv1.Duration {
 	_ = json.Unmarshal([]byte(v), d)
 	return d
 }
+
+func ptrTo[T any](v T) *T { return &v }
