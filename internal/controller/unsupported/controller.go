@@ -2,8 +2,10 @@ package unsupported
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -62,6 +65,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		kinds = append(Kinds(), Implemented()...)
 	}
 	logger := opts.Log.WithName("unsupported")
+	type candidate struct {
+		kind     Kind
+		resource schema.GroupResource
+		allowed  bool
+	}
+	var cands []*candidate
 	for _, k := range kinds {
 		if !k.Namespaced && opts.Namespace != "" {
 			logger.Info("not watching a cluster-scoped kind: --namespace serves one namespace", "kind", k.Kind, "namespace", opts.Namespace)
@@ -75,17 +84,39 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			}
 			return fmt.Errorf("looking up %s: %w", k.GroupVersionKind, err)
 		}
-		if opts.Access != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			ok, err := kube.MayListWatch(ctx, opts.Access, mapping.Resource.Group, mapping.Resource.Resource, opts.Namespace)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("checking access to %s: %w", k.GroupVersionKind, err)
-			}
-			if !ok {
-				logger.Info("not watching a kind the operator may not list and watch (grant it to report its objects Unsupported)", "kind", k.Kind, "group", k.Group, "namespace", opts.Namespace)
-				continue
-			}
+		cands = append(cands, &candidate{kind: k, resource: mapping.Resource.GroupResource(), allowed: true})
+	}
+	if opts.Access != nil {
+		// Two access reviews per kind: asked together, not one after the
+		// other, so that start-up does not wait for each round trip.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var (
+			wg   sync.WaitGroup
+			slot = make(chan struct{}, accessReviewsInFlight)
+			errs = make([]error, len(cands))
+		)
+		for i, c := range cands {
+			wg.Go(func() {
+				slot <- struct{}{}
+				defer func() { <-slot }()
+				ok, err := kube.MayListWatch(ctx, opts.Access, c.resource.Group, c.resource.Resource, opts.Namespace)
+				if err != nil {
+					errs[i] = fmt.Errorf("checking access to %s: %w", c.kind.GroupVersionKind, err)
+				}
+				c.allowed = ok
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	for _, c := range cands {
+		k := c.kind
+		if !c.allowed {
+			logger.Info("not watching a kind the operator may not list and watch (grant it to report its objects Unsupported)", "kind", k.Kind, "group", k.Group, "namespace", opts.Namespace)
+			continue
 		}
 		r := &Reconciler{Client: opts.Client, Recorder: opts.Recorder, Kind: k,
 			ControllerClass: opts.ControllerClass, DisableClusterStores: opts.DisableClusterStores}
@@ -95,6 +126,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	return nil
 }
+
+// accessReviewsInFlight bounds the access reviews Setup asks at once.
+const accessReviewsInFlight = 8
 
 // Reconciler reports the objects of one kind Unsupported, or, for a kind
 // keyferry implements (Kind.Implemented, a ClusterGenerator of such a kind),
