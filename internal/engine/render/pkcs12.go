@@ -89,6 +89,17 @@ func pkcs12certPass(pass, input string) (string, error) {
 	return encodeCerts(certs), nil
 }
 
+// DecodePKCS12 decodes a PKCS#12 archive (DER) within the bounds the
+// template helpers keep: at most 128 KiB, at most 1,000,000 key-derivation
+// iterations in all, and no private key hidden where its cost cannot be
+// checked before decrypting it. Its errors are fixed text, never a value.
+// Providers that decode archives they did not write (a Key Vault
+// certificate, a Secret a tenant pushes) use it, so one archive cannot hold
+// the operator for minutes.
+func DecodePKCS12(der []byte, pass string) (key any, leaf *x509.Certificate, cas []*x509.Certificate, err error) {
+	return decodePKCS12(pass, string(der))
+}
+
 // decodePKCS12 checks an archive's size and key-derivation work, then
 // decodes it. Its errors are fixed text.
 func decodePKCS12(pass, input string) (key any, leaf *x509.Certificate, cas []*x509.Certificate, err error) {

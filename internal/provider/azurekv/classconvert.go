@@ -20,8 +20,7 @@ import (
 	"math/big"
 	"strings"
 
-	"golang.org/x/crypto/pkcs12"
-
+	"github.com/keyferry/keyferry/internal/engine/render"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -240,15 +239,37 @@ func pemBlocks(b []byte) []*pem.Block {
 }
 
 // pkcs12Blocks reads a password-less PKCS#12 archive, binary or base64 (as
-// Key Vault stores the secret of a PKCS#12 certificate).
+// Key Vault stores the secret of a PKCS#12 certificate): its private key
+// (PKCS#8) and its certificates, leaf first. It decodes through
+// render.DecodePKCS12, which bounds the archive's size and key-derivation
+// work, so an archive asking for billions of iterations is refused at
+// once instead of holding the sync.
 func pkcs12Blocks(b []byte) []*pem.Block {
-	if blocks, err := pkcs12.ToPEM(b, ""); err == nil {
+	if blocks := pkcs12ToBlocks(b); blocks != nil {
 		return blocks
 	}
 	if der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err == nil {
-		if blocks, err := pkcs12.ToPEM(der, ""); err == nil {
-			return blocks
-		}
+		return pkcs12ToBlocks(der)
 	}
 	return nil
+}
+
+func pkcs12ToBlocks(der []byte) []*pem.Block {
+	key, leaf, cas, err := render.DecodePKCS12(der, "")
+	if err != nil {
+		return nil
+	}
+	var out []*pem.Block
+	if key != nil {
+		if k, err := x509.MarshalPKCS8PrivateKey(key); err == nil {
+			out = append(out, &pem.Block{Type: "PRIVATE KEY", Bytes: k})
+		}
+	}
+	if leaf != nil {
+		out = append(out, &pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
+	}
+	for _, c := range cas {
+		out = append(out, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return out
 }
