@@ -59,7 +59,8 @@ FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:F
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
 	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/aws/classobjects:FuzzParse \
 	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/controller/unsupported:FuzzObjectChecks \
-	internal/provider/csiplugin:FuzzReadResponse internal/provider/csiplugin:FuzzValidateSpec
+	internal/provider/csiplugin:FuzzReadResponse internal/provider/csiplugin:FuzzValidateSpec \
+	internal/provider/azurekv:FuzzPushValues
 FUZZTIME ?= 10s
 
 .PHONY: fuzz-short

@@ -12,6 +12,14 @@
 //     that the SDK's challenge policy needs, bearer-token checks, 403
 //     Forbidden, 404 SecretNotFound/CertificateNotFound/KeyNotFound and 429
 //     with Retry-After, with Key Vault's error bodies.
+//   - Key Vault's writes, as a PushSecret makes them (write.go): Set Secret
+//     (a new version each time), Update Secret (tags, contentType,
+//     attributes), Import Key (RSA or EC JWK with its private part),
+//     Import Certificate (PKCS#12 or PEM, with the certificate's managed
+//     key and secret), Delete with soft-delete (409
+//     ObjectIsDeletedButRecoverable until purged), Get Deleted and Purge,
+//     each behind its own permission (403 ForbiddenByRbac naming the data
+//     action), with Key Vault's limits (25 KB values, 15 tags).
 //   - Entra ID: the OpenID discovery document and the v2.0 token endpoint as
 //     MSAL requests them, issuing tokens for client secrets, client
 //     certificates (the client_assertion JWT is verified against the
@@ -81,11 +89,31 @@ const (
 	CertificatesList
 	KeysGet
 	KeysList
+	// SecretsSet allows Set Secret and Update Secret (the tags, contentType
+	// and attributes of a version).
+	SecretsSet
+	// SecretsDelete allows Delete Secret and reading deleted secrets.
+	SecretsDelete
+	// KeysImport allows Import Key.
+	KeysImport
+	// KeysDelete allows Delete Key and reading deleted keys.
+	KeysDelete
+	// CertificatesImport allows Import Certificate.
+	CertificatesImport
+	// CertificatesDelete allows Delete Certificate and reading deleted
+	// certificates.
+	CertificatesDelete
+	// Purge allows purging deleted secrets, keys and certificates.
+	Purge
 
 	// NoAccess authenticates but is denied everything (403).
 	NoAccess Access = 0
 	// ReadAll allows every read.
 	ReadAll = SecretsGet | SecretsList | CertificatesGet | CertificatesList | KeysGet | KeysList
+	// WriteAll allows every write a PushSecret makes (set, import, delete),
+	// as the Key Vault Secrets, Crypto and Certificates Officer roles do,
+	// but not purge.
+	WriteAll = SecretsSet | SecretsDelete | KeysImport | KeysDelete | CertificatesImport | CertificatesDelete
 )
 
 // FederatedCredential trusts tokens of an external issuer for an app
@@ -144,8 +172,9 @@ type Server struct {
 	login *httptest.Server
 
 	mu         sync.Mutex
-	objects    map[string]map[string][]*version // collection -> name -> versions (oldest first)
-	apps       map[string]*App                  // by client ID
+	objects    map[string]map[string][]*version     // collection -> name -> versions (oldest first)
+	deleted    map[string]map[string]*deletedObject // collection -> name -> soft-deleted object
+	apps       map[string]*App                      // by client ID
 	identities []*ManagedIdentity
 	issuers    map[string]*jose.JSONWebKeySet
 	miHeader   string
@@ -194,6 +223,9 @@ func New(tb testing.TB, opts Options) *Server {
 		pageSize:  opts.PageSize,
 		vaultName: opts.VaultName,
 		objects: map[string]map[string][]*version{
+			collSecrets: {}, collCertificates: {}, collKeys: {},
+		},
+		deleted: map[string]map[string]*deletedObject{
 			collSecrets: {}, collCertificates: {}, collKeys: {},
 		},
 		apps:      map[string]*App{},

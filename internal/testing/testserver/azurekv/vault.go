@@ -36,6 +36,10 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	coll := segs[0]
+	if r.Method != http.MethodGet || strings.HasPrefix(coll, "deleted") {
+		s.serveWrite(w, r, caller, segs)
+		return
+	}
 	if coll != collSecrets && coll != collCertificates && coll != collKeys {
 		writeVaultError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("The requested resource %s was not found.", r.URL.Path), "")
 		return
@@ -65,16 +69,7 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 	}
 
 	need, action := permissionFor(coll, list)
-	if caller.access&need == 0 {
-		resource := fmt.Sprintf("/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/keyferry/providers/microsoft.keyvault/vaults/%s/%s/%s", s.vaultName, coll, name)
-		msg := fmt.Sprintf("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\nAction: '%s'\r\nResource: '%s'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s;location=westeurope\r\n",
-			caller.clientID, caller.objectID, s.tenant, action, strings.TrimSuffix(resource, "/"), s.vaultName)
-		writeVaultError(w, http.StatusForbidden, "Forbidden", msg, "ForbiddenByRbac")
-		return
-	}
-	if retryAfter, throttled := s.throttled(r.URL.Path); throttled {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-		writeVaultError(w, http.StatusTooManyRequests, "Throttled", "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached", "")
+	if !s.authorize(w, r, caller, need, action, coll, name) {
 		return
 	}
 
@@ -83,6 +78,25 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveGet(w, coll, name, ver)
+}
+
+// authorize answers 403 (Key Vault's RBAC refusal, naming the data action)
+// when caller lacks need, and 429 when the request is throttled; it says
+// whether the request may go on.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, c caller, need Access, action, coll, name string) bool {
+	if c.access&need == 0 {
+		resource := fmt.Sprintf("/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/keyferry/providers/microsoft.keyvault/vaults/%s/%s/%s", s.vaultName, coll, name)
+		msg := fmt.Sprintf("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\nAction: '%s'\r\nResource: '%s'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s;location=westeurope\r\n",
+			c.clientID, c.objectID, s.tenant, action, strings.TrimSuffix(resource, "/"), s.vaultName)
+		writeVaultError(w, http.StatusForbidden, "Forbidden", msg, "ForbiddenByRbac")
+		return false
+	}
+	if retryAfter, throttled := s.throttled(r.URL.Path); throttled {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+		writeVaultError(w, http.StatusTooManyRequests, "Throttled", "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached", "")
+		return false
+	}
+	return true
 }
 
 type caller struct {
