@@ -60,7 +60,7 @@ FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:F
 	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/aws/classobjects:FuzzParse \
 	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/controller/unsupported:FuzzObjectChecks \
 	internal/provider/csiplugin:FuzzReadResponse internal/provider/csiplugin:FuzzValidateSpec \
-	internal/provider/azurekv:FuzzPushValues
+	internal/provider/azurekv:FuzzPushValues internal/provider/gcpsm:FuzzPushPayload
 FUZZTIME ?= 10s
 
 .PHONY: fuzz-short
