@@ -116,3 +116,13 @@ type Pusher interface {
 	// Inspect returned, and a missing or unmanaged remote is left alone.
 	Delete(ctx context.Context, ref PushRef, state RemoteState) error
 }
+
+// PushReadKeys is implemented by pushers whose remote secrets have more than
+// one spelling for reads (Azure Key Vault reads secret "x" as "x" and as
+// "secret/x"). ReadKeys returns every remote key a read of what a push to
+// ref writes may use; the fetch layer invalidates the cached values of all
+// of them, so an ExternalSecret reading another spelling sees the pushed
+// value at once.
+type PushReadKeys interface {
+	ReadKeys(ref PushRef) []string
+}

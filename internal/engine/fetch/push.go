@@ -48,7 +48,8 @@ func (l *Layer) DeleteRemote(ctx context.Context, req Request, ref provider.Push
 // limiter and recorded in its backoff. A refusal of the push itself (a
 // conflict, an unmanaged remote, an invalid push) says nothing about the
 // store's health and does not back it off. writes invalidates the cached
-// values of ref's key.
+// values of ref's key (in every spelling the provider reads it by,
+// provider.PushReadKeys).
 func (l *Layer) withPusher(ctx context.Context, req Request, ref provider.PushRef, writes bool, call func(provider.Pusher) error) error {
 	s, err := l.backendFor(ctx, req)
 	if err != nil {
@@ -72,8 +73,12 @@ func (l *Layer) withPusher(ctx context.Context, req Request, ref provider.PushRe
 		l.waitForRecovery(s, req, ref)
 	}
 	if writes {
+		keys := []string{ref.RemoteKey}
+		if rk, ok := p.(provider.PushReadKeys); ok {
+			keys = append(keys, rk.ReadKeys(ref)...)
+		}
 		s.mu.Lock()
-		subs := s.invalidate([]string{ref.RemoteKey})
+		subs := s.invalidate(keys)
 		s.mu.Unlock()
 		if len(subs) > 0 {
 			l.opts.OnChange(subs)

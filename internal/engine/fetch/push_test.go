@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +66,58 @@ func TestAPushToAStoreThatCannotPushIsNotSupported(t *testing.T) {
 	_, err := l.Inspect(context.Background(), req("ps", 0), provider.PushRef{RemoteKey: "k"})
 	if !errors.Is(err, provider.ErrNotSupported) {
 		t.Fatalf("Inspect = %v; want ErrNotSupported", err)
+	}
+}
+
+// aliasingProvider is the fake provider whose clients say that a push to
+// "secret/<k>" is also read as "<k>" (provider.PushReadKeys), as Azure Key
+// Vault's are.
+type aliasingProvider struct{ provider.Provider }
+
+type aliasingClient struct {
+	provider.Client
+	provider.Pusher
+}
+
+func (p aliasingProvider) NewClient(ctx context.Context, opts provider.Options) (provider.Client, error) {
+	c, err := p.Provider.NewClient(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return aliasingClient{Client: c, Pusher: c.(provider.Pusher)}, nil
+}
+
+func (aliasingClient) ReadKeys(ref provider.PushRef) []string {
+	if k, ok := strings.CutPrefix(ref.RemoteKey, "secret/"); ok {
+		return []string{k}
+	}
+	return nil
+}
+
+// A push invalidates the cached values of every spelling the provider
+// reads the pushed secret by, not only the remote key it was pushed to.
+func TestAPushInvalidatesEverySpellingTheProviderReadsItBy(t *testing.T) {
+	reg := provider.NewRegistry()
+	reg.Register("fake", aliasingProvider{fake.New()})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var told []string
+	l := New(ctx, Options{Registry: reg, OnChange: func(subs []string) { told = append(told, subs...) }})
+	r := req("es", time.Hour)
+	r.Store.Spec = &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}}
+	read := provider.Ref{Key: "k"}
+	if _, errs := l.Get(context.Background(), r, []provider.Ref{read}); len(errs) != 1 {
+		t.Fatalf("reading k before any push: %v; want one not-found error", errs)
+	}
+	ref := provider.PushRef{RemoteKey: "secret/k"}
+	st, err := l.Inspect(context.Background(), r, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Push(context.Background(), r, ref, provider.PushValue{SecretKey: "s", Value: []byte("v")}, st); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) == 0 {
+		t.Fatal("the subscribers of k were not told of a push to secret/k")
 	}
 }
