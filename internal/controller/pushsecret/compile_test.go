@@ -39,28 +39,60 @@ func TestCompileChecks(t *testing.T) {
 		want string
 	}{
 		{"a named Secret pushed to a named store compiles", base, ""},
-		{"sourceIsOneNamedSecret: a generator", `
+		{"sourceIsASecret: a generator", `
 spec: {secretStoreRefs: [{name: s}], selector: {generatorRef: {kind: Password, name: g}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.generatorRef"},
-		{"sourceIsOneNamedSecret: a label selector", `
-spec: {secretStoreRefs: [{name: s}], selector: {secret: {selector: {matchLabels: {a: b}}}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.secret.selector"},
-		{"sourceIsOneNamedSecret: no selector", `
+		{"sourceIsASecret: a label selector compiles", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {selector: {matchLabels: {a: b}}}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, ""},
+		{"sourceIsASecret: a label selector that does not parse", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {selector: {matchExpressions: [{key: a, operator: Near}]}}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.secret.selector"},
+		{"sourceIsASecret: no selector", `
 spec: {secretStoreRefs: [{name: s}], data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.secret is not set"},
-		{"storesAreNamed: none", `
+		{"sourceIsASecret: neither name nor selector", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "neither name nor selector"},
+		{"storesAreNamedOrSelected: none", `
 spec: {selector: {secret: {name: src}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.secretStoreRefs is empty"},
-		{"storesAreNamed: a label selector", `
-spec: {secretStoreRefs: [{labelSelector: {}}], selector: {secret: {name: src}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.secretStoreRefs[0].labelSelector"},
-		{"storesAreNamed: another kind", `
+		{"storesAreNamedOrSelected: a label selector compiles", `
+spec: {secretStoreRefs: [{labelSelector: {matchLabels: {a: b}}, kind: ClusterSecretStore}], selector: {secret: {name: src}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, ""},
+		{"storesAreNamedOrSelected: a label selector that does not parse", `
+spec: {secretStoreRefs: [{labelSelector: {matchExpressions: [{key: a, operator: In}]}}], selector: {secret: {name: src}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.secretStoreRefs[0].labelSelector"},
+		{"storesAreNamedOrSelected: neither name nor selector", `
+spec: {secretStoreRefs: [{kind: SecretStore}], selector: {secret: {name: src}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.secretStoreRefs[0] sets neither name nor labelSelector"},
+		{"storesAreNamedOrSelected: another kind", `
 spec: {secretStoreRefs: [{name: s, kind: SecretProviderClass}], selector: {secret: {name: src}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "neither SecretStore nor ClusterSecretStore"},
-		{"dataToIsNotUsed", base + "  dataTo: [{storeRef: {name: s}}]\n", "spec.dataTo"},
-		{"templateIsNotUsed", base + "  template: {data: {a: b}}\n", "spec.template"},
-		{"dataEntriesAreSupported: no data", `
-spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}}`, "spec.data is empty"},
+		{"dataToEntriesAreValid: a dataTo compiles", base + "  dataTo: [{storeRef: {name: s}, match: {regexp: '^db-'}, rewrite: [{regexp: {source: '^db-', target: x/}}, {transform: {template: '{{ .value | upper }}'}}], conversionStrategy: ReverseUnicode}, {storeRef: {labelSelector: {matchLabels: {a: b}}}, remoteKey: bundle}]\n", ""},
+		{"dataToEntriesAreValid: a dataTo alone compiles", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, dataTo: [{storeRef: {name: s}}]}`, ""},
+		{"dataToEntriesAreValid: no storeRef", base + "  dataTo: [{remoteKey: r}]\n", "spec.dataTo[0].storeRef is required"},
+		{"dataToEntriesAreValid: a storeRef naming nothing", base + "  dataTo: [{storeRef: {kind: SecretStore}}]\n", "spec.dataTo[0].storeRef sets neither name nor labelSelector"},
+		{"dataToEntriesAreValid: a store spec.secretStoreRefs does not name", base + "  dataTo: [{storeRef: {name: other}}]\n", `names SecretStore "other", which spec.secretStoreRefs does not name`},
+		{"dataToEntriesAreValid: the same name of another kind", base + "  dataTo: [{storeRef: {name: s, kind: ClusterSecretStore}}]\n", `names ClusterSecretStore "s"`},
+		{"dataToEntriesAreValid: a label selector that does not parse", base + "  dataTo: [{storeRef: {labelSelector: {matchExpressions: [{key: a, operator: Exists, values: [x]}]}}}]\n", "spec.dataTo[0].storeRef.labelSelector"},
+		{"dataToEntriesAreValid: a match regexp that does not compile", base + "  dataTo: [{storeRef: {name: s}, match: {regexp: '(' }}]\n", "spec.dataTo[0].match.regexp"},
+		{"dataToEntriesAreValid: remoteKey and rewrite", base + "  dataTo: [{storeRef: {name: s}, remoteKey: r2, rewrite: [{regexp: {source: a, target: b}}]}]\n", "mutually exclusive"},
+		{"dataToEntriesAreValid: a rewrite with neither", base + "  dataTo: [{storeRef: {name: s}, rewrite: [{}]}]\n", "spec.dataTo[0].rewrite[0] must set exactly one"},
+		{"dataToEntriesAreValid: a rewrite with both", base + "  dataTo: [{storeRef: {name: s}, rewrite: [{regexp: {source: a, target: b}, transform: {template: x}}]}]\n", "exactly one of regexp and transform"},
+		{"dataToEntriesAreValid: a rewrite regexp that does not compile", base + "  dataTo: [{storeRef: {name: s}, rewrite: [{regexp: {source: '[', target: b}}]}]\n", "spec.dataTo[0].rewrite[0].regexp.source"},
+		{"dataToEntriesAreValid: a transform that does not parse", base + "  dataTo: [{storeRef: {name: s}, rewrite: [{transform: {template: '{{ .value '}}]}]\n", "spec.dataTo[0].rewrite[0].transform"},
+		{"dataToEntriesAreValid: metadata", base + "  dataTo: [{storeRef: {name: s}, metadata: {a: b}}]\n", "spec.dataTo[0].metadata"},
+		{"dataToEntriesAreValid: an unknown conversionStrategy", base + "  dataTo: [{storeRef: {name: s}, conversionStrategy: Unicode}]\n", "spec.dataTo[0].conversionStrategy"},
+		{"templateIsValid: a template compiles", base + "  template: {data: {a: '{{ .k | upper }}'}, templateFrom: [{configMap: {name: c, items: [{key: x}]}}, {literal: 'y: z'}]}\n", ""},
+		{"templateIsValid: engine v1", base + "  template: {engineVersion: v1, data: {a: b}}\n", "spec.template.engineVersion"},
+		{"templateIsValid: a template that does not parse", base + "  template: {data: {a: '{{ .k '}}\n", "spec.template.data.a"},
+		{"templateIsValid: a label template that does not parse", base + "  template: {metadata: {labels: {a: '{{ nope }}'}}}\n", "spec.template.metadata.labels.a"},
+		{"templateIsValid: a templateFrom target", base + "  template: {templateFrom: [{target: Spec, literal: 'a: b'}]}\n", "templateFrom[0].target"},
+		{"templateIsValid: a templateFrom with no source", base + "  template: {templateFrom: [{target: Data}]}\n", "sets none of configMap, secret and literal"},
+		{"templateIsValid: a templateFrom ConfigMap without a name", base + "  template: {templateFrom: [{configMap: {items: [{key: x}]}}]}\n", "names no ConfigMap or Secret"},
+		{"templateIsValid: valuesDecodingStrategy", base + "  template: {templateFrom: [{literal: 'a: b', valuesDecodingStrategy: Base64}]}\n", "valuesDecodingStrategy"},
+		{"somethingIsPushed: neither data nor dataTo", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}}`, "spec.data and spec.dataTo are both empty"},
 		{"dataEntriesAreSupported: no remote key", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{match: {secretKey: k, remoteRef: {remoteKey: ""}}}]}`, "remoteRef.remoteKey is empty"},
 		{"dataEntriesAreSupported: metadata", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{metadata: {a: b}, match: {remoteRef: {remoteKey: r}}}]}`, "spec.data[0].metadata"},
-		{"dataEntriesAreSupported: ReverseUnicode", `
-spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{conversionStrategy: ReverseUnicode, match: {remoteRef: {remoteKey: r}}}]}`, "ReverseUnicode"},
+		{"dataEntriesAreSupported: ReverseUnicode compiles", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{conversionStrategy: ReverseUnicode, match: {remoteRef: {remoteKey: r}}}]}`, ""},
+		{"dataEntriesAreSupported: an unknown conversionStrategy", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{conversionStrategy: Unicode, match: {remoteRef: {remoteKey: r}}}]}`, `spec.data[0].conversionStrategy "Unicode"`},
 		{"remoteRefsAreUnique", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{match: {secretKey: a, remoteRef: {remoteKey: r, property: p}}}, {match: {secretKey: b, remoteRef: {remoteKey: r, property: p}}}]}`, `the same remote ref "r/p"`},
 		{"policiesAreKnown: updatePolicy", base + "  updatePolicy: Merge\n", "spec.updatePolicy"},
@@ -92,10 +124,17 @@ func TestCompileDefaultsAndPushes(t *testing.T) {
 	if spec.UpdatePolicy != esv1alpha1.PushSecretUpdatePolicyReplace || spec.DeletionPolicy != esv1alpha1.PushSecretDeletionPolicyNone || spec.Refresh != DefaultRefreshInterval {
 		t.Fatalf("defaults = %s %s %s; want ESO's Replace, None, 1h", spec.UpdatePolicy, spec.DeletionPolicy, spec.Refresh)
 	}
-	if len(spec.Pushes) != 2 || StoreKey(spec.Pushes[0].Store) != "SecretStore/a" || StoreKey(spec.Pushes[1].Store) != "ClusterSecretStore/b" {
-		t.Fatalf("pushes = %+v", spec.Pushes)
+	if len(spec.Stores) != 2 || StoreKey(spec.Stores[0].Ref) != "SecretStore/a" || StoreKey(spec.Stores[1].Ref) != "ClusterSecretStore/b" {
+		t.Fatalf("stores = %+v", spec.Stores)
 	}
-	if got := RemoteKey(spec.Pushes[0].Ref); got != "r/p" {
+	pushes, err := spec.pushesFor(Target{Store: spec.Stores[1].Ref}, map[string][]byte{"k": []byte("v")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pushes) != 1 || StoreKey(pushes[0].Store) != "ClusterSecretStore/b" || pushes[0].SecretKey != "k" {
+		t.Fatalf("pushes = %+v", pushes)
+	}
+	if got := RemoteKey(pushes[0].Ref); got != "r/p" {
 		t.Fatalf("RemoteKey = %q; want ESO's r/p", got)
 	}
 	if got := RemoteKey(provider.PushRef{RemoteKey: "r"}); got != "r" {
@@ -109,15 +148,38 @@ func FuzzCompile(f *testing.F) {
 	f.Add(`{"spec":{"secretStoreRefs":[{"name":"s"}],"selector":{"secret":{"name":"x"}},"data":[{"match":{"secretKey":"k","remoteRef":{"remoteKey":"r"}}}]}}`)
 	f.Add(`{"spec":{"selector":{},"data":[{"match":{"remoteRef":{"remoteKey":""}}}],"refreshInterval":"x"}}`)
 	f.Add(`{"spec":{"secretStoreRefs":[{}],"selector":{"secret":{}},"dataTo":[{}],"template":{}}}`)
+	f.Add(`{"spec":{"secretStoreRefs":[{"labelSelector":{"matchLabels":{"a":"b"}}},{"name":"s"}],"selector":{"secret":{"selector":{"matchExpressions":[{"key":"a","operator":"In","values":["x"]}]}}},` +
+		`"dataTo":[{"storeRef":{"name":"s"},"match":{"regexp":"^db-"},"rewrite":[{"regexp":{"source":"^db-","target":"x/"}},{"transform":{"template":"{{ .value | upper }}"}}],"conversionStrategy":"ReverseUnicode"},` +
+		`{"storeRef":{"labelSelector":{"matchLabels":{"a":"b"}}},"remoteKey":"bundle"}],` +
+		`"data":[{"conversionStrategy":"ReverseUnicode","match":{"secretKey":"a/b","remoteRef":{"remoteKey":"r","property":"p"}}}],` +
+		`"template":{"type":"Opaque","data":{"k":"{{ .a }}"},"templateFrom":[{"literal":"x: y"},{"configMap":{"name":"c","items":[{"key":"k"}]}}],"metadata":{"labels":{"l":"{{ .a }}"}}}}}`)
+	f.Add(`{"spec":{"secretStoreRefs":[{"name":"s"}],"selector":{"secret":{"name":"x"}},"dataTo":[{"storeRef":{"name":"s"},"remoteKey":"r","rewrite":[{}]}]}}`)
+	data := map[string][]byte{"db-host": nil, "a_U002f_b": nil, "a/b": nil, "k": nil}
 	f.Fuzz(func(t *testing.T, doc string) {
 		var ps esv1alpha1.PushSecret
 		if json.Unmarshal([]byte(doc), &ps) != nil {
 			return
 		}
-		if _, err := Compile(&ps); err != nil {
+		spec, err := Compile(&ps)
+		if err != nil {
 			var ee *engine.Error
 			if !errors.As(err, &ee) || ee.Reason != engine.ReasonInvalidSpec {
 				t.Fatalf("Compile = %v; want an InvalidSpec refusal", err)
+			}
+			return
+		}
+		// What compiles expands, for any store, without panicking, or is
+		// refused with a reason.
+		for _, sel := range spec.Stores {
+			st := Target{Store: sel.Ref, Labels: map[string]string{"a": "b"}}
+			if st.Store.Name == "" {
+				st.Store.Name = "selected"
+			}
+			if _, err := spec.pushesFor(st, data, testRewriters); err != nil {
+				var ee *engine.Error
+				if !errors.As(err, &ee) || ee.Reason == "" {
+					t.Fatalf("pushesFor = %v; want an error with a reason", err)
+				}
 			}
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -79,8 +81,13 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1alpha1.PushSecret{}, IndexSource, func(o client.Object) []string {
 		ps := o.(*esv1alpha1.PushSecret)
-		if s := ps.Spec.Selector.Secret; s != nil && s.Name != "" {
+		switch s := ps.Spec.Selector.Secret; {
+		case s == nil:
+			return nil
+		case s.Name != "":
 			return []string{s.Name}
+		case s.Selector != nil:
+			return []string{anySecret}
 		}
 		return nil
 	}); err != nil {
@@ -95,9 +102,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err != nil {
 		return err
 	}
-	// A store that appears or changes its spec wakes the PushSecrets that
-	// name it (a refused one waits for such a change); its status does not.
-	storeChanged := builder.WithPredicates(predicate.GenerationChangedPredicate{})
+	// A store that appears or changes its spec or labels (a labelSelector
+	// may select it) wakes the PushSecrets that name or select it (a
+	// refused one waits for such a change); its status does not.
+	storeChanged := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("pushsecret").
 		For(&esv1alpha1.PushSecret{}, builder.WithPredicates(predicate.Or(
@@ -119,34 +127,46 @@ const IndexStore = "keyferry.io/pushsecret-store"
 func storeKeys(ps *esv1alpha1.PushSecret) []string {
 	var out []string
 	for _, sr := range ps.Spec.SecretStoreRefs {
-		if sr.Name == "" {
+		name := sr.Name
+		if sr.LabelSelector != nil {
+			// Any store of the kind may come to match.
+			name = anyStore
+		}
+		if name == "" {
 			continue
 		}
 		if st := storeRef(sr); st.Kind == esv1.ClusterSecretStoreKind {
-			out = append(out, "ClusterSecretStore/"+st.Name)
+			out = append(out, "ClusterSecretStore/"+name)
 		} else {
-			out = append(out, "SecretStore/"+ps.Namespace+"/"+st.Name)
+			out = append(out, "SecretStore/"+ps.Namespace+"/"+name)
 		}
 	}
 	return out
 }
 
-// usersOf maps a store to the PushSecrets that name it.
+// anyStore stands, in IndexStore, for every store of a kind: a
+// PushSecret that selects stores by label is woken by any of them.
+const anyStore = "*"
+
+// usersOf maps a store to the PushSecrets that name it or select stores
+// of its kind by label.
 func (r *Reconciler) usersOf(ctx context.Context, o client.Object) []reconcile.Request {
-	key := "ClusterSecretStore/" + o.GetName()
+	prefix := "ClusterSecretStore/"
 	var opts []client.ListOption
 	if o.GetNamespace() != "" {
-		key = "SecretStore/" + o.GetNamespace() + "/" + o.GetName()
+		prefix = "SecretStore/" + o.GetNamespace() + "/"
 		opts = append(opts, client.InNamespace(o.GetNamespace()))
 	}
-	var list esv1alpha1.PushSecretList
-	if err := r.Client.List(ctx, &list, append(opts, client.MatchingFields{IndexStore: key})...); err != nil {
-		log.FromContext(ctx).Error(err, "listing the PushSecrets of a store", "store", key)
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, ps := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Name}})
+	var out []reconcile.Request
+	for _, key := range []string{prefix + o.GetName(), prefix + anyStore} {
+		var list esv1alpha1.PushSecretList
+		if err := r.Client.List(ctx, &list, append(opts, client.MatchingFields{IndexStore: key})...); err != nil {
+			log.FromContext(ctx).Error(err, "listing the PushSecrets of a store", "store", key)
+			return nil
+		}
+		for _, ps := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Name}})
+		}
 	}
 	return out
 }
@@ -159,7 +179,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	refs := make([]engine.StoreRef, 0, len(ps.Spec.SecretStoreRefs))
 	for _, sr := range ps.Spec.SecretStoreRefs {
-		if sr.Name != "" {
+		// A store a labelSelector selects is left out when it belongs to
+		// another class (targets); a named one makes keyferry skip the
+		// whole PushSecret, as ESO.
+		if sr.Name != "" && sr.LabelSelector == nil {
 			refs = append(refs, storeRef(sr))
 		}
 	}
@@ -202,14 +225,14 @@ func (r *Reconciler) keepFinalizer(ctx context.Context, ps *esv1alpha1.PushSecre
 }
 
 // push pushes every value of spec, then (deletionPolicy Delete) deletes
-// what an earlier push wrote and spec no longer names.
+// what an earlier push wrote and spec no longer names. Every push is
+// listed (templates rendered, dataTo expanded, for every source Secret and
+// store) before the first is written, so a spec that turns out invalid
+// for the Secrets' keys pushes nothing.
 func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec Spec) (ctrl.Result, error) {
 	owner := ownerOf(ps)
-	var src corev1.Secret
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ps.Namespace, Name: spec.Source}, &src); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, fmt.Errorf("reading source Secret %q: %w", spec.Source, err)
-		}
+	sources, err := r.sources(ctx, ps.Namespace, spec)
+	if apierrors.IsNotFound(err) {
 		if spec.DeletionPolicy == esv1alpha1.PushSecretDeletionPolicyDelete && len(ps.Status.SyncedPushSecrets) > 0 {
 			left, err := r.deleteAll(ctx, owner, ps.Status.SyncedPushSecrets, nil)
 			if err != nil {
@@ -219,20 +242,40 @@ func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec S
 		}
 		return r.failed(ctx, ps, ps.Status.SyncedPushSecrets, &engine.Error{Reason: ReasonSourceNotFound,
 			Err: fmt.Errorf("source Secret %q does not exist in namespace %q", spec.Source, ps.Namespace)})
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	targets, err := r.targets(ctx, ps.Namespace, spec)
+	if err != nil {
+		return r.failed(ctx, ps, ps.Status.SyncedPushSecrets, err)
+	}
+	if len(targets) == 0 {
+		// Every store a labelSelector selected belongs to another
+		// controller class: as ESO, the PushSecret is left alone.
+		log.FromContext(ctx).V(1).Info("skipping PushSecret: every selected store belongs to another controller class")
+		return ctrl.Result{}, nil
+	}
+	if err := dataToSelectorsMatch(spec, targets); err != nil {
+		return r.failed(ctx, ps, ps.Status.SyncedPushSecrets, err)
+	}
+	work, err := r.plan(ctx, ps.Namespace, spec, sources, targets)
+	if err != nil {
+		return r.failed(ctx, ps, ps.Status.SyncedPushSecrets, err)
 	}
 
 	synced := esv1alpha1.SyncedPushSecretsMap{}
 	wrote, skipped := 0, 0
-	for _, st := range spec.Stores {
-		req, err := r.Engine.PushRequest(ctx, owner, st)
+	for _, t := range targets {
+		req, err := r.Engine.PushRequest(ctx, owner, t.Store)
 		if err != nil {
 			return r.failed(ctx, ps, merge(synced, ps.Status.SyncedPushSecrets), err)
 		}
-		for _, p := range spec.Pushes {
-			if p.Store != st {
+		for _, w := range work {
+			if w.push.Store != t.Store {
 				continue
 			}
-			v, err := valueOf(&src, p)
+			p := w.push
+			v, err := valueOf(w.src, p)
 			if err != nil {
 				return r.failed(ctx, ps, merge(synced, ps.Status.SyncedPushSecrets), err)
 			}
@@ -244,7 +287,7 @@ func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec S
 			switch d.Action {
 			case ActionRefuse:
 				return r.failed(ctx, ps, merge(synced, ps.Status.SyncedPushSecrets), &engine.Error{Reason: d.Reason,
-					Err: fmt.Errorf("%s %q: %s", st.Kind, st.Name, d.Message)})
+					Err: fmt.Errorf("%s %q: %s", t.Store.Kind, t.Store.Name, d.Message)})
 			case ActionSkip:
 				skipped++
 				if state.Managed {
@@ -254,11 +297,11 @@ func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec S
 				}
 				continue
 			}
-			w, err := r.Engine.Fetch.Push(ctx, req, p.Ref, v, state)
+			changed, err := r.Engine.Fetch.Push(ctx, req, p.Ref, v, state)
 			if err != nil {
 				return r.failed(ctx, ps, merge(synced, ps.Status.SyncedPushSecrets), pushError(p, err))
 			}
-			if w {
+			if changed {
 				wrote++
 			}
 			record(synced, p)
@@ -272,6 +315,9 @@ func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec S
 	msg := "PushSecret synced successfully"
 	if skipped > 0 {
 		msg += ". Existing secrets in providers unchanged."
+	}
+	if spec.Source == "" && len(sources) == 0 {
+		msg += ". spec.selector.secret.selector selects no Secret."
 	}
 	return r.succeeded(ctx, ps, synced, ReasonSynced, msg, wrote > 0, spec.Refresh)
 }
@@ -331,14 +377,28 @@ func (r *Reconciler) deleteAll(ctx context.Context, owner engine.Owner, old, kee
 	return left, nil
 }
 
-// valueOf is what a push writes from the source Secret.
+// valueOf is what a push writes from its source Secret (its data after
+// the template).
 func valueOf(src *corev1.Secret, p Push) (provider.PushValue, error) {
 	v := provider.PushValue{SecretKey: p.SecretKey, Type: string(src.Type)}
+	data, err := convertKeys(p.Conversion, src.Data)
+	if err != nil {
+		return v, invalidPush("Secret %q, conversionStrategy %s: %v", src.Name, p.Conversion, err)
+	}
 	if p.SecretKey == "" {
-		v.Secret = src.Data
+		if p.Only != nil {
+			only := make(map[string][]byte, len(p.Only))
+			for _, k := range p.Only {
+				if b, ok := data[k]; ok {
+					only[k] = b
+				}
+			}
+			data = only
+		}
+		v.Secret = data
 		return v, nil
 	}
-	b, ok := src.Data[p.SecretKey]
+	b, ok := data[p.SecretKey]
 	if !ok {
 		return v, &engine.Error{Reason: ReasonSourceKeyNotFound,
 			Err: fmt.Errorf("source Secret %q has no key %q", src.Name, p.SecretKey)}
@@ -497,16 +557,30 @@ func refreshOf(ps *esv1alpha1.PushSecret) time.Duration {
 	return DefaultRefreshInterval
 }
 
-// requestsFor maps a Secret to the PushSecrets that push it.
+// anySecret stands, in IndexSource, for the PushSecrets that select their
+// Secrets by label ("*" is in no Secret's name).
+const anySecret = "*"
+
+// requestsFor maps a Secret to the PushSecrets that push it: those that
+// name it, and those whose spec.selector.secret.selector matches its
+// labels.
 func (r *Reconciler) requestsFor(ctx context.Context, o client.Object) []reconcile.Request {
-	var list esv1alpha1.PushSecretList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexSource: o.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "listing the PushSecrets of a Secret", "secret", o.GetNamespace()+"/"+o.GetName())
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, ps := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Name}})
+	var out []reconcile.Request
+	for _, key := range []string{o.GetName(), anySecret} {
+		var list esv1alpha1.PushSecretList
+		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexSource: key}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the PushSecrets of a Secret", "secret", o.GetNamespace()+"/"+o.GetName())
+			return nil
+		}
+		for _, ps := range list.Items {
+			if key == anySecret {
+				sel, err := metav1.LabelSelectorAsSelector(ps.Spec.Selector.Secret.Selector)
+				if err != nil || !sel.Matches(labels.Set(o.GetLabels())) {
+					continue
+				}
+			}
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Name}})
+		}
 	}
 	return out
 }

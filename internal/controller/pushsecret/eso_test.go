@@ -14,49 +14,6 @@ import (
 	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
-// ESO's full PushSecret example (docs/api/pushsecret.md) applies as it is;
-// it uses spec.template, which keyferry does not implement for PushSecret
-// yet, so it is refused naming the field, with a Warning Event, and nothing
-// is pushed or touched: no finalizer, the source Secret as applied.
-func TestESOFullPushSecretExampleIsRefusedNamingTheTemplate(t *testing.T) {
-	ctx := context.Background()
-	ns := env.Namespace(t)
-	env.Apply(t, ns, "examples/eso-api/pushsecret.yaml")
-	var src corev1.Secret
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pushsecret-example"}, &src); err != nil {
-		t.Fatal(err)
-	}
-	ps := waitPushReady(t, "default", "pushsecret-example", corev1.ConditionFalse, engine.ReasonInvalidSpec)
-	if msg := ps.Status.Conditions[0].Message; !strings.Contains(msg, "spec.template") {
-		t.Errorf("message %q does not name spec.template", msg)
-	}
-	if ps.Spec.DeletionPolicy != esv1alpha1.PushSecretDeletionPolicyDelete || ps.Spec.Template == nil || ps.Spec.Template.EngineVersion != "v2" {
-		t.Errorf("spec = %+v; want it stored as written, with ESO's defaults", ps.Spec)
-	}
-	if len(ps.Finalizers) != 0 {
-		t.Errorf("finalizers = %v; want none on a refused PushSecret", ps.Finalizers)
-	}
-	testenv.Eventually(t, "a Warning Event InvalidSpec", func(ctx context.Context) (bool, string) {
-		evs, err := env.Events(ctx, "default", "pushsecret-example")
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, ev := range evs {
-			if ev.Type == corev1.EventTypeWarning && ev.Reason == engine.ReasonInvalidSpec {
-				return true, ""
-			}
-		}
-		return false, "no such Event yet"
-	})
-	var after corev1.Secret
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pushsecret-example"}, &after); err != nil {
-		t.Fatal(err)
-	}
-	if after.ResourceVersion != src.ResourceVersion {
-		t.Errorf("the source Secret changed")
-	}
-}
-
 // pushReconciles is how many reconciles the PushSecret controller ran.
 func pushReconciles(t *testing.T) float64 {
 	t.Helper()
