@@ -146,11 +146,19 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 	case GeneratorSSHKey:
 		k := &genv1alpha1.SSHKey{}
 		obj, spec.SSHKeySpec = k, &k.Spec
+	case GeneratorECRAuthorizationToken:
+		g := &genv1alpha1.ECRAuthorizationToken{}
+		obj, spec.ECRAuthorizationTokenSpec = g, &g.Spec
+	case GeneratorSTSSessionToken:
+		g := &genv1alpha1.STSSessionToken{}
+		obj, spec.STSSessionTokenSpec = g, &g.Spec
+	case GeneratorVaultDynamicSecret:
+		obj = &genv1alpha1.VaultDynamicSecret{}
 	case GeneratorCluster:
 		cg := &genv1alpha1.ClusterGenerator{}
 		obj, key.Namespace = cg, ""
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey and ClusterGenerator are)", src.Field, src.Kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret and ClusterGenerator are)", src.Field, src.Kind)
 	}
 	what := src.Kind + " " + src.Name
 	if err := e.APIReader.Get(ctx, key, obj); err != nil {
@@ -180,10 +188,12 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 		out = generator.Fake(*spec.FakeSpec)
 	case kind == GeneratorSSHKey && spec.SSHKeySpec != nil:
 		out, err = generator.SSHKey(*spec.SSHKeySpec)
+	case isProviderGenerator(kind):
+		return e.runProviderGenerator(ctx, ns, src, what, kind, spec, obj)
 	case kind == GeneratorPassword || kind == GeneratorUUID || kind == GeneratorFake || kind == GeneratorSSHKey:
 		return nil, generatorFail(ReasonInvalidGeneratorSpec, "%s: %s has no spec.generator.%s", src.Field, what, specField(kind))
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID, Fake and SSHKey are)", src.Field, what, kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken and VaultDynamicSecret are)", src.Field, what, kind)
 	}
 	if err != nil {
 		var se *generator.SpecError

@@ -324,7 +324,23 @@ apiVersion: generators.external-secrets.io/v1alpha1
 kind: SSHKey
 metadata:
   name: key
-spec: {}
+spec: {keyType: rsa, keySize: 1024}
+---
+apiVersion: generators.external-secrets.io/v1alpha1
+kind: GithubAccessToken
+metadata:
+  name: gh
+spec: {appID: "1", installID: "2"}
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: github
+spec:
+  target: {name: github}
+  dataFrom:
+  - sourceRef:
+      generatorRef: {kind: GithubAccessToken, name: gh}
 ---
 apiVersion: external-secrets.io/v1
 kind: ExternalSecret
@@ -370,7 +386,8 @@ spec:
 `)
 	for _, c := range []struct{ es, reason, says string }{
 		{"bad-password", engine.ReasonInvalidGeneratorSpec, "Password bad: spec.digits: 11 distinct digits are asked for"},
-		{"sshkey", engine.ReasonGeneratorNotSupported, "does not implement the SSHKey generator"},
+		{"sshkey", engine.ReasonInvalidGeneratorSpec, "SSHKey key: spec.keySize: an rsa key must have 2048 to 8192 bits, not 1024"},
+		{"github", engine.ReasonGeneratorNotSupported, "does not implement the GithubAccessToken generator"},
 		{"missing", engine.ReasonGeneratorNotFound, "Password nowhere does not exist in namespace " + ns},
 		{"in-data", engine.ReasonInvalidSpec, "generators are not implemented in spec.data[]"},
 	} {

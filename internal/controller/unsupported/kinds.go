@@ -65,15 +65,12 @@ func Kinds() []Kind {
 		gen("ACRAccessToken"),
 		gen("BeyondtrustWorkloadCredentialsDynamicSecret"),
 		gen("CloudsmithAccessToken"),
-		gen("ECRAuthorizationToken"),
 		gen("GCRAccessToken"),
 		gen("GithubAccessToken"),
 		gen("GitlabDeployToken"),
 		gen("Grafana"),
 		gen("MFA"),
 		gen("QuayAccessToken"),
-		gen("STSSessionToken"),
-		gen("VaultDynamicSecret"),
 		gen("Webhook"),
 		clusterGenerator,
 	}
@@ -88,11 +85,12 @@ func Implemented() []Kind {
 	gen := func(kind string) Kind {
 		return Kind{GroupVersionKind: genv1alpha1.GroupVersion.WithKind(kind), Namespaced: true, Implemented: true}
 	}
-	return []Kind{gen("Fake"), gen("Password"), gen("SSHKey"), gen("UUID")}
+	return []Kind{gen("Fake"), gen("Password"), gen("SSHKey"), gen("UUID"), gen("ECRAuthorizationToken"), gen("STSSessionToken"), gen("VaultDynamicSecret")}
 }
 
 // implementedGenerator says whether obj is a ClusterGenerator of a kind
-// keyferry runs (spec.kind Password, UUID, Fake or SSHKey).
+// keyferry runs (spec.kind of Implemented: Password, UUID, Fake, SSHKey,
+// ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret).
 func implementedGenerator(obj *unstructured.Unstructured) bool {
 	if obj.GetKind() != "ClusterGenerator" {
 		return false

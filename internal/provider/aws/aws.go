@@ -39,6 +39,9 @@ const (
 	EnvSecretsManagerEndpoint = "AWS_SECRETSMANAGER_ENDPOINT"
 	EnvSSMEndpoint            = "AWS_SSM_ENDPOINT"
 	EnvSTSEndpoint            = "AWS_STS_ENDPOINT"
+	// The ECRAuthorizationToken generator's endpoints (generate.go).
+	EnvECREndpoint       = "AWS_ECR_ENDPOINT"
+	EnvECRPublicEndpoint = "AWS_ECR_PUBLIC_ENDPOINT"
 )
 
 // Endpoints override the endpoints of the AWS services (VPC or FIPS
@@ -48,15 +51,19 @@ type Endpoints struct {
 	SecretsManager string
 	SSM            string
 	STS            string
+	// ECR and ECRPublic serve the ECRAuthorizationToken generator.
+	ECR, ECRPublic string
 }
 
 // EndpointsFromEnv reads ESO's endpoint variables (AWS_SECRETSMANAGER_ENDPOINT,
-// AWS_SSM_ENDPOINT, AWS_STS_ENDPOINT).
+// AWS_SSM_ENDPOINT, AWS_STS_ENDPOINT, AWS_ECR_ENDPOINT, AWS_ECR_PUBLIC_ENDPOINT).
 func EndpointsFromEnv() Endpoints {
 	return Endpoints{
 		SecretsManager: os.Getenv(EnvSecretsManagerEndpoint),
 		SSM:            os.Getenv(EnvSSMEndpoint),
 		STS:            os.Getenv(EnvSTSEndpoint),
+		ECR:            os.Getenv(EnvECREndpoint),
+		ECRPublic:      os.Getenv(EnvECRPublicEndpoint),
 	}
 }
 
@@ -203,7 +210,7 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 	if err != nil {
 		return nil, err
 	}
-	b := base{cfg: cfg, prefix: spec.Prefix, log: opts.Log.WithValues("service", string(spec.Service), "region", spec.Region)}
+	b := base{cfg: cfg, prefix: spec.Prefix, deletion: spec.SecretsManager, log: opts.Log.WithValues("service", string(spec.Service), "region", spec.Region)}
 	switch spec.Service {
 	case esv1.AWSServiceParameterStore:
 		return newParameterStore(b, ssm.NewFromConfig(cfg, func(o *ssm.Options) {
@@ -250,7 +257,10 @@ func (p *Provider) config(ctx context.Context, spec *esv1.AWSProvider, opts prov
 type base struct {
 	cfg    aws.Config
 	prefix string
-	log    logr.Logger
+	// deletion is spec.provider.aws.secretsManager: how a push's
+	// deletion deletes a Secrets Manager secret (push_secretsmanager.go).
+	deletion *esv1.AWSSecretsManager
+	log      logr.Logger
 }
 
 // id is the remote name a key reads: prefix+key, or the key itself when it
