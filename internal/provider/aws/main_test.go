@@ -3,6 +3,7 @@ package aws_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,6 +59,11 @@ var env struct {
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if fuzzing() {
+		// The fuzz targets need no servers; each fuzz worker runs TestMain.
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cluster, err := devcluster.Start(ctx, devcluster.Options{})
@@ -99,6 +105,16 @@ func run(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// fuzzing says whether the binary runs (or is a worker of) go test -fuzz.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenRequester requests ServiceAccount tokens from the control plane.
