@@ -70,6 +70,10 @@ type PushValue struct {
 	Secret map[string][]byte
 	// Type is the source Secret's type (the kubernetes provider keeps it).
 	Type string
+	// Metadata is the push's data[].metadata (or dataTo[].metadata) as
+	// written: ESO's PushSecretMetadata object, whose spec each provider
+	// defines. It is only ever set for a MetadataPusher; empty otherwise.
+	Metadata []byte
 }
 
 // Whole says whether the value is the whole source Secret.
@@ -125,4 +129,15 @@ type Pusher interface {
 // value at once.
 type PushReadKeys interface {
 	ReadKeys(ref PushRef) []string
+}
+
+// MetadataPusher is implemented by pushers that honour a push's metadata
+// (ESO's PushSecretMetadata: tags, labels, formats, per provider).
+// CheckPushMetadata parses raw as ESO's provider does and refuses what it
+// cannot honour, with an error wrapping ErrInvalidPush that names the field
+// (never a value); Push then receives raw in PushValue.Metadata. A push with
+// metadata to a pusher that does not implement it is refused, never pushed
+// without it.
+type MetadataPusher interface {
+	CheckPushMetadata(raw []byte) error
 }

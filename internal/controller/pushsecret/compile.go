@@ -56,6 +56,9 @@ type Push struct {
 	// Data is the entry recorded in status.syncedPushSecrets: the spec
 	// entry, or the one a dataTo expanded to (as ESO records it).
 	Data esv1alpha1.PushSecretData
+	// Metadata is the entry's metadata as written (ESO's
+	// PushSecretMetadata), handed to the provider (provider.MetadataPusher).
+	Metadata []byte
 }
 
 // StoreSelector is one entry of spec.secretStoreRefs: a named store, or
@@ -82,6 +85,9 @@ type DataTo struct {
 	RemoteKey  string
 	Rewrite    []engine.Rewrite
 	Conversion esv1alpha1.PushSecretConversionStrategy
+	// Metadata is the entry's metadata as written, for every push it
+	// expands to.
+	Metadata []byte
 }
 
 // targets says whether the entry pushes to st (a store with labels).
@@ -274,8 +280,6 @@ func dataEntriesAreSupported(ps *esv1alpha1.PushSecret) string {
 		switch {
 		case d.Match.RemoteRef.RemoteKey == "":
 			return fmt.Sprintf("spec.data[%d].match.remoteRef.remoteKey is empty", i)
-		case usesMetadata(d.Metadata):
-			return fmt.Sprintf("spec.data[%d].metadata is not supported by keyferry yet", i)
 		}
 		if msg := conversionIsKnown(fmt.Sprintf("spec.data[%d]", i), d.ConversionStrategy); msg != "" {
 			return msg
@@ -364,7 +368,7 @@ func compileDataTo(i int, d esv1alpha1.PushSecretDataTo) (DataTo, string) {
 		}
 	}
 	if usesMetadata(d.Metadata) {
-		return out, field + ".metadata is not supported by keyferry yet"
+		out.Metadata = d.Metadata.Raw
 	}
 	if msg := conversionIsKnown(field, d.ConversionStrategy); msg != "" {
 		return out, msg

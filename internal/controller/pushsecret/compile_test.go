@@ -73,7 +73,6 @@ spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, dataTo: [{
 		{"dataToEntriesAreValid: a rewrite with both", base + "  dataTo: [{storeRef: {name: s}, rewrite: [{regexp: {source: a, target: b}, transform: {template: x}}]}]\n", "exactly one of regexp and transform"},
 		{"dataToEntriesAreValid: a rewrite regexp that does not compile", base + "  dataTo: [{storeRef: {name: s}, rewrite: [{regexp: {source: '[', target: b}}]}]\n", "spec.dataTo[0].rewrite[0].regexp.source"},
 		{"dataToEntriesAreValid: a transform that does not parse", base + "  dataTo: [{storeRef: {name: s}, rewrite: [{transform: {template: '{{ .value '}}]}]\n", "spec.dataTo[0].rewrite[0].transform"},
-		{"dataToEntriesAreValid: metadata", base + "  dataTo: [{storeRef: {name: s}, metadata: {a: b}}]\n", "spec.dataTo[0].metadata"},
 		{"dataToEntriesAreValid: an unknown conversionStrategy", base + "  dataTo: [{storeRef: {name: s}, conversionStrategy: Unicode}]\n", "spec.dataTo[0].conversionStrategy"},
 		{"templateIsValid: a template compiles", base + "  template: {data: {a: '{{ .k | upper }}'}, templateFrom: [{configMap: {name: c, items: [{key: x}]}}, {literal: 'y: z'}]}\n", ""},
 		{"templateIsValid: engine v1", base + "  template: {engineVersion: v1, data: {a: b}}\n", "spec.template.engineVersion"},
@@ -87,8 +86,6 @@ spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, dataTo: [{
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}}`, "spec.data and spec.dataTo are both empty"},
 		{"dataEntriesAreSupported: no remote key", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{match: {secretKey: k, remoteRef: {remoteKey: ""}}}]}`, "remoteRef.remoteKey is empty"},
-		{"dataEntriesAreSupported: metadata", `
-spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{metadata: {a: b}, match: {remoteRef: {remoteKey: r}}}]}`, "spec.data[0].metadata"},
 		{"dataEntriesAreSupported: ReverseUnicode compiles", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}}, data: [{conversionStrategy: ReverseUnicode, match: {remoteRef: {remoteKey: r}}}]}`, ""},
 		{"dataEntriesAreSupported: an unknown conversionStrategy", `

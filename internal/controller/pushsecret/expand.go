@@ -72,6 +72,7 @@ func (s *Spec) pushesFor(st Target, data map[string][]byte, rw Rewriters) ([]Pus
 			SecretKey:  d.Match.SecretKey,
 			Conversion: d.ConversionStrategy,
 			Data:       d,
+			Metadata:   metadataOf(d),
 		})
 	}
 	seen := make(map[string]string, len(out))
@@ -111,6 +112,7 @@ func expandDataTo(store engine.StoreRef, d DataTo, data map[string][]byte, rw Re
 			Ref:        provider.PushRef{RemoteKey: d.RemoteKey},
 			Conversion: d.Conversion,
 			Only:       matched,
+			Metadata:   d.Metadata,
 			Data: esv1alpha1.PushSecretData{
 				Match:              esv1alpha1.PushSecretMatch{RemoteRef: esv1alpha1.PushSecretRemoteRef{RemoteKey: d.RemoteKey}},
 				ConversionStrategy: esv1alpha1.PushSecretConversionNone,
@@ -143,6 +145,7 @@ func expandDataTo(store engine.StoreRef, d DataTo, data map[string][]byte, rw Re
 			Store:     store,
 			Ref:       provider.PushRef{RemoteKey: remote},
 			SecretKey: src,
+			Metadata:  d.Metadata,
 			Data: esv1alpha1.PushSecretData{
 				Match:              esv1alpha1.PushSecretMatch{SecretKey: src, RemoteRef: esv1alpha1.PushSecretRemoteRef{RemoteKey: remote}},
 				ConversionStrategy: esv1alpha1.PushSecretConversionNone,
@@ -214,4 +217,12 @@ func invalidPush(format string, args ...any) error {
 func wrapInvalid(err error, format string, args ...any) error {
 	ee := engine.Classify(err)
 	return &engine.Error{Reason: ee.Reason, RetryAfter: ee.RetryAfter, Err: fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)}
+}
+
+// metadataOf is a data entry's metadata as written, nil when it has none.
+func metadataOf(d esv1alpha1.PushSecretData) []byte {
+	if !usesMetadata(d.Metadata) {
+		return nil
+	}
+	return d.Metadata.Raw
 }

@@ -30,11 +30,27 @@ func (l *Layer) Inspect(ctx context.Context, req Request, ref provider.PushRef) 
 func (l *Layer) Push(ctx context.Context, req Request, ref provider.PushRef, v provider.PushValue, state provider.RemoteState) (bool, error) {
 	var wrote bool
 	err := l.withPusher(ctx, req, ref, true, func(p provider.Pusher) error {
+		if err := checkMetadata(p, v.Metadata); err != nil {
+			return err
+		}
 		var err error
 		wrote, err = p.Push(ctx, ref, v, state)
 		return err
 	})
 	return wrote, err
+}
+
+// checkMetadata refuses a push's metadata that the pusher cannot honour:
+// every metadata of a pusher that takes none (provider.MetadataPusher).
+func checkMetadata(p provider.Pusher, raw []byte) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	mp, ok := p.(provider.MetadataPusher)
+	if !ok {
+		return fmt.Errorf("%w: this provider takes no metadata (data[].metadata, dataTo[].metadata); remove it", provider.ErrInvalidPush)
+	}
+	return mp.CheckPushMetadata(raw)
 }
 
 // DeleteRemote deletes what keyferry pushed at ref (provider.Pusher.Delete).

@@ -121,3 +121,31 @@ func TestAPushInvalidatesEverySpellingTheProviderReadsItBy(t *testing.T) {
 		t.Fatal("the subscribers of k were not told of a push to secret/k")
 	}
 }
+
+// A push with metadata to a provider that takes none is refused as an
+// invalid push before anything is written; without metadata it pushes.
+func TestPushMetadataToAProviderThatTakesNoneIsRefused(t *testing.T) {
+	reg := provider.NewRegistry()
+	reg.Register("fake", fake.New())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	l := New(ctx, Options{Registry: reg})
+	r := req("ps", time.Hour)
+	r.Store.Spec = &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Fake: &esv1.FakeProvider{}}}
+	ref := provider.PushRef{RemoteKey: "k"}
+	st, err := l.Inspect(context.Background(), r, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := []byte(`{"apiVersion":"kubernetes.external-secrets.io/v1alpha1","kind":"PushSecretMetadata","spec":{"tags":{"a":"b"}}}`)
+	_, err = l.Push(context.Background(), r, ref, provider.PushValue{SecretKey: "s", Value: []byte("v"), Metadata: meta}, st)
+	if !errors.Is(err, provider.ErrInvalidPush) || !strings.Contains(err.Error(), "takes no metadata") {
+		t.Fatalf("Push with metadata = %v; want ErrInvalidPush saying the provider takes no metadata", err)
+	}
+	if st, err := l.Inspect(context.Background(), r, ref); err != nil || st.Exists {
+		t.Fatalf("after the refusal: %+v, %v; want nothing written", st, err)
+	}
+	if _, err := l.Push(context.Background(), r, ref, provider.PushValue{SecretKey: "s", Value: []byte("v")}, st); err != nil {
+		t.Fatalf("Push without metadata = %v", err)
+	}
+}
