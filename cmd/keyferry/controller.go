@@ -38,11 +38,13 @@ func runController(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.StoreProbeInterval, "store-probe-interval", 30*time.Second, "longest wait between calls to a failing store that objects wait on; the first call that succeeds re-syncs them all")
 	fs.DurationVar(&opts.SecretSyncRotationPollInterval, "secretsync-rotation-poll-interval", time.Hour, "how often SecretSyncs re-check their vault")
 	fs.StringVar(&opts.ControllerClass, "controller-class", "", "serve only stores whose spec.controller is this class or empty (ESO's --controller-class)")
-	fs.StringVar(&opts.Namespace, "namespace", "", "serve this namespace only; turns the ClusterExternalSecret controller off")
+	fs.StringVar(&opts.Namespace, "namespace", "", "serve this namespace only; turns the ClusterExternalSecret and ClusterPushSecret controllers off")
 	clusterStores := fs.Bool("enable-cluster-store-reconciler", true, "serve ClusterSecretStores (false: not watched; ExternalSecrets using one get Ready=False ClusterSecretStoreDisabled)")
 	clusterExternalSecrets := fs.Bool("enable-cluster-external-secret-reconciler", true, "serve ClusterExternalSecrets")
+	clusterPushSecrets := fs.Bool("enable-cluster-push-secret-reconciler", true, "serve ClusterPushSecrets (off with --namespace)")
 	secretSyncs := fs.Bool("enable-secretsync-reconciler", true, "serve SecretSyncs")
 	fs.BoolVar(&opts.RestartWorkloads, "restart-workloads", false, "restart Deployments, StatefulSets and DaemonSets that carry Reloader's annotations when a Secret keyferry manages changed content (docs/restarts.md)")
+	fs.BoolVar(&opts.AllowGenericTargets, "unsafe-allow-generic-targets", false, "let ExternalSecrets write ConfigMaps through spec.target.manifest (ESO's flag); ConfigMaps are not encrypted at rest like Secrets (docs/manifest-targets.md)")
 	fs.DurationVar(&opts.RestartDebounce, "restart-debounce", 2*time.Second, "with --restart-workloads: how long a workload waits after the last change of a Secret it restarts for, so one rotation restarts it once")
 	fs.BoolVar(&opts.MetricsSecure, "metrics-secure", true, "serve metrics over HTTPS to callers allowed to get the non-resource URL /metrics (TokenReview + SubjectAccessReview); false serves plain HTTP")
 	fs.StringVar(&opts.MetricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate)")
@@ -68,6 +70,7 @@ func runController(ctx context.Context, args []string) error {
 	}
 	opts.DisableClusterStores = !*clusterStores
 	opts.DisableClusterExternalSecrets = !*clusterExternalSecrets
+	opts.DisableClusterPushSecrets = !*clusterPushSecrets
 	opts.DisableSecretSync = !*secretSyncs
 	grants, err := provider.ParseIdentityGrants(*ambient)
 	if err != nil {

@@ -77,6 +77,9 @@ var errStaleSecret = errors.New("the Secret changed since it was read")
 // example): apply decides once more on the Secret read from the API server,
 // rather than failing every refresh until the cache catches up.
 func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (Result, error) {
+	if plan.Target.Manifest != nil {
+		return e.applyManifest(ctx, plan, d, res) // manifest.go
+	}
 	out, err := e.applyTo(ctx, plan, d, res, e.existing)
 	if errors.Is(err, errStaleSecret) {
 		out, err = e.applyTo(ctx, plan, d, res, e.unmanaged)

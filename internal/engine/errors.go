@@ -45,6 +45,10 @@ const (
 	// the metadata of a secret in a store that has none (webhook, file,
 	// fake, Vault KV v1).
 	ReasonMetadataNotSupported = "MetadataNotSupported"
+	// ReasonGenericTargetsDisabled: spec.target.manifest names a kind other
+	// than Secret and the operator runs without
+	// --unsafe-allow-generic-targets.
+	ReasonGenericTargetsDisabled = "GenericTargetsDisabled"
 )
 
 // Error is a failed sync with the reason shown to the user. Its message

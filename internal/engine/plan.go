@@ -63,6 +63,10 @@ type Target struct {
 	ManagedBy string
 	// Controller-ownership: set a controller ownerReference to Owner.
 	SetOwnerReference bool
+	// Manifest, when set, makes the target an object of another kind than
+	// Secret (ESO's spec.target.manifest); only v1 ConfigMap so far
+	// (manifest.go). Nil: a Secret.
+	Manifest *Manifest
 }
 
 // StoreRef names a store: a SecretStore (in the owner's namespace), a

@@ -239,20 +239,20 @@ func immutableNeverChanges(w *write) *Error {
 	return fail(ReasonSecretImmutable, "Secret %q is immutable and its desired content changed; delete it to let keyferry recreate it", w.current.Name)
 }
 
-// Owned says whether an existing Secret belongs to the plan's owner: a
-// controller ownerReference with the owner's UID, or keyferry's owner
-// annotation naming it.
-func Owned(s *corev1.Secret, plan Plan) bool {
+// Owned says whether an existing Secret (or ConfigMap target) belongs to
+// the plan's owner: a controller ownerReference with the owner's UID, or
+// keyferry's owner annotation naming it.
+func Owned(s metav1.Object, plan Plan) bool {
 	if ref := metav1.GetControllerOf(s); ref != nil && plan.Owner.UID != "" && ref.UID == plan.Owner.UID {
 		return true
 	}
-	return plan.Target.ManagedBy != "" && s.Annotations[AnnotationOwner] == plan.Target.ManagedBy
+	return plan.Target.ManagedBy != "" && s.GetAnnotations()[AnnotationOwner] == plan.Target.ManagedBy
 }
 
 // adoptable says whether the Secret opts in to being written by the plan's
 // owner: its adopt annotation names it.
-func adoptable(s *corev1.Secret, plan Plan) bool {
-	return plan.Target.ManagedBy != "" && s.Annotations[AnnotationAdopt] == plan.Target.ManagedBy
+func adoptable(s metav1.Object, plan Plan) bool {
+	return plan.Target.ManagedBy != "" && s.GetAnnotations()[AnnotationAdopt] == plan.Target.ManagedBy
 }
 
 // CreatedByESO says whether External Secrets Operator created the Secret

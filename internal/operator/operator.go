@@ -111,6 +111,10 @@ type Options struct {
 	DisableClusterStores          bool
 	DisableClusterExternalSecrets bool
 	DisableSecretSync             bool
+
+	// DisableClusterPushSecrets switches the ClusterPushSecret controller
+	// off (--enable-cluster-push-secret-reconciler=false, ESO's flag).
+	DisableClusterPushSecrets bool
 	// MetricsSecure serves metrics over HTTPS behind controller-runtime's
 	// authentication and authorization filter (TokenReview +
 	// SubjectAccessReview: the caller needs `get` on the non-resource URL
@@ -138,6 +142,11 @@ type Options struct {
 	// Events are never bounded.
 	NormalEventsPerSecond float64
 	NormalEventBurst      int
+	// AllowGenericTargets lets ExternalSecrets write targets other than
+	// Secrets through spec.target.manifest (ConfigMaps;
+	// --unsafe-allow-generic-targets, ESO's flag; docs/manifest-targets.md).
+	// It adds a metadata-only watch of ConfigMaps.
+	AllowGenericTargets bool
 	// PprofAddr serves net/http/pprof (--pprof-bind-address); "" or "0"
 	// disables it.
 	PprofAddr string
@@ -259,6 +268,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		Client: mgr.GetClient(), Engine: eng, Recorder: syncEvents,
 		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
 		Namespace: opts.Namespace, ProbeInterval: opts.StoreProbeInterval,
+		AllowGenericTargets: opts.AllowGenericTargets,
 	}
 	notifiers[externalsecret.Kind] = esr
 	if err := esr.SetupWithManager(ctx, mgr); err != nil {
@@ -320,6 +330,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		if err := psr.SetupWithManager(ctx, mgr); err != nil {
 			return nil, fmt.Errorf("setting up the PushSecret controller: %w", err)
 		}
+	}
+	if err := setupClusterPushSecrets(ctx, mgr, opts, mayPush); err != nil {
+		return nil, err
 	}
 	// The ESO kinds keyferry serves but does not implement yet get
 	// Ready=False Unsupported (the list is unsupported.Kinds).

@@ -32,10 +32,11 @@ var valueSets = map[string]map[string]any{
 	"CRDs off":            {"installCRDs": false},
 	"SPC CRD off":         {"crds": map[string]any{"createSecretProviderClass": false}},
 	"serviceMonitor on":   {"serviceMonitor": map[string]any{"enabled": true, "renderMode": "alwaysRender"}},
-	"cluster kinds off":   {"processClusterStore": false, "processClusterExternalSecret": false, "processSecretSync": false},
+	"cluster kinds off":   {"processClusterStore": false, "processClusterExternalSecret": false, "processClusterPushSecret": false, "processSecretSync": false},
 	"dashboard":           {"grafanaDashboard": map[string]any{"enabled": true}},
 	"no service account":  {"serviceAccount": map[string]any{"create": false, "name": "existing"}},
 	"restart workloads":   {"restartWorkloads": map[string]any{"enabled": true, "debounce": "5s"}},
+	"generic targets":     {"genericTargets": map[string]any{"enabled": true, "resources": []any{map[string]any{"apiGroup": "config.example.com", "resources": []any{"appconfigs"}, "verbs": []any{"get", "create", "update"}}}}},
 	"secretsync defaults": {"secretSync": map[string]any{"vaultAddress": "https://vault.vault:8200", "awsRegion": "eu-west-1"}},
 	"CSI provider plugins": {"csiProviders": map[string]any{"enabled": true, "tokenAudiences": []any{"api://acme", "vault"}, "mountTimeout": "20s",
 		"sidecars": []any{map[string]any{"name": "acme", "image": "example.com/acme-provider:1", "args": []any{"--endpoint=unix:///provider/acme.sock"},
@@ -180,7 +181,7 @@ func TestArgs(t *testing.T) {
 		"defaults pass the listen addresses, concurrency and log level": {
 			want: base,
 			absent: []string{"--leader-elect", "--namespace", "--controller-class", "--metrics-secure",
-				"--enable-cluster-store-reconciler", "--enable-cluster-external-secret-reconciler", "--enable-secretsync-reconciler",
+				"--enable-cluster-store-reconciler", "--enable-cluster-external-secret-reconciler", "--enable-cluster-push-secret-reconciler", "--enable-secretsync-reconciler",
 				"--restart-workloads", "--restart-debounce", "--secretsync-vault-address"},
 		},
 		"secretSync.vaultAddress is the vault classes' default address": {
@@ -206,7 +207,7 @@ func TestArgs(t *testing.T) {
 		},
 		"scopedRBAC turns off the cluster kinds": {
 			values: map[string]any{"scopedNamespace": "team-a", "scopedRBAC": true},
-			want:   []string{"--namespace=team-a", "--enable-cluster-store-reconciler=false", "--enable-cluster-external-secret-reconciler=false"},
+			want:   []string{"--namespace=team-a", "--enable-cluster-store-reconciler=false", "--enable-cluster-external-secret-reconciler=false", "--enable-cluster-push-secret-reconciler=false"},
 		},
 		"scopedRBAC without scopedNamespace serves the release namespace": {
 			values: map[string]any{"scopedRBAC": true},
@@ -220,6 +221,11 @@ func TestArgs(t *testing.T) {
 		"processClusterExternalSecret=false": {
 			values: map[string]any{"processClusterExternalSecret": false},
 			want:   []string{"--enable-cluster-external-secret-reconciler=false"},
+		},
+		"processClusterPushSecret=false": {
+			values: map[string]any{"processClusterPushSecret": false},
+			want:   []string{"--enable-cluster-push-secret-reconciler=false"},
+			absent: []string{"--enable-cluster-external-secret-reconciler"},
 		},
 		"processSecretSync=false": {
 			values: map[string]any{"processSecretSync": false},
@@ -578,6 +584,7 @@ func TestRBACModes(t *testing.T) {
 		cr := chart.Find(render(t, valueSets["cluster kinds off"]), "ClusterRole")
 		for _, g := range [][2]string{
 			{"external-secrets.io", "clusterexternalsecrets"}, {"external-secrets.io", "clustersecretstores"}, {"external-secrets.io", "clustersecretstores/status"},
+			{"external-secrets.io", "clusterpushsecrets"}, {"external-secrets.io", "clusterpushsecrets/status"},
 			{"", "namespaces"},
 			{"secret-sync.x-k8s.io", "secretsyncs"}, {"secrets-store.csi.x-k8s.io", "secretproviderclasses"},
 		} {

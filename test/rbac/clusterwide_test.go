@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
 	ssv1 "github.com/keyferry/keyferry/apis/secretsync/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/clusterexternalsecret"
 	"github.com/keyferry/keyferry/internal/controller/externalsecret"
@@ -129,36 +130,26 @@ spec:
 	})
 
 	t.Run("ESO kinds keyferry does not implement get Ready=False Unsupported", func(t *testing.T) {
-		// Generators keyferry does not run (Password, UUID and Fake it runs
-		// for ExternalSecrets, and reports nothing on: docs/generators.md).
+		// Generators keyferry does not run (those it runs for
+		// ExternalSecrets it reports nothing on: docs/generators.md).
 		env.Apply(t, nsA, `apiVersion: generators.external-secrets.io/v1alpha1
-kind: SSHKey
+kind: GithubAccessToken
 metadata:
-  name: my-sshkey
-spec: {}
+  name: my-github
+spec: {appID: "1", installID: "2"}
 `)
 		env.Apply(t, "", `apiVersion: generators.external-secrets.io/v1alpha1
 kind: ClusterGenerator
 metadata:
-  name: rbac-sshkey
+  name: rbac-github
 spec:
-  kind: SSHKey
+  kind: GithubAccessToken
   generator:
-    sshKeySpec: {}
----
-apiVersion: external-secrets.io/v1alpha1
-kind: ClusterPushSecret
-metadata:
-  name: rbac-cps
-spec:
-  pushSecretSpec:
-    secretStoreRefs: [{name: quickstart}]
-    selector: {secret: {name: database-credentials}}
+    githubAccessTokenSpec: {appID: "1", installID: "2"}
 `)
 		for _, o := range []struct{ apiVersion, kind, ns, name string }{
-			{"generators.external-secrets.io/v1alpha1", "SSHKey", nsA, "my-sshkey"},
-			{"generators.external-secrets.io/v1alpha1", "ClusterGenerator", "", "rbac-sshkey"},
-			{"external-secrets.io/v1alpha1", "ClusterPushSecret", "", "rbac-cps"},
+			{"generators.external-secrets.io/v1alpha1", "GithubAccessToken", nsA, "my-github"},
+			{"generators.external-secrets.io/v1alpha1", "ClusterGenerator", "", "rbac-github"},
 		} {
 			testenv.Eventually(t, o.kind+" "+o.name+" Unsupported", func(ctx context.Context) (bool, string) {
 				u := &unstructured.Unstructured{}
@@ -219,6 +210,80 @@ spec:
 		}
 		testenv.Eventually(t, "PushSecret rbac-push gone", func(ctx context.Context) (bool, string) {
 			err := env.Client.Get(ctx, client.ObjectKey{Namespace: nsA, Name: "rbac-push"}, ps)
+			return apierrors.IsNotFound(err), fmt.Sprintf("get: %v", err)
+		})
+	})
+
+	t.Run("a ClusterPushSecret provisions a PushSecret that pushes, and deletes it when the namespace stops matching", func(t *testing.T) {
+		// ClusterPushSecrets watched and their status patched; PushSecrets
+		// created with blockOwnerDeletion (OwnerReferencesPermissionEnforcement
+		// is on) and deleted, all as the chart's ServiceAccount.
+		const nsP = "rbac-cps"
+		ensureNamespace(t, nsP, "rbac-cps", "yes")
+		env.Apply(t, nsP, `apiVersion: v1
+kind: Secret
+metadata:
+  name: cps-source
+stringData:
+  k: v
+---
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata:
+  name: cps-store
+spec:
+  provider:
+    fake:
+      data: []
+`)
+		cps := func(selected string) string {
+			return `apiVersion: external-secrets.io/v1alpha1
+kind: ClusterPushSecret
+metadata:
+  name: rbac-cps
+spec:
+  pushSecretName: rbac-cps-ps
+  namespaceSelectors:
+    - matchLabels: {rbac-cps: "` + selected + `"}
+  pushSecretSpec:
+    deletionPolicy: Delete
+    secretStoreRefs: [{name: cps-store, kind: SecretStore}]
+    selector: {secret: {name: cps-source}}
+    data:
+      - match: {secretKey: k, remoteRef: {remoteKey: pushed-by-cps, property: p}}
+`
+		}
+		env.Apply(t, "", cps("yes"))
+		t.Cleanup(func() {
+			_ = env.Client.Delete(context.Background(), &esv1alpha1.ClusterPushSecret{ObjectMeta: metav1.ObjectMeta{Name: "rbac-cps"}})
+		})
+		testenv.Eventually(t, "PushSecret rbac-cps-ps Synced", func(ctx context.Context) (bool, string) {
+			var ps esv1alpha1.PushSecret
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: nsP, Name: "rbac-cps-ps"}, &ps); err != nil {
+				return false, err.Error()
+			}
+			for _, c := range ps.Status.Conditions {
+				if c.Type == esv1alpha1.PushSecretReady {
+					return c.Reason == "Synced", fmt.Sprintf("Ready=%s %s: %s", c.Status, c.Reason, c.Message)
+				}
+			}
+			return false, "no Ready condition"
+		})
+		testenv.Eventually(t, "ClusterPushSecret rbac-cps Ready", func(ctx context.Context) (bool, string) {
+			var c esv1alpha1.ClusterPushSecret
+			if err := env.Client.Get(ctx, client.ObjectKey{Name: "rbac-cps"}, &c); err != nil {
+				return false, err.Error()
+			}
+			for _, cond := range c.Status.Conditions {
+				if cond.Type == esv1alpha1.PushSecretReady {
+					return cond.Status == corev1.ConditionTrue, fmt.Sprintf("Ready=%s %s: %s", cond.Status, cond.Reason, cond.Message)
+				}
+			}
+			return false, fmt.Sprintf("status %+v", c.Status)
+		})
+		env.Apply(t, "", cps("no"))
+		testenv.Eventually(t, "PushSecret rbac-cps-ps gone", func(ctx context.Context) (bool, string) {
+			err := env.Client.Get(ctx, client.ObjectKey{Namespace: nsP, Name: "rbac-cps-ps"}, &esv1alpha1.PushSecret{})
 			return apierrors.IsNotFound(err), fmt.Sprintf("get: %v", err)
 		})
 	})

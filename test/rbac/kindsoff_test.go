@@ -13,7 +13,8 @@ import (
 
 // With the cluster-scoped kinds and SecretSync switched off, the chart
 // grants nothing for them (no Namespaces, ClusterSecretStores,
-// ClusterExternalSecrets, SecretSyncs or SecretProviderClasses), and the
+// ClusterExternalSecrets, ClusterPushSecrets, SecretSyncs or
+// SecretProviderClasses), and the
 // operator still starts without a refusal and syncs ExternalSecrets.
 func TestSwitchedOffKindsNeedNoPermissions(t *testing.T) {
 	const (
@@ -23,12 +24,14 @@ func TestSwitchedOffKindsNeedNoPermissions(t *testing.T) {
 	)
 	ensureNamespace(t, ns)
 	objs := install(t, release, map[string]any{
-		"processClusterStore": false, "processClusterExternalSecret": false, "processSecretSync": false,
+		"processClusterStore": false, "processClusterExternalSecret": false, "processClusterPushSecret": false, "processSecretSync": false,
 	})
 	for _, c := range []struct{ verb, group, resource string }{
 		{"list", "", "namespaces"},
 		{"list", "external-secrets.io", "clustersecretstores"},
 		{"list", "external-secrets.io", "clusterexternalsecrets"},
+		{"list", "external-secrets.io", "clusterpushsecrets"},
+		{"create", "external-secrets.io", "pushsecrets"},
 		{"list", "secret-sync.x-k8s.io", "secretsyncs"},
 		{"list", "secrets-store.csi.x-k8s.io", "secretproviderclasses"},
 	} {

@@ -338,6 +338,7 @@ func optionsFromArgs(args []string) (operator.Options, error) {
 	fs.StringVar(&opts.Namespace, "namespace", "", "")
 	clusterStores := fs.Bool("enable-cluster-store-reconciler", true, "")
 	clusterExternalSecrets := fs.Bool("enable-cluster-external-secret-reconciler", true, "")
+	clusterPushSecrets := fs.Bool("enable-cluster-push-secret-reconciler", true, "")
 	secretSyncs := fs.Bool("enable-secretsync-reconciler", true, "")
 	fs.BoolVar(&opts.RestartWorkloads, "restart-workloads", false, "")
 	fs.DurationVar(&opts.RestartDebounce, "restart-debounce", 2*time.Second, "")
@@ -350,6 +351,7 @@ func optionsFromArgs(args []string) (operator.Options, error) {
 	}
 	opts.DisableClusterStores = !*clusterStores
 	opts.DisableClusterExternalSecrets = !*clusterExternalSecrets
+	opts.DisableClusterPushSecrets = !*clusterPushSecrets
 	opts.DisableSecretSync = !*secretSyncs
 	return opts, nil
 }

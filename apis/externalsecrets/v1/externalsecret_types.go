@@ -155,7 +155,8 @@ type ExternalSecretTemplate struct {
 	TemplateFrom []TemplateFrom `json:"templateFrom,omitempty"`
 }
 
-// ManifestReference names a non-Secret kind as target (not supported by keyferry).
+// ManifestReference names a non-Secret kind as target: keyferry writes a
+// v1 ConfigMap when the operator runs with --unsafe-allow-generic-targets.
 type ManifestReference struct {
 	// +kubebuilder:validation:MinLength=1
 	APIVersion string `json:"apiVersion"`
@@ -179,8 +180,8 @@ type ExternalSecretTarget struct {
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 	// +optional
 	Template *ExternalSecretTemplate `json:"template,omitempty"`
-	// Manifest selects a non-Secret target kind; keyferry reports it as
-	// unsupported.
+	// Manifest selects a non-Secret target kind (a v1 ConfigMap, with
+	// --unsafe-allow-generic-targets).
 	// +optional
 	Manifest *ManifestReference `json:"manifest,omitempty"`
 	// Immutable makes the Secret immutable once written.
@@ -314,7 +315,7 @@ type ExternalSecretRewriteTransform struct {
 	Template string `json:"template"`
 }
 
-// ExternalSecretRewriteMerge merges JSON values (not supported by keyferry yet).
+// ExternalSecretRewriteMerge merges JSON values (strategy Extract or JSON).
 type ExternalSecretRewriteMerge struct {
 	// +kubebuilder:default=""
 	// +optional

@@ -23,13 +23,21 @@ import (
 // DefaultRefreshInterval is ESO's default.
 const DefaultRefreshInterval = time.Hour
 
-// Compile turns an ExternalSecret into a plan. It does no I/O; its errors
-// are *engine.Error with reason InvalidSpec and say which field is wrong.
+// Compile turns an ExternalSecret into a plan with the default options
+// (CompileWith).
 func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
+	return CompileWith(es, CompileOptions{})
+}
+
+// CompileWith turns an ExternalSecret into a plan. It does no I/O; its
+// errors are *engine.Error with reason InvalidSpec (or
+// GenericTargetsDisabled) and say which field is wrong.
+func CompileWith(es *esv1.ExternalSecret, opts CompileOptions) (engine.Plan, error) {
 	spec := &es.Spec
 	t := spec.Target
-	if t.Manifest != nil {
-		return engine.Plan{}, invalid("spec.target.manifest (%s %s) is not supported by keyferry: only Secrets can be targets", t.Manifest.APIVersion, t.Manifest.Kind)
+	manifest, err := compileManifest(es, opts) // compile_manifest.go
+	if err != nil {
+		return engine.Plan{}, err
 	}
 	if spec.SyncWindows != nil {
 		return engine.Plan{}, invalid("spec.syncWindows is not supported by keyferry yet")
@@ -52,6 +60,7 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 			DeletionPolicy: t.DeletionPolicy,
 			Immutable:      t.Immutable,
 			ManagedBy:      owner.Ref().ManagedBy(),
+			Manifest:       manifest,
 		},
 		MaxAge:     RefreshInterval(es),
 		Generation: generation(es),
@@ -151,7 +160,10 @@ func Compile(es *esv1.ExternalSecret) (engine.Plan, error) {
 		if tpl.EngineVersion != "" && tpl.EngineVersion != esv1.TemplateEngineV2 {
 			return engine.Plan{}, invalid("spec.target.template.engineVersion %q is not supported: use v2", tpl.EngineVersion)
 		}
-		plan.Target.Type = corev1.SecretType(tpl.Type)
+		if manifest == nil {
+			// ESO ignores template.type for manifest targets.
+			plan.Target.Type = corev1.SecretType(tpl.Type)
+		}
 		if why := engine.TypeRefusal(es.Namespace, plan.Target.Type); why != "" {
 			return engine.Plan{}, invalid("spec.target.template.type %q: %s", tpl.Type, why)
 		}

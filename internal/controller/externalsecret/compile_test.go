@@ -101,9 +101,6 @@ func TestCompile(t *testing.T) {
 		{name: "Delete with Merge", es: es(func(s *esv1.ExternalSecretSpec) {
 			s.Target.CreationPolicy, s.Target.DeletionPolicy = esv1.CreatePolicyMerge, esv1.DeletionPolicyDelete
 		}), invalid: "deletionPolicy Delete cannot be combined"},
-		{name: "manifest targets", es: es(func(s *esv1.ExternalSecretSpec) {
-			s.Target.Manifest = &esv1.ManifestReference{APIVersion: "v1", Kind: "ConfigMap"}
-		}), invalid: "spec.target.manifest"},
 		{name: "refreshInterval that is not a duration", es: es(func(s *esv1.ExternalSecretSpec) {
 			s.RefreshInterval = durationAsWritten(`"1d"`)
 		}), invalid: `spec.refreshInterval: "1d" is not a duration`},

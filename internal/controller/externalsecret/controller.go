@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -66,6 +67,13 @@ type Reconciler struct {
 	Now func() time.Time
 	// Metrics counts syncs; nil counts nothing.
 	Metrics *metrics.Metrics
+	// AllowGenericTargets serves spec.target.manifest (ConfigMap targets;
+	// --unsafe-allow-generic-targets); without it they are refused with
+	// GenericTargetsDisabled.
+	AllowGenericTargets bool
+	// configMaps is the ConfigMap metadata cache (manifest.go); nil
+	// without AllowGenericTargets.
+	configMaps cache.Cache
 
 	// memory is what this process knows of each ExternalSecret's last
 	// sync (refresh.Record: the force-sync annotation it saw as Config,
@@ -154,6 +162,14 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	// Values that changed in a store (Notify).
 	b = b.WatchesRawSource(r.notifications.Source(&handler.EnqueueRequestForObject{}))
+	if r.AllowGenericTargets {
+		// ConfigMap targets: drift and adoption (manifest.go).
+		configMapChanges, err := r.watchConfigMapMetadata(mgr)
+		if err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(configMapChanges)
+	}
 	return b.Complete(r)
 }
 
@@ -241,7 +257,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	version := Version(&es)
 	interval := RefreshInterval(&es)
 
-	plan, err := Compile(&es)
+	plan, err := CompileWith(&es, CompileOptions{AllowGenericTargets: r.AllowGenericTargets})
 	if err != nil {
 		return r.failed(ctx, &es, version, err)
 	}
@@ -271,21 +287,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	r.remember(ctx, &es, plan)
 	r.waiting.done(req.NamespacedName)
 
+	kind := plan.Target.Kind()
 	switch {
 	case res.Created:
-		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventCreated, "Sync", "Created Secret %s with keys %s", res.SecretName, strings.Join(res.Keys, ", "))
+		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventCreated, "Sync", "Created %s %s with keys %s", kind, res.SecretName, strings.Join(res.Keys, ", "))
 	case res.Updated:
-		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventUpdated, "Sync", "Updated Secret %s (keys %s)", res.SecretName, strings.Join(res.Keys, ", "))
+		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventUpdated, "Sync", "Updated %s %s (keys %s)", kind, res.SecretName, strings.Join(res.Keys, ", "))
 	case res.Deleted:
-		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventDeleted, "Sync", "Deleted Secret %s: every remote value is gone and deletionPolicy is Delete", res.SecretName)
+		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventDeleted, "Sync", "Deleted %s %s: every remote value is gone and deletionPolicy is Delete", kind, res.SecretName)
 	}
 	r.Metrics.Syncs.WithLabelValues("ExternalSecret", "success", "").Inc()
 	reason, msg := ReasonSecretSynced, "Secret was synced"
+	if plan.Target.Manifest != nil {
+		reason, msg = ReasonResourceSynced, kind+" was synced"
+	}
 	if res.Gone {
-		reason, msg = ReasonSecretDeleted, "Secret was deleted: every remote value is gone and deletionPolicy is Delete"
+		reason, msg = ReasonSecretDeleted, kind+" was deleted: every remote value is gone and deletionPolicy is Delete"
+		if plan.Target.Manifest != nil {
+			reason = ReasonResourceDeleted
+		}
 	}
 	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {
-		msg = "values were fetched; creationPolicy None writes no Secret"
+		msg = "values were fetched; creationPolicy None writes no " + kind
 	}
 	wrote, err := r.setStatus(ctx, &es, metav1.ConditionTrue, reason, msg, version, res.Changed())
 	if err != nil {
@@ -314,8 +337,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // the status, the target Secret and this process's record.
 func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan, version string, interval time.Duration, now time.Time) refresh.Decision {
 	key := client.ObjectKeyFromObject(es)
-	var secret corev1.Secret
-	secretErr := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &secret)
+	exists, targetRV := r.targetVersion(ctx, es.Namespace, plan)
 	rec := r.memory.Get(key)
 	in := refresh.Input{
 		Now: now, Interval: interval, Policy: refreshPolicy(es), StartupSpread: r.StartupSpread,
@@ -328,8 +350,8 @@ func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engi
 		// notification, a store change) is a refresh, as in ESO: values
 		// fetched within the interval are reused, so it costs no call.
 		Woken:        true,
-		SecretExists: secretErr == nil || plan.Target.CreationPolicy == esv1.CreatePolicyNone,
-		SecretRV:     secret.ResourceVersion,
+		SecretExists: exists || plan.Target.CreationPolicy == esv1.CreatePolicyNone,
+		SecretRV:     targetRV,
 	}
 	d := refresh.Decide(in, refresh.ExternalSecretChecks)
 	if d.Remember != nil {
@@ -350,11 +372,7 @@ func refreshPolicy(es *esv1.ExternalSecret) refresh.Policy {
 }
 
 func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan) {
-	var s corev1.Secret
-	rv := ""
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: es.Namespace, Name: plan.Target.Name}, &s); err == nil {
-		rv = s.ResourceVersion
-	}
+	_, rv := r.targetVersion(ctx, es.Namespace, plan)
 	r.memory.Put(client.ObjectKeyFromObject(es), refresh.Record{Config: es.Annotations[esv1.AnnotationForceSync], SecretRV: rv})
 }
 
@@ -382,7 +400,7 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 	if _, serr := r.setStatus(ctx, es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false); serr != nil {
 		return reconcile.Result{}, serr
 	}
-	if ee.Reason == engine.ReasonInvalidSpec || ee.Reason == engine.ReasonClusterStoreDisabled {
+	if ee.Reason == engine.ReasonInvalidSpec || ee.Reason == engine.ReasonClusterStoreDisabled || ee.Reason == engine.ReasonGenericTargetsDisabled {
 		return reconcile.Result{}, nil // waits for the user to edit the spec
 	}
 	if engine.WaitsForChange(ee.Reason) {

@@ -79,3 +79,13 @@ func TestImplementedKindsAreNotReportedUnsupported(t *testing.T) {
 		}
 	}
 }
+
+// ClusterPushSecret has its own controller (internal/controller/
+// clusterpushsecret), so it is neither reported Unsupported nor cleared here.
+func TestClusterPushSecretIsNotUnsupported(t *testing.T) {
+	for _, k := range append(Kinds(), Implemented()...) {
+		if k.Kind == "ClusterPushSecret" {
+			t.Fatalf("ClusterPushSecret is in the unsupported kinds: %+v", k)
+		}
+	}
+}

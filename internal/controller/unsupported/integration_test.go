@@ -287,7 +287,7 @@ spec:
 	if u, err := get(ctx, cg.GroupVersionKind, "", clusterGenerator); err != nil || readyCondition(u) != nil {
 		t.Errorf("a ClusterGenerator: condition %v (err %v); want none", readyCondition(u), err)
 	}
-	for _, kind := range []string{"ClusterGenerator", "ClusterPushSecret"} {
+	for _, kind := range []string{"ClusterGenerator"} {
 		if !strings.Contains(logs.String(), `"msg":"not watching a cluster-scoped kind: --namespace serves one namespace","kind":"`+kind+`"`) {
 			t.Errorf("the operator did not log that it leaves %s alone", kind)
 		}

@@ -26,7 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
 	genv1alpha1 "github.com/keyferry/keyferry/apis/generators/v1alpha1"
 )
 
@@ -43,25 +42,18 @@ type Kind struct {
 	Implemented bool
 }
 
-const (
-	nothingPushed    = "nothing is pushed to any store"
-	nothingGenerated = "no ExternalSecret or PushSecret can use it"
-)
+const nothingGenerated = "no ExternalSecret or PushSecret can use it"
 
 // Kinds returns every kind keyferry installs and serves but does not
 // implement yet. GeneratorState is not among them: an operator writes it,
 // users do not.
 func Kinds() []Kind {
-	ps := func(kind string, namespaced bool) Kind {
-		return Kind{GroupVersionKind: esv1alpha1.GroupVersion.WithKind(kind), Namespaced: namespaced, Consequence: nothingPushed}
-	}
 	gen := func(kind string) Kind {
 		return Kind{GroupVersionKind: genv1alpha1.GroupVersion.WithKind(kind), Namespaced: true, Consequence: nothingGenerated}
 	}
 	clusterGenerator := gen("ClusterGenerator")
 	clusterGenerator.Namespaced = false
 	return []Kind{
-		ps(esv1alpha1.ClusterPushSecretKind, false),
 		gen("ACRAccessToken"),
 		gen("BeyondtrustWorkloadCredentialsDynamicSecret"),
 		gen("CloudsmithAccessToken"),

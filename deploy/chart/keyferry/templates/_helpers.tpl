@@ -68,6 +68,11 @@ operator turns its controller off with --namespace). */}}
 {{- define "keyferry.processClusterExternalSecret" -}}
 {{- and .Values.processClusterExternalSecret (not .Values.scopedRBAC) (not .Values.scopedNamespace) }}
 {{- end }}
+{{/* Whether ClusterPushSecrets are served: as ClusterExternalSecrets (a
+ClusterPushSecret writes PushSecrets into many namespaces). */}}
+{{- define "keyferry.processClusterPushSecret" -}}
+{{- and .Values.processClusterPushSecret (not .Values.scopedRBAC) (not .Values.scopedNamespace) }}
+{{- end }}
 
 {{/* Annotations of every CRD: keep on uninstall (on by default) and crds.annotations. */}}
 {{- define "keyferry.crdAnnotations" -}}

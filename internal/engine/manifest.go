@@ -1,0 +1,290 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+)
+
+// Manifest names the kind of a target that is not a Secret (ESO's
+// spec.target.manifest, served with --unsafe-allow-generic-targets).
+type Manifest struct {
+	APIVersion, Kind string
+}
+
+// IsConfigMap says whether the manifest names a core v1 ConfigMap.
+func (m *Manifest) IsConfigMap() bool {
+	return m != nil && m.APIVersion == "v1" && m.Kind == "ConfigMap"
+}
+
+// Kind is the kind of object the target is: "Secret", or the manifest's
+// kind.
+func (t Target) Kind() string {
+	if t.Manifest != nil {
+		return t.Manifest.Kind
+	}
+	return "Secret"
+}
+
+// applyManifest writes a target that is not a Secret. Only ConfigMaps are
+// implemented; compile steps refuse the other kinds, so reaching the
+// default is a plan built elsewhere.
+func (e *Engine) applyManifest(ctx context.Context, plan Plan, d *desired, res Result) (Result, error) {
+	if !plan.Target.Manifest.IsConfigMap() {
+		return res, fail(ReasonInvalidSpec, "target kind %s %s is not supported: only v1 ConfigMap", plan.Target.Manifest.APIVersion, plan.Target.Manifest.Kind)
+	}
+	return e.applyConfigMap(ctx, plan, d, res)
+}
+
+// configMapWrite is one proposed change to a ConfigMap target, examined by
+// the ConfigMap write checks.
+type configMapWrite struct {
+	plan Plan
+	// current is the ConfigMap as it is; nil when it is to be created.
+	current *corev1.ConfigMap
+	// next is the ConfigMap as it would be written.
+	next *corev1.ConfigMap
+	// gone: every source is gone and deletionPolicy tolerated it.
+	gone bool
+}
+
+// configMapCheck says why a proposed ConfigMap write may not happen (nil:
+// it may); its reason and message go into the Ready condition and Event.
+type configMapCheck func(w *configMapWrite) *Error
+
+// configMapClaimChecks decide whether the plan may touch the existing
+// ConfigMap at all (write into it, or delete it): the rules of Secrets.
+var configMapClaimChecks = []configMapCheck{
+	configMapNeverTakenOver,
+}
+
+// configMapChangeChecks decide whether the existing ConfigMap may change
+// into next; they run only when the content differs.
+var configMapChangeChecks = []configMapCheck{
+	configMapNeverBlank,
+	configMapImmutableNeverChanges,
+}
+
+func runConfigMapChecks(w *configMapWrite, chain []configMapCheck) *Error {
+	for _, check := range chain {
+		if err := check(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configMapNeverTakenOver: a ConfigMap keyferry did not create for this
+// owner (controller ownerReference with its UID, or the owner annotation)
+// is written only when its adopt annotation names the owner.
+func configMapNeverTakenOver(w *configMapWrite) *Error {
+	c, t := w.current, w.plan.Target
+	if Owned(c, w.plan) || adoptable(c, w.plan) {
+		return nil
+	}
+	return fail(ReasonSecretNotOwned, "ConfigMap %q exists and was not created by %s; keyferry never takes over a ConfigMap it does not own (annotate the ConfigMap %s=%s to adopt it)", t.Name, t.ManagedBy, AnnotationAdopt, t.ManagedBy)
+}
+
+// configMapNeverBlank: sources that produced no key never empty a
+// ConfigMap that has some, unless every remote value is gone and
+// deletionPolicy Merge removes the keys.
+func configMapNeverBlank(w *configMapWrite) *Error {
+	if len(w.next.Data)+len(w.next.BinaryData) > 0 || len(w.current.Data)+len(w.current.BinaryData) == 0 {
+		return nil
+	}
+	if w.gone && w.plan.Target.DeletionPolicy == esv1.DeletionPolicyMerge {
+		return nil
+	}
+	e := fail(ReasonWouldBeEmpty, "the sources produced no key; keyferry never blanks ConfigMap %q, which keeps its %d keys (check spec.dataFrom and the template)", w.current.Name, len(w.current.Data)+len(w.current.BinaryData))
+	e.RetryAfter = max(w.plan.MaxAge, time.Minute)
+	return e
+}
+
+func configMapImmutableNeverChanges(w *configMapWrite) *Error {
+	if w.current.Immutable == nil || !*w.current.Immutable {
+		return nil
+	}
+	return fail(ReasonSecretImmutable, "ConfigMap %q is immutable and its desired content changed; delete it to let keyferry recreate it", w.current.Name)
+}
+
+// configMapData splits the desired keys as a ConfigMap holds them: UTF-8
+// values in data, the others in binaryData.
+func configMapData(in map[string][]byte) (map[string]string, map[string][]byte) {
+	var data map[string]string
+	var bin map[string][]byte
+	for k, v := range in {
+		if utf8.Valid(v) {
+			if data == nil {
+				data = map[string]string{}
+			}
+			data[k] = string(v)
+			continue
+		}
+		if bin == nil {
+			bin = map[string][]byte{}
+		}
+		bin[k] = v
+	}
+	return data, bin
+}
+
+// readConfigMap reads the target ConfigMap from the API server (ConfigMaps
+// are not cached); nil when there is none.
+func (e *Engine) readConfigMap(ctx context.Context, key client.ObjectKey) (*corev1.ConfigMap, error) {
+	var c corev1.ConfigMap
+	if err := e.APIReader.Get(ctx, key, &c); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &c, nil
+}
+
+// applyConfigMap writes the desired content to the target ConfigMap with
+// the ownership rules of Secrets: it creates one, updates one it owns (or
+// one annotated for adoption), deletes one it owns when every remote value
+// is gone and deletionPolicy is Delete, and never writes when nothing
+// changed. Every refusal leaves the ConfigMap as it was.
+func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res Result) (Result, error) {
+	t := plan.Target
+	key := client.ObjectKey{Namespace: plan.Owner.Namespace, Name: t.Name}
+	cur, err := e.readConfigMap(ctx, key)
+	if err != nil {
+		return res, fail(ReasonWriteFailed, "reading ConfigMap %s: %v", key.Name, apiMessage(err))
+	}
+	w := &configMapWrite{plan: plan, gone: d.gone}
+	if cur == nil {
+		if d.gone {
+			res.Gone = true
+			return res, nil
+		}
+		err := e.Client.Create(ctx, newConfigMap(plan, d, res.Hash))
+		if err == nil {
+			res.Created = true
+			return res, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return res, fail(ReasonWriteFailed, "creating ConfigMap %q: %v", t.Name, apiMessage(err))
+		}
+		if cur, err = e.readConfigMap(ctx, key); err != nil || cur == nil {
+			return res, fail(ReasonWriteFailed, "reading ConfigMap %s after a create conflict: %v", key.Name, err)
+		}
+	}
+	w.current = cur
+	if err := runConfigMapChecks(w, configMapClaimChecks); err != nil {
+		return res, err
+	}
+	if d.gone && t.DeletionPolicy == esv1.DeletionPolicyDelete {
+		if err := e.Client.Delete(ctx, cur, client.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
+			return res, fail(ReasonWriteFailed, "deleting ConfigMap %q: %v", t.Name, apiMessage(err))
+		}
+		res.Deleted, res.Gone = true, true
+		return res, nil
+	}
+
+	next := cur.DeepCopy()
+	next.ManagedFields = nil
+	next.Data, next.BinaryData = configMapData(d.data)
+	if next.Annotations == nil {
+		next.Annotations = map[string]string{}
+	}
+	if t.SetOwnerReference {
+		setControllerOf(next, plan.Owner)
+	} else {
+		next.Annotations[AnnotationOwner] = t.ManagedBy
+	}
+	delete(next.Annotations, AnnotationAdopt)
+	next.Labels = overlay(next.Labels, t.Labels, d.labels)
+	next.Labels[LabelManaged] = LabelManagedValue
+	next.Annotations = overlay(next.Annotations, t.Annotations, d.annotations)
+	w.next = next
+	if sameConfigMap(cur, next) {
+		return res, nil
+	}
+	if err := runConfigMapChecks(w, configMapChangeChecks); err != nil {
+		return res, err
+	}
+	next.Annotations[AnnotationDataHash] = res.Hash
+	if t.Immutable {
+		next.Immutable = ptr(true)
+	}
+	if err := e.Client.Update(ctx, next); err != nil {
+		return res, fail(ReasonWriteFailed, "updating ConfigMap %q: %v", t.Name, apiMessage(err))
+	}
+	res.Updated = true
+	return res, nil
+}
+
+func newConfigMap(plan Plan, d *desired, hash string) *corev1.ConfigMap {
+	t := plan.Target
+	c := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:   plan.Owner.Namespace,
+			Name:        t.Name,
+			Labels:      overlay(nil, t.Labels, d.labels),
+			Annotations: overlay(nil, t.Annotations, d.annotations),
+		},
+	}
+	c.Data, c.BinaryData = configMapData(d.data)
+	c.Labels[LabelManaged] = LabelManagedValue
+	c.Annotations[AnnotationDataHash] = hash
+	if t.SetOwnerReference {
+		setControllerOf(c, plan.Owner)
+	} else {
+		c.Annotations[AnnotationOwner] = t.ManagedBy
+	}
+	if t.Immutable {
+		c.Immutable = ptr(true)
+	}
+	return c
+}
+
+// setControllerOf makes o the controller owner of obj, replacing another
+// controller reference (one the claim checks allowed: adoption).
+func setControllerOf(obj metav1.Object, o Owner) {
+	refs := obj.GetOwnerReferences()
+	keep := refs[:0:0]
+	for _, r := range refs {
+		if r.Controller == nil || !*r.Controller {
+			keep = append(keep, r)
+		}
+	}
+	obj.SetOwnerReferences(append(keep, metav1.OwnerReference{
+		APIVersion: o.APIVersion, Kind: o.Kind, Name: o.Name, UID: o.UID,
+		Controller: ptr(true), BlockOwnerDeletion: ptr(true),
+	}))
+}
+
+// sameConfigMap compares what keyferry controls, ignoring the hash
+// annotation.
+func sameConfigMap(a, b *corev1.ConfigMap) bool {
+	if !sameMap(a.Data, b.Data, "") || len(a.BinaryData) != len(b.BinaryData) {
+		return false
+	}
+	for k, v := range a.BinaryData {
+		if w, ok := b.BinaryData[k]; !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	if !sameMap(a.Labels, b.Labels, "") || !sameMap(a.Annotations, b.Annotations, AnnotationDataHash) {
+		return false
+	}
+	if len(a.OwnerReferences) != len(b.OwnerReferences) {
+		return false
+	}
+	for i := range a.OwnerReferences {
+		if a.OwnerReferences[i].UID != b.OwnerReferences[i].UID {
+			return false
+		}
+	}
+	return true
+}
