@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,7 +22,6 @@ import (
 
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/pushsecret"
-	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/manifest"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/testing/testenv"
@@ -201,23 +202,111 @@ func TestPushESOKeyExampleImportsTheKey(t *testing.T) {
 	}
 }
 
-// ESO's "Pushing to a Secret" example sets data[].metadata (expiry,
-// contentType, tags), which keyferry does not support yet: applied
-// unchanged, it is refused naming the field, and nothing is written.
-func TestPushESOSecretExampleIsRefusedNamingItsMetadata(t *testing.T) {
-	const ns, name = "default", "pushsecret-example"
+// ESO's "Pushing to a Secret" example, applied unchanged: its
+// data[0].metadata (ESO's PushSecretMetadata) lands on the secret
+// my-azkv-secret-name: expiry 2024-12-31T23:59:59Z, content type
+// application/json, tag environment: production beside keyferry's
+// managed-by tag. A new source value is pushed as a new version carrying
+// the same metadata; deleting the PushSecret (deletionPolicy: Delete)
+// deletes the secret.
+func TestPushESOSecretExamplePushesItsMetadata(t *testing.T) {
+	const ns, name, secretName = "default", "pushsecret-example", "my-azkv-secret-name"
 	registerPushExampleCredentials(t)
 	env.Apply(t, ns, filepath.Join(pushExampleDir, "10-credentials.yaml"))
 	env.Apply(t, ns, filepath.Join(pushExampleDir, "11-secretstore.yaml"))
+	env.WaitStoreReady(t, ns, "azure-store")
 	env.Apply(t, ns, filepath.Join(pushExampleDir, "30-pushsecret-secret.yaml"))
-	msg := waitPushReady(t, ns, name, corev1.ConditionFalse, engine.ReasonInvalidSpec)
-	if !strings.Contains(msg, "spec.data[0].metadata") {
-		t.Fatalf("Ready message %q does not name spec.data[0].metadata", msg)
+	waitPushReady(t, ns, name, corev1.ConditionTrue, pushsecret.ReasonSynced)
+
+	expires := time.Date(2024, 12, 31, 23, 59, 59, 0, time.UTC)
+	wantTags := map[string]string{"environment": "production", provider.ManagedByKey: provider.ManagedByValue}
+	check := func(o kvserver.Object, value string) string {
+		switch {
+		case o.Value != value:
+			return "the value is not the source's"
+		case o.ContentType != "application/json":
+			return fmt.Sprintf("contentType %q, want application/json", o.ContentType)
+		case o.Expires == nil || !o.Expires.Equal(expires):
+			return fmt.Sprintf("expires %v, want %v", o.Expires, expires)
+		case !maps.Equal(o.Tags, wantTags):
+			return fmt.Sprintf("tags %v, want %v", o.Tags, wantTags)
+		}
+		return ""
 	}
-	if _, ok := srv.Object(kvserver.KindSecret, "my-azkv-secret-name"); ok {
-		t.Fatal("a refused PushSecret wrote the secret")
+	o, ok := srv.Object(kvserver.KindSecret, secretName)
+	if !ok {
+		t.Fatalf("secret %s was not pushed", secretName)
 	}
+	if msg := check(o, "my-secret"); msg != "" || o.Versions != 1 {
+		t.Fatalf("secret %s (%d versions): %s", secretName, o.Versions, msg)
+	}
+
+	setSourceData(t, ns, "source-secret", map[string][]byte{"source-key": []byte("my-new-secret")})
+	testenv.Eventually(t, "the new value pushed with the example's metadata", func(context.Context) (bool, string) {
+		o, _ := srv.Object(kvserver.KindSecret, secretName)
+		msg := check(o, "my-new-secret")
+		return msg == "" && o.Versions == 2, fmt.Sprintf("%d versions: %s", o.Versions, msg)
+	})
+
 	deletePushSecrets(t, ns, name)
+	if _, ok := srv.Object(kvserver.KindSecret, secretName); ok || !srv.IsDeleted(kvserver.KindSecret, secretName) {
+		t.Fatal("deletionPolicy Delete did not delete the pushed secret")
+	}
+}
+
+// Metadata keyferry cannot honour is refused where the user looks: a
+// managed-by tag (keyferry sets it, as ESO) or an expiry on a key leave the
+// PushSecret Ready=False InvalidPush naming the field, and nothing is
+// written.
+func TestPushRefusesMetadataItCannotHonour(t *testing.T) {
+	ns := env.Namespace(t)
+	_, store := servicePrincipalStore(t, "pusher", kvserver.ReadAll|kvserver.WriteAll)
+	env.Apply(t, ns, store)
+	env.WaitStoreReady(t, ns, "pusher")
+	for _, tt := range []struct{ name, remoteKey, spec, field string }{
+		{"tags", "tagged-" + ns, `tags: {managed-by: someone}`, "metadata.spec.tags"},
+		{"expiry", "key/expiring-" + ns, `expirationDate: "2099-01-01T00:00:00Z"`, "metadata.spec.expirationDate"},
+	} {
+		env.Apply(t, ns, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: src-%[1]s
+stringData:
+  k: v
+---
+apiVersion: external-secrets.io/v1alpha1
+kind: PushSecret
+metadata:
+  name: push-%[1]s
+spec:
+  secretStoreRefs:
+    - name: pusher
+      kind: SecretStore
+  selector:
+    secret:
+      name: src-%[1]s
+  data:
+    - match:
+        secretKey: k
+        remoteRef:
+          remoteKey: %[2]s
+      metadata:
+        apiVersion: kubernetes.external-secrets.io/v1alpha1
+        kind: PushSecretMetadata
+        spec:
+          %[3]s
+`, tt.name, tt.remoteKey, tt.spec))
+		msg := waitPushReady(t, ns, "push-"+tt.name, corev1.ConditionFalse, pushsecret.ReasonInvalidPush)
+		if !strings.Contains(msg, tt.field) {
+			t.Fatalf("Ready message %q does not name %s", msg, tt.field)
+		}
+	}
+	if _, ok := srv.Object(kvserver.KindSecret, "tagged-"+ns); ok {
+		t.Fatal("a refused push wrote the secret")
+	}
+	if _, ok := srv.Object(kvserver.KindKey, "expiring-"+ns); ok {
+		t.Fatal("a refused push wrote the key")
+	}
 }
 
 // A PushSecret of secrets through the operator: the value lands tagged, a

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,16 +36,19 @@ import (
 const awsPushExampleDir = "examples/pushsecret/aws"
 
 // ESO's PushSecret example of the AWS Secrets Manager guide (in namespace
-// teamb, through teamb-secret-store) sets data[].metadata, which keyferry
-// does not implement yet: applied unchanged it is refused with InvalidSpec
-// naming the field, and nothing is written. The same PushSecret without
-// its metadata pushes key1 of my-secret to teamb-my-first-parameter-3 as
-// ESO does (SecretBinary, tag managed-by: external-secrets), pushes a
-// change of the source, refuses a secret keyferry did not create, and its
-// deletionPolicy Delete schedules only what it pushed for deletion (AWS's
-// default recovery window: the store sets no secretsManager options).
+// teamb, through teamb-secret-store), applied unchanged, pushes key1 of
+// my-secret to teamb-my-first-parameter-3 with its data[].metadata as ESO
+// does: a SecretString (secretPushFormat: string), the metadata's tags
+// beside managed-by: external-secrets, its description and KMS key. The
+// same PushSecret without its metadata (to another remote key) pushes as
+// ESO does without (SecretBinary, tag managed-by: external-secrets). Both
+// push a change of the source; a secret keyferry did not create is
+// refused, and deletionPolicy Delete schedules only what was pushed for
+// deletion (AWS's default recovery window: the store sets no
+// secretsManager options).
 func TestPushAWSSecretsManagerESOExample(t *testing.T) {
 	const ns, remote, foreign = "teamb", "teamb-my-first-parameter-3", "teamb-foreign-kf"
+	const plain = remote + "-without-metadata"
 	ctx := context.Background()
 	dir := awsPushExampleDir + "/secretsmanager"
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -57,25 +61,37 @@ func TestPushAWSSecretsManagerESOExample(t *testing.T) {
 	env.Apply(t, ns, dir)
 	deleteAWSPushSecretsOnCleanup(t, ns, "pushsecret-example", "pushsecret-example-without-metadata", "to-foreign")
 
-	t.Run("the unchanged example is refused naming data[0].metadata", func(t *testing.T) {
-		ps := waitAWSPushReady(t, ns, "pushsecret-example", corev1.ConditionFalse, engine.ReasonInvalidSpec)
-		if msg := awsPushReadyCondition(ps).Message; !strings.Contains(msg, "spec.data[0].metadata") {
-			t.Fatalf("message %q does not name spec.data[0].metadata", msg)
+	t.Run("the unchanged example pushes with its metadata", func(t *testing.T) {
+		waitAWSPushReady(t, ns, "pushsecret-example", corev1.ConditionTrue, pushsecret.ReasonSynced)
+		d := smSecret(t, remote)
+		if d == nil {
+			t.Fatal("the example did not create the secret")
 		}
-		if smSecret(t, remote) != nil {
-			t.Fatal("a refused PushSecret created the secret")
+		wantTags := map[string]string{provider.ManagedByKey: provider.ManagedByValue, "secret-store": "teamb-secret-store", "refresh-interval": "1h"}
+		if got := smTags(d.Tags); !maps.Equal(got, wantTags) {
+			t.Fatalf("tags = %v; want the metadata's and managed-by: external-secrets", got)
+		}
+		if aws.ToString(d.KmsKeyId) != "bb123123-b2b0-4f60-ac3a-44a13f0e6b6c" || aws.ToString(d.Description) != "secret 'managed-by:secret-manager' from 'secret-store:teamb-secret-store'" {
+			t.Fatalf("KmsKeyId %q, description %q; want the metadata's", aws.ToString(d.KmsKeyId), aws.ToString(d.Description))
+		}
+		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(remote)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(out.SecretString) != v1 || out.SecretBinary != nil {
+			t.Fatal("the secret does not hold key1 as SecretString (the metadata's secretPushFormat: string)")
 		}
 	})
 
 	t.Run("without metadata it pushes as ESO, tagged", func(t *testing.T) {
 		env.WaitStoreReady(t, ns, "teamb-secret-store")
-		applyWithoutMetadata(t, ns, dir+"/20-pushsecret.yaml", "pushsecret-example-without-metadata")
+		applyWithoutMetadata(t, ns, dir+"/20-pushsecret.yaml", "pushsecret-example-without-metadata", plain)
 		waitAWSPushReady(t, ns, "pushsecret-example-without-metadata", corev1.ConditionTrue, pushsecret.ReasonSynced)
-		d := smSecret(t, remote)
+		d := smSecret(t, plain)
 		if d == nil || smTags(d.Tags)[provider.ManagedByKey] != provider.ManagedByValue {
 			t.Fatal("the pushed secret lacks ESO's tag managed-by: external-secrets")
 		}
-		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(remote)})
+		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(plain)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,12 +102,19 @@ func TestPushAWSSecretsManagerESOExample(t *testing.T) {
 
 	t.Run("a change of the source Secret is pushed", func(t *testing.T) {
 		updateAWSPushSource(t, ns, "my-secret", map[string]string{"key1": v2})
-		testenv.Eventually(t, remote+" updated", func(ctx context.Context) (bool, string) {
+		testenv.Eventually(t, remote+" and "+plain+" updated", func(ctx context.Context) (bool, string) {
 			out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(remote)})
 			if err != nil {
 				return false, err.Error()
 			}
-			return string(out.SecretBinary) == v2, "not updated yet"
+			if aws.ToString(out.SecretString) != v2 {
+				return false, remote + " not updated yet"
+			}
+			out, err = sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(plain)})
+			if err != nil {
+				return false, err.Error()
+			}
+			return string(out.SecretBinary) == v2, plain + " not updated yet"
 		})
 	})
 
@@ -109,8 +132,10 @@ func TestPushAWSSecretsManagerESOExample(t *testing.T) {
 		for _, name := range []string{"pushsecret-example-without-metadata", "to-foreign", "pushsecret-example"} {
 			deleteAWSPushSecret(t, ns, name)
 		}
-		if d := smSecret(t, remote); d == nil || d.DeletedDate == nil {
-			t.Fatalf("%s is not scheduled for deletion", remote)
+		for _, name := range []string{remote, plain} {
+			if d := smSecret(t, name); d == nil || d.DeletedDate == nil {
+				t.Fatalf("%s is not scheduled for deletion", name)
+			}
 		}
 		assertSMString(t, foreign, theirs)
 	})
@@ -118,15 +143,17 @@ func TestPushAWSSecretsManagerESOExample(t *testing.T) {
 }
 
 // ESO's PushSecret example of the AWS Parameter Store guide (in namespace
-// default, through aws-parameterstore) sets data[].metadata too: refused
-// unchanged, nothing written. Without its metadata it pushes the whole
-// pokedex-credentials Secret to my-first-parameter as ESO does (a String
-// holding a JSON object of base64 values, tag managed-by:
-// external-secrets), pushes a change of the source, refuses a parameter
-// keyferry did not create, and deletionPolicy Delete deletes only the
-// parameter it pushed.
+// default, through aws-parameterstore), applied unchanged, pushes the
+// whole pokedex-credentials Secret to my-first-parameter with its
+// data[].metadata as ESO does: a SecureString holding a JSON object of
+// base64 values (no encodeAsDecoded), tagged with the metadata's tags
+// beside managed-by: external-secrets. Without its metadata (to another
+// parameter) it pushes as ESO does without (a String). Both push a change
+// of the source; a parameter keyferry did not create is refused, and
+// deletionPolicy Delete deletes only the parameters pushed.
 func TestPushAWSParameterStoreESOExample(t *testing.T) {
 	const ns, remote, foreign = "default", "my-first-parameter", "/kf-push/foreign"
+	const plain = remote + "-without-metadata"
 	ctx := context.Background()
 	dir := awsPushExampleDir + "/parameterstore"
 	// Other providers' tests use ESO's example name in default too.
@@ -138,29 +165,39 @@ func TestPushAWSParameterStoreESOExample(t *testing.T) {
 	env.Apply(t, ns, dir)
 	deleteAWSPushSecretsOnCleanup(t, ns, "pushsecret-example", "pushsecret-example-without-metadata", "to-foreign-parameter")
 
-	t.Run("the unchanged example is refused naming data[0].metadata", func(t *testing.T) {
-		p := waitAWSPushReady(t, ns, "pushsecret-example", corev1.ConditionFalse, engine.ReasonInvalidSpec)
-		if msg := awsPushReadyCondition(p).Message; !strings.Contains(msg, "spec.data[0].metadata") {
-			t.Fatalf("message %q does not name spec.data[0].metadata", msg)
-		}
-		if awsParameter(t, remote) != nil {
-			t.Fatal("a refused PushSecret created the parameter")
-		}
-	})
-
 	wantWhole := func(v string) string {
 		b, _ := json.Marshal(map[string]string{"best-pokemon": base64.StdEncoding.EncodeToString([]byte(v))})
 		return string(b)
 	}
+	t.Run("the unchanged example pushes with its metadata", func(t *testing.T) {
+		waitAWSPushReady(t, ns, "pushsecret-example", corev1.ConditionTrue, pushsecret.ReasonSynced)
+		p := awsParameter(t, remote)
+		if p == nil || aws.ToString(p.Value) != wantWhole(v1) || p.Type != ssmtypes.ParameterTypeSecureString {
+			t.Fatal("the parameter is not a SecureString (the metadata's secretType) holding the Secret as a JSON object of base64 values")
+		}
+		tags, err := ps.ListTagsForResource(ctx, &ssm.ListTagsForResourceInput{ResourceId: aws.String(remote), ResourceType: ssmtypes.ResourceTypeForTaggingParameter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{provider.ManagedByKey: provider.ManagedByValue, "environment": "sandbox", "team": "pokedex", "secret-store": "aws-parameterstore", "refresh-interval": "1h"}
+		got := map[string]string{}
+		for _, tag := range tags.TagList {
+			got[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("tags = %v; want the metadata's and managed-by: external-secrets", got)
+		}
+	})
+
 	t.Run("without metadata it pushes the whole Secret as ESO, tagged", func(t *testing.T) {
 		env.WaitStoreReady(t, ns, "aws-parameterstore")
-		applyWithoutMetadata(t, ns, dir+"/20-pushsecret.yaml", "pushsecret-example-without-metadata")
+		applyWithoutMetadata(t, ns, dir+"/20-pushsecret.yaml", "pushsecret-example-without-metadata", plain)
 		waitAWSPushReady(t, ns, "pushsecret-example-without-metadata", corev1.ConditionTrue, pushsecret.ReasonSynced)
-		p := awsParameter(t, remote)
+		p := awsParameter(t, plain)
 		if p == nil || aws.ToString(p.Value) != wantWhole(v1) || p.Type != ssmtypes.ParameterTypeString {
 			t.Fatal("the parameter is not a String holding the Secret as a JSON object of base64 values")
 		}
-		tags, err := ps.ListTagsForResource(ctx, &ssm.ListTagsForResourceInput{ResourceId: aws.String(remote), ResourceType: ssmtypes.ResourceTypeForTaggingParameter})
+		tags, err := ps.ListTagsForResource(ctx, &ssm.ListTagsForResourceInput{ResourceId: aws.String(plain), ResourceType: ssmtypes.ResourceTypeForTaggingParameter})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,10 +208,17 @@ func TestPushAWSParameterStoreESOExample(t *testing.T) {
 
 	t.Run("a change of the source Secret is pushed", func(t *testing.T) {
 		updateAWSPushSource(t, ns, "pokedex-credentials", map[string]string{"best-pokemon": v2})
-		testenv.Eventually(t, remote+" updated", func(context.Context) (bool, string) {
-			p := awsParameter(t, remote)
-			return p != nil && aws.ToString(p.Value) == wantWhole(v2), "not updated yet"
+		testenv.Eventually(t, remote+" and "+plain+" updated", func(context.Context) (bool, string) {
+			for _, name := range []string{remote, plain} {
+				if p := awsParameter(t, name); p == nil || aws.ToString(p.Value) != wantWhole(v2) {
+					return false, name + " not updated yet"
+				}
+			}
+			return true, ""
 		})
+		if p := awsParameter(t, remote); p.Type != ssmtypes.ParameterTypeSecureString {
+			t.Fatalf("%s is a %s after the update; want a SecureString", remote, p.Type)
+		}
 	})
 
 	theirs := "theirs-" + canary
@@ -193,8 +237,10 @@ func TestPushAWSParameterStoreESOExample(t *testing.T) {
 		for _, name := range []string{"pushsecret-example-without-metadata", "to-foreign-parameter", "pushsecret-example"} {
 			deleteAWSPushSecret(t, ns, name)
 		}
-		if awsParameter(t, remote) != nil {
-			t.Fatalf("%s still exists", remote)
+		for _, name := range []string{remote, plain} {
+			if awsParameter(t, name) != nil {
+				t.Fatalf("%s still exists", name)
+			}
 		}
 		if p := awsParameter(t, foreign); p == nil || aws.ToString(p.Value) != theirs {
 			t.Fatal("the foreign parameter was deleted or written")
@@ -333,9 +379,10 @@ func TestPushAWSForbiddenWriteLeavesTheRemoteAsItWas(t *testing.T) {
 // --- helpers (prefixed: other providers' push tests live in this package) ---
 
 // applyWithoutMetadata applies the PushSecret of an example file under
-// another name, with its data[].metadata removed: the example as far as
-// keyferry implements it.
-func applyWithoutMetadata(t *testing.T, ns, file, name string) {
+// another name, with its data[].metadata removed and pushing to remoteKey
+// instead of the example's: the example as ESO pushes it without
+// metadata, beside the example itself.
+func applyWithoutMetadata(t *testing.T, ns, file, name, remoteKey string) {
 	t.Helper()
 	objs, err := manifest.Read(filepath.Join(env.Root, file))
 	if err != nil || len(objs) != 1 || objs[0].GetKind() != "PushSecret" {
@@ -352,6 +399,9 @@ func applyWithoutMetadata(t *testing.T, ns, file, name string) {
 			t.Fatalf("%s: spec.data holds a %T", file, d)
 		}
 		delete(entry, "metadata")
+		if err := unstructured.SetNestedField(entry, remoteKey, "match", "remoteRef", "remoteKey"); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
 	}
 	if err := unstructured.SetNestedSlice(ps.Object, data, "spec", "data"); err != nil {
 		t.Fatal(err)

@@ -42,9 +42,13 @@ func (c *parameterStore) Inspect(ctx context.Context, ref provider.PushRef) (pro
 // the key, as Secrets Manager does, so that reads of the property find
 // it). A new parameter is a String, ESO's default secretType, created with
 // ESO's tag managed-by: external-secrets and description, and without
-// Overwrite, so a name taken meanwhile fails. An existing one is written
-// only when its value changes, keeping its type (a SecureString stays
-// one), after checking that its Version is still the one Inspect saw.
+// Overwrite, so a name taken meanwhile fails; the push's metadata sets
+// its type, KMS key, tier, description, tags and encodeAsDecoded as ESO
+// does (pushmetadata.go). An existing one is written only when its value
+// changes, keeping its type (a SecureString stays one) unless the
+// metadata sets one, after checking that its Version is still the one
+// Inspect saw; then, with metadata, its tags become the metadata's, as
+// ESO does.
 // Parameter Store has no conditional write: a write by someone else
 // between that read and PutParameter is overwritten.
 func (c *parameterStore) Push(ctx context.Context, ref provider.PushRef, v provider.PushValue, want provider.RemoteState) (bool, error) {
@@ -56,7 +60,11 @@ func (c *parameterStore) Push(ctx context.Context, ref provider.PushRef, v provi
 	if want.Exists && !want.Managed {
 		return false, fmt.Errorf("%s: %w", op, provider.ErrNotManaged)
 	}
-	value, err := pushedBytes(v, true)
+	meta, err := parsePSPushMetadata(v.Metadata)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	value, err := pushedBytes(v, meta == nil || !meta.EncodeAsDecoded)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
@@ -65,14 +73,7 @@ func (c *parameterStore) Push(ctx context.Context, ref provider.PushRef, v provi
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", op, err)
 		}
-		_, err = c.api.PutParameter(ctx, &ssm.PutParameterInput{
-			Name:        aws.String(name),
-			Value:       aws.String(string(final)),
-			Type:        ssmtypes.ParameterTypeString,
-			Overwrite:   aws.Bool(false),
-			Description: aws.String(pushDescription),
-			Tags:        []ssmtypes.Tag{{Key: aws.String(provider.ManagedByKey), Value: aws.String(provider.ManagedByValue)}},
-		})
+		_, err = c.api.PutParameter(ctx, psCreateInput(name, final, meta))
 		if hasCode(err, "ParameterAlreadyExists") {
 			return false, conflict(op, "it was created meanwhile")
 		}
@@ -98,24 +99,22 @@ func (c *parameterStore) Push(ctx context.Context, ref provider.PushRef, v provi
 	if bytes.Equal(cur, final) {
 		return false, nil
 	}
-	if err := c.overwrite(ctx, op, p, final, value); err != nil {
+	if err := c.overwrite(ctx, op, p, meta, final, value); err != nil {
 		return false, err
+	}
+	if meta != nil {
+		if err := c.retag(ctx, op, name, meta); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
 
-// overwrite writes value over the existing parameter p, keeping its type.
-func (c *parameterStore) overwrite(ctx context.Context, op string, p *ssmtypes.Parameter, value []byte, secrets ...[]byte) error {
-	typ := p.Type
-	if typ == "" {
-		typ = ssmtypes.ParameterTypeString
-	}
-	_, err := c.api.PutParameter(ctx, &ssm.PutParameterInput{
-		Name:      p.Name,
-		Value:     aws.String(string(value)),
-		Type:      typ,
-		Overwrite: aws.Bool(true),
-	})
+// overwrite writes value over the existing parameter p, keeping its type
+// unless the push's metadata sets one (and then its description, KMS key
+// and tier, as ESO does; psOverwriteInput).
+func (c *parameterStore) overwrite(ctx context.Context, op string, p *ssmtypes.Parameter, meta *psPushMetadata, value []byte, secrets ...[]byte) error {
+	_, err := c.api.PutParameter(ctx, psOverwriteInput(p, value, meta))
 	if err != nil {
 		return writeError(op, err, append(secrets, value)...)
 	}
@@ -151,7 +150,7 @@ func (c *parameterStore) Delete(ctx context.Context, ref provider.PushRef, _ pro
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		if !empty {
-			return c.overwrite(ctx, op, p, rest)
+			return c.overwrite(ctx, op, p, nil, rest)
 		}
 	}
 	if _, err := c.api.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(name)}); err != nil {

@@ -51,9 +51,13 @@ func (c *secretsManager) Inspect(ctx context.Context, ref provider.PushRef) (pro
 
 // Push writes a Secrets Manager secret with ESO's meaning: the value (or,
 // with a property, the secret's JSON object with that key set) as
-// SecretBinary, ESO's default secretPushFormat. A new secret is created
-// with ESO's tag managed-by: external-secrets, description and first
-// VersionId; CreateSecret fails when the name is taken meanwhile, so
+// SecretBinary, ESO's default secretPushFormat, or as SecretString with
+// the push's metadata secretPushFormat: string (pushmetadata.go). A new
+// secret is created with ESO's tag managed-by: external-secrets (and the
+// metadata's tags, description and kmsKeyId), description and first
+// VersionId; an existing one gets the metadata's tags, when it sets any,
+// as ESO does (tags it does not list are removed, the managed-by mark
+// kept). CreateSecret fails when the name is taken meanwhile, so
 // creating is a check-and-set. An existing secret is written only when its
 // value changes, and only if its current VersionId, read again right
 // before PutSecretValue, is still the one Inspect saw. PutSecretValue has
@@ -68,12 +72,16 @@ func (c *secretsManager) Push(ctx context.Context, ref provider.PushRef, v provi
 	if want.Exists && !want.Managed {
 		return false, fmt.Errorf("%s: %w", op, provider.ErrNotManaged)
 	}
+	meta, err := parseSMPushMetadata(v.Metadata)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
 	value, err := pushedBytes(v, false)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	if !want.Exists {
-		return c.create(ctx, id, op, ref, value)
+		return c.create(ctx, id, op, ref, value, meta)
 	}
 	var cur []byte
 	if want.Version != "" {
@@ -91,10 +99,14 @@ func (c *secretsManager) Push(ctx context.Context, ref provider.PushRef, v provi
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	if want.Version != "" && bytes.Equal(cur, final) {
-		return false, nil
+	retagged, err := c.retag(ctx, id, op, meta)
+	if err != nil {
+		return false, err
 	}
-	if err := c.putCurrent(ctx, id, op, final, value); err != nil {
+	if want.Version != "" && bytes.Equal(cur, final) {
+		return retagged, nil
+	}
+	if err := c.putCurrent(ctx, id, op, meta.stringFormat(), final, value); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -104,18 +116,25 @@ func (c *secretsManager) Push(ctx context.Context, ref provider.PushRef, v provi
 // taken by a secret of keyferry's that is scheduled for deletion (a
 // deletionPolicy Delete earlier) is restored and written; any other taken
 // name is a conflict, or not keyferry's.
-func (c *secretsManager) create(ctx context.Context, id, op string, ref provider.PushRef, value []byte) (bool, error) {
+func (c *secretsManager) create(ctx context.Context, id, op string, ref provider.PushRef, value []byte, meta *smPushMetadata) (bool, error) {
 	final, err := finalValue(ref, nil, value)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	_, err = c.api.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+	in := &secretsmanager.CreateSecretInput{
 		Name:               aws.String(id),
 		SecretBinary:       final,
-		Description:        aws.String(pushDescription),
+		Description:        aws.String(meta.description()),
 		ClientRequestToken: aws.String(smInitialVersion),
-		Tags:               []smtypes.Tag{{Key: aws.String(provider.ManagedByKey), Value: aws.String(provider.ManagedByValue)}},
-	})
+		Tags:               smTags(withManagedBy(smMetaTags(meta))),
+	}
+	if meta.stringFormat() {
+		in.SecretBinary, in.SecretString = nil, aws.String(string(final))
+	}
+	if meta != nil && meta.KMSKeyID != "" {
+		in.KmsKeyId = aws.String(meta.KMSKeyID)
+	}
+	_, err = c.api.CreateSecret(ctx, in)
 	if err == nil {
 		return true, nil
 	}
@@ -137,7 +156,10 @@ func (c *secretsManager) create(ctx context.Context, id, op string, ref provider
 		return false, fmt.Errorf("%s: restoring it from its scheduled deletion: %w", op, classify(err))
 	}
 	c.log.Info("restored a secret keyferry pushed before from its scheduled deletion, to push it again", "secret", id)
-	if err := c.putCurrent(ctx, id, op, final, value); err != nil {
+	if _, err := c.retag(ctx, id, op, meta); err != nil {
+		return false, err
+	}
+	if err := c.putCurrent(ctx, id, op, meta.stringFormat(), final, value); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -146,9 +168,14 @@ func (c *secretsManager) create(ctx context.Context, id, op string, ref provider
 // putCurrent writes value as the secret's new current version
 // (PutSecretValue; the SDK sets a fresh ClientRequestToken, so a retried
 // call does not write twice). secrets are the strings an error must not
-// quote.
-func (c *secretsManager) putCurrent(ctx context.Context, id, op string, value []byte, secrets ...[]byte) error {
-	_, err := c.api.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretBinary: value})
+// quote. asString writes it as SecretString (ESO's secretPushFormat
+// string) rather than SecretBinary.
+func (c *secretsManager) putCurrent(ctx context.Context, id, op string, asString bool, value []byte, secrets ...[]byte) error {
+	in := &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretBinary: value}
+	if asString {
+		in.SecretBinary, in.SecretString = nil, aws.String(string(value))
+	}
+	_, err := c.api.PutSecretValue(ctx, in)
 	switch {
 	case err == nil:
 		return nil
@@ -178,7 +205,7 @@ func (c *secretsManager) Delete(ctx context.Context, ref provider.PushRef, _ pro
 			return nil
 		}
 		op := fmt.Sprintf("deleting property %q of secret %q in AWS Secrets Manager", ref.Property, id)
-		cur, version, err := c.current(ctx, id)
+		cur, version, asString, err := c.currentWithFormat(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -190,7 +217,8 @@ func (c *secretsManager) Delete(ctx context.Context, ref provider.PushRef, _ pro
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		if !empty {
-			return c.putCurrent(ctx, id, op, rest)
+			// The rest keeps the format the secret was pushed in.
+			return c.putCurrent(ctx, id, op, asString, rest)
 		}
 	}
 	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(id)}
@@ -216,15 +244,21 @@ func (c *secretsManager) Delete(ctx context.Context, ref provider.PushRef, _ pro
 // current reads the secret's AWSCURRENT value (SecretString or
 // SecretBinary) and its VersionId.
 func (c *secretsManager) current(ctx context.Context, id string) ([]byte, string, error) {
+	data, version, _, err := c.currentWithFormat(ctx, id)
+	return data, version, err
+}
+
+// currentWithFormat is current and whether the value is a SecretString.
+func (c *secretsManager) currentWithFormat(ctx context.Context, id string) ([]byte, string, bool, error) {
 	out, err := c.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
 	if err != nil {
-		return nil, "", fmt.Errorf("reading secret %q from AWS Secrets Manager: %w", id, classify(err))
+		return nil, "", false, fmt.Errorf("reading secret %q from AWS Secrets Manager: %w", id, classify(err))
 	}
 	v, err := secretValue(id, out.SecretString, out.SecretBinary, out.VersionId)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
-	return v.Data, v.Version, nil
+	return v.Data, v.Version, out.SecretString != nil, nil
 }
 
 // currentVersion is the VersionId that holds AWSCURRENT; "" when the

@@ -9,6 +9,9 @@ package azurekv
 // managed-by: external-secrets (so an object ESO pushed counts as pushed by
 // keyferry), an object without it is never written nor deleted, and an
 // unchanged value is not written again (Key Vault would add a version).
+// A push's metadata (ESO's PushSecretMetadata, pushmetadata.go) sets a
+// secret's expiry, content type and tags, and a key's or certificate's
+// tags.
 //
 // Key Vault has no check-and-set: Push reads the object's current version
 // again right before it writes and refuses (provider.ErrConflict) when it
@@ -29,6 +32,7 @@ import (
 	"fmt"
 	"maps"
 	"math/big"
+	"time"
 	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
@@ -47,9 +51,11 @@ type remote struct {
 	exists  bool
 	version string
 	tags    map[string]*string
-	// value is a secret's value; contentType its content type.
+	// value is a secret's value; contentType its content type, expires
+	// its expires attribute.
 	value       *string
 	contentType *string
+	expires     *time.Time
 	// jwk is a key's public JSON Web Key; cer a certificate's DER.
 	jwk *azkeys.JSONWebKey
 	cer []byte
@@ -106,6 +112,9 @@ func (c *Client) read(ctx context.Context, objectType, name string) (remote, err
 		var resp azsecrets.GetSecretResponse
 		if resp, err = c.secrets.GetSecret(ctx, name, "", nil); err == nil {
 			r = remote{exists: true, tags: resp.Tags, value: resp.Value, contentType: resp.ContentType}
+			if resp.Attributes != nil {
+				r.expires = resp.Attributes.Expires
+			}
 			if resp.ID != nil {
 				r.version = resp.ID.Version()
 			}
@@ -149,8 +158,13 @@ func (c *Client) Inspect(ctx context.Context, ref provider.PushRef) (provider.Re
 // whole Secret as a JSON object of strings, as ESO), or with a property
 // the value as one string field of the secret's JSON object, its other
 // fields kept; a key or certificate is imported. The new version carries
-// the current version's tags and contentType plus ESO's managed-by tag.
-// Nothing is written when the object already holds the value.
+// ESO's managed-by tag and, as ESO, the metadata's tags (spec.tags) in
+// place of the current version's, or without spec.tags the current
+// version's; a secret's version also carries the metadata's expiry (none
+// without spec.expirationDate) and content type (else the current one).
+// As ESO, nothing is written when the object already holds the value and,
+// for a secret, the expiry and the content type asked (a change of tags
+// alone writes no version: it comes with the next one).
 func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.PushValue, want provider.RemoteState) (bool, error) {
 	objectType, name, err := pushTarget(ref)
 	if err != nil {
@@ -163,6 +177,10 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 	}
 	if want.Exists && !want.Managed {
 		return false, fmt.Errorf("%s: %w", op, provider.ErrNotManaged)
+	}
+	md, err := metadataFor(objectType, v.Metadata)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	value, err := pushedBytes(objectType, v)
 	if err != nil {
@@ -191,9 +209,7 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 	case cur.exists && !cur.managed():
 		return false, fmt.Errorf("%s: %w", op, provider.ErrNotManaged)
 	}
-	tags := map[string]*string{}
-	maps.Copy(tags, cur.tags)
-	tags[provider.ManagedByKey] = pointerTo(provider.ManagedByValue)
+	tags := pushedTags(cur.tags, md)
 
 	switch objectType {
 	case objectKey:
@@ -221,14 +237,70 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", op, err)
 		}
-		if cur.exists && cur.value != nil && *cur.value == next {
+		if cur.exists && secretUnchanged(cur, next, md) {
 			return false, nil
 		}
-		if _, err := c.secrets.SetSecret(ctx, name, azsecrets.SetSecretParameters{Value: &next, ContentType: cur.contentType, Tags: tags}, nil); err != nil {
+		params := azsecrets.SetSecretParameters{Value: &next, ContentType: cur.contentType, Tags: tags}
+		if md.contentType != nil {
+			params.ContentType = md.contentType
+		}
+		if md.expires != nil {
+			params.SecretAttributes = &azsecrets.SecretAttributes{Expires: md.expires}
+		}
+		if _, err := c.secrets.SetSecret(ctx, name, params, nil); err != nil {
 			return false, mapError(err, op)
 		}
 	}
 	return true, nil
+}
+
+// metadataFor parses a push's metadata for an object type: expirationDate
+// and contentType apply only to a secret (ESO ignores them for keys and
+// certificates; keyferry refuses what it would not honour).
+func metadataFor(objectType string, raw []byte) (pushMetadata, error) {
+	md, err := parsePushMetadata(raw)
+	if err != nil {
+		return pushMetadata{}, err
+	}
+	if objectType != objectSecret {
+		if fields := md.secretOnly(); len(fields) > 0 {
+			return pushMetadata{}, fmt.Errorf("%w: metadata.%s applies only to a secret, not to a %s; remove it", provider.ErrInvalidPush, fields[0], describeType(objectType))
+		}
+	}
+	return md, nil
+}
+
+// pushedTags are the tags of a pushed version: the metadata's tags when it
+// has spec.tags (as ESO, they replace the current ones), else the current
+// version's; and ESO's managed-by tag.
+func pushedTags(current map[string]*string, md pushMetadata) map[string]*string {
+	tags := map[string]*string{}
+	if md.tags != nil {
+		for k, v := range md.tags {
+			tags[k] = pointerTo(v)
+		}
+	} else {
+		maps.Copy(tags, current)
+	}
+	tags[provider.ManagedByKey] = pointerTo(provider.ManagedByValue)
+	return tags
+}
+
+// secretUnchanged says whether a secret's current version already is what
+// a push would write, as ESO decides it: the same value, the same expiry
+// (both none, or the same second), and the content type asked (any when
+// the metadata asks none). Tags are not compared (ESO does not).
+func secretUnchanged(cur remote, next string, md pushMetadata) bool {
+	if cur.value == nil || *cur.value != next {
+		return false
+	}
+	switch {
+	case (cur.expires == nil) != (md.expires == nil):
+		return false
+	case cur.expires != nil && cur.expires.Unix() != md.expires.Unix():
+		return false
+	}
+	return md.contentType == nil || (cur.contentType != nil && *cur.contentType == *md.contentType)
 }
 
 // pushedBytes is the value a push writes: the key's bytes, or the whole
@@ -483,7 +555,11 @@ func (c *Client) Delete(ctx context.Context, ref provider.PushRef, _ provider.Re
 				return fmt.Errorf("%s: %w", op, provider.ErrConflict)
 			}
 			next := string(b)
-			_, err = c.secrets.SetSecret(ctx, name, azsecrets.SetSecretParameters{Value: &next, ContentType: cur.contentType, Tags: cur.tags}, nil)
+			params := azsecrets.SetSecretParameters{Value: &next, ContentType: cur.contentType, Tags: cur.tags}
+			if cur.expires != nil {
+				params.SecretAttributes = &azsecrets.SecretAttributes{Expires: cur.expires}
+			}
+			_, err = c.secrets.SetSecret(ctx, name, params, nil)
 			return mapError(err, op)
 		}
 	}

@@ -7,9 +7,14 @@
 //     written, and never deleted.
 //   - A new secret is created with automatic replication, or, in a store
 //     with a location (regional secrets), without any replication (ESO: a
-//     regional secret cannot set one). ESO's per-push replication
-//     (data[].metadata replicationLocations, cmekKeyName) is not read:
-//     keyferry refuses data[].metadata for now.
+//     regional secret cannot set one).
+//   - A push's metadata (ESO's PushSecretMetadata, pushmetadata.go) sets the
+//     labels, annotations, topics, replication and CMEK key of a secret it
+//     creates, and the labels and annotations of an existing one
+//     (UpdateSecret, conditional on its etag) when they differ from what the
+//     metadata asks; the managed-by label always stays. A push without
+//     metadata leaves an existing secret's labels and annotations alone.
+//     Metadata with a remoteRef.property is refused, as ESO does.
 //   - Every push adds a version, and only when the latest version does not
 //     already hold what would be written. Without remoteRef.property the
 //     version is the pushed bytes as they are (the whole Secret: its keys as
@@ -45,6 +50,7 @@ import (
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/keyferry/keyferry/internal/provider"
 )
@@ -101,7 +107,9 @@ func (c *Client) Inspect(ctx context.Context, ref provider.PushRef) (provider.Re
 
 // Push writes v at ref (see the file's comment), provided the secret is
 // still as want says: still missing (CreateSecret fails on an existing
-// one), or still labelled with the same latest version.
+// one), or still labelled with the same latest version. With metadata
+// (v.Metadata), the secret is created with it, or an existing secret's
+// labels and annotations are updated to it first (updateMetadata).
 func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.PushValue, want provider.RemoteState) (bool, error) {
 	if err := checkPushRef(ref); err != nil {
 		return false, err
@@ -110,10 +118,17 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 	if want.Exists && !want.Managed {
 		return false, fmt.Errorf("%s: %w", op, provider.ErrNotManaged)
 	}
-	var current []byte
+	meta, err := c.metadataOf(ref, v)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	var (
+		current []byte
+		sec     *secretmanagerpb.Secret
+	)
 	found := false
 	if want.Exists {
-		sec, err := c.sm.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: c.secretName(ref.RemoteKey)}, readRetry())
+		sec, err = c.sm.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: c.secretName(ref.RemoteKey)}, readRetry())
 		if status.Code(err) == codes.NotFound {
 			return false, fmt.Errorf("%s: it was deleted meanwhile: %w", op, provider.ErrConflict)
 		}
@@ -136,14 +151,20 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	if !changed {
-		return false, nil
-	}
-	if len(next) > maxPayload {
+	if changed && len(next) > maxPayload {
 		return false, fmt.Errorf("%s: %w: the version would be %d bytes; Secret Manager holds at most %d", op, provider.ErrInvalidPush, len(next), maxPayload)
 	}
+	wrote := false
+	if want.Exists && meta != nil {
+		if wrote, err = c.updateMetadata(ctx, sec, *meta); err != nil {
+			return false, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if !changed {
+		return wrote, nil
+	}
 	if !want.Exists {
-		if err := c.create(ctx, ref); err != nil {
+		if err := c.create(ctx, ref, meta); err != nil {
 			return false, fmt.Errorf("%s: %w", op, err)
 		}
 	}
@@ -151,6 +172,55 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	return true, nil
+}
+
+// metadataOf parses the metadata of v (nil without any): ESO's
+// PushSecretMetadata, possible in this store and, as ESO, not together with
+// a property.
+func (c *Client) metadataOf(ref provider.PushRef, v provider.PushValue) (*pushMetadata, error) {
+	if len(v.Metadata) == 0 {
+		return nil, nil
+	}
+	m, err := parsePushMetadata(v.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMetadataForStore(m, c.regional()); err != nil {
+		return nil, err
+	}
+	if ref.Property != "" {
+		return nil, fmt.Errorf("%w: metadata cannot be set together with remoteRef.property (ESO refuses both at once): the labels and annotations belong to the whole secret", provider.ErrInvalidPush)
+	}
+	return &m, nil
+}
+
+// updateMetadata sets the labels and annotations of sec to what m asks
+// (wantMetadata), when they differ, with sec's etag so that a change of the
+// secret meanwhile fails it; it says whether it wrote.
+func (c *Client) updateMetadata(ctx context.Context, sec *secretmanagerpb.Secret, m pushMetadata) (bool, error) {
+	labels, annotations := wantMetadata(m, sec.GetLabels())
+	if maps.Equal(labels, sec.GetLabels()) && maps.Equal(annotations, sec.GetAnnotations()) {
+		return false, nil
+	}
+	_, err := c.sm.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
+		Secret: &secretmanagerpb.Secret{
+			Name:        sec.GetName(),
+			Etag:        sec.GetEtag(),
+			Labels:      labels,
+			Annotations: annotations,
+		},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"labels", "annotations"}},
+	}, writeRetry())
+	switch status.Code(err) {
+	case codes.OK:
+		return true, nil
+	case codes.NotFound:
+		return false, fmt.Errorf("updating its labels and annotations: the secret was deleted meanwhile: %w", provider.ErrConflict)
+	case codes.Aborted, codes.FailedPrecondition:
+		return false, fmt.Errorf("updating its labels and annotations: it changed meanwhile (etag): %w", provider.ErrConflict)
+	default:
+		return false, fmt.Errorf("updating its labels and annotations: %w", mapError(err))
+	}
 }
 
 // Delete removes what keyferry pushed at ref: the property (adding a
@@ -208,14 +278,10 @@ func (c *Client) Delete(ctx context.Context, ref provider.PushRef, _ provider.Re
 	}
 }
 
-// create creates the secret of ref with ESO's managed-by label.
-func (c *Client) create(ctx context.Context, ref provider.PushRef) error {
-	sec := &secretmanagerpb.Secret{Labels: map[string]string{provider.ManagedByKey: provider.ManagedByValue}}
-	if !c.regional() {
-		sec.Replication = &secretmanagerpb.Replication{
-			Replication: &secretmanagerpb.Replication_Automatic_{Automatic: &secretmanagerpb.Replication_Automatic{}},
-		}
-	}
+// create creates the secret of ref with ESO's managed-by label and what
+// the push's metadata m (nil: none) asks (newSecret).
+func (c *Client) create(ctx context.Context, ref provider.PushRef, m *pushMetadata) error {
+	sec := newSecret(m, c.regional())
 	_, err := c.sm.CreateSecret(ctx, &secretmanagerpb.CreateSecretRequest{
 		Parent:   c.parent,
 		SecretId: ref.RemoteKey,

@@ -66,6 +66,7 @@ type Object struct {
 	CER         []byte         // certificates: DER
 	JWK         map[string]any // keys: the public JWK (without kid)
 	Tags        map[string]string
+	Expires     *time.Time // the exp attribute (UTC, to the second)
 	Enabled     bool
 	Managed     bool
 }
@@ -82,8 +83,16 @@ func (s *Server) Object(kind Kind, name string) (Object, bool) {
 	return Object{
 		Version: v.id, Versions: len(vs), Value: v.value, ContentType: v.contentType,
 		CER: append([]byte(nil), v.cer...), JWK: maps.Clone(v.jwk), Tags: maps.Clone(v.tags),
-		Enabled: v.enabled, Managed: v.managed,
+		Expires: cloneTime(v.expires), Enabled: v.enabled, Managed: v.managed,
 	}, true
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
 }
 
 // IsDeleted says whether an object is soft-deleted (recoverable).
