@@ -264,8 +264,15 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 
 	// One budget for the Normal Events of every sync, whatever its kind.
 	syncEvents := eventRecorder(mgr, opts, m)
+	// One cache of every Secret's metadata for the controllers that watch
+	// Secrets they do not write (ExternalSecrets waiting for a change,
+	// PushSecret sources).
+	secretMetadata, err := kube.NewSecretMetadataCache(mgr, opts.Namespace, engine.AnnotationAdopt)
+	if err != nil {
+		return nil, err
+	}
 	esr := &externalsecret.Reconciler{
-		Client: mgr.GetClient(), Engine: eng, Recorder: syncEvents,
+		Client: mgr.GetClient(), Engine: eng, Recorder: syncEvents, SecretMetadata: secretMetadata,
 		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
 		Namespace: opts.Namespace, ProbeInterval: opts.StoreProbeInterval,
 		AllowGenericTargets: opts.AllowGenericTargets,
@@ -325,7 +332,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		opts.Log.Info("PushSecret controller is off: the operator may not list and watch pushsecrets", "namespace", opts.Namespace)
 	} else {
 		psr := &pushsecret.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: eng, Recorder: syncEvents,
-			Namespace: opts.Namespace, Concurrency: opts.Concurrency}
+			Namespace: opts.Namespace, Concurrency: opts.Concurrency, SecretMetadata: secretMetadata}
 		notifiers[pushsecret.Kind] = psr
 		if err := psr.SetupWithManager(ctx, mgr); err != nil {
 			return nil, fmt.Errorf("setting up the PushSecret controller: %w", err)

@@ -53,6 +53,10 @@ type Reconciler struct {
 	Client   client.Client
 	Engine   *engine.Engine
 	Recorder events.EventRecorder
+	// SecretMetadata is the operator's shared cache of every Secret's
+	// metadata (kube.NewSecretMetadataCache, keeping the adopt
+	// annotation); nil makes the controller start one of its own.
+	SecretMetadata cache.Cache
 	// Concurrency is the number of parallel reconciles.
 	Concurrency int
 	// StartupSpread bounds how far after a restart the first check of an

@@ -2,14 +2,10 @@ package externalsecret
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -17,6 +13,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/kube"
 )
 
 // A refusal only a person can lift (engine.WaitsForChange: the Secret is
@@ -28,9 +25,11 @@ import (
 // waits for) arrives through a second, metadata-only watch of every Secret
 // whose cache keeps almost nothing of each object (see
 // secretMetadataTransform). It costs one watch connection and, measured in
-// TestSecretMetadataFootprint, about 520 bytes per Secret in the cluster
-// (50 MiB for 100,000 Secrets); ESO keeps a metadata watch of every Secret
-// too. With Namespace set it covers that namespace only.
+// TestSecretMetadataFootprint, about 600 bytes per Secret in the cluster
+// (60 MiB for 100,000 Secrets); ESO keeps a metadata watch of every Secret
+// too. The PushSecret controller shares the same cache (the operator's
+// SecretMetadata), which is why it keeps labels. With Namespace set it
+// covers that namespace only.
 
 // waiting records which ExternalSecrets wait for a change to which Secret.
 type waiting struct {
@@ -105,48 +104,24 @@ func targetName(es *esv1.ExternalSecret) string {
 	return es.Name
 }
 
-// secretMetadata is the object the metadata-only watch lists.
-func secretMetadata() *metav1.PartialObjectMetadata {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	return m
-}
-
-// secretMetadataTransform keeps, of each Secret's metadata, only what the
-// watch needs: identity, resourceVersion and the adopt annotation.
+// secretMetadataTransform keeps, of each Secret's metadata, what the watch
+// needs (kube.SecretMetadataTransform: identity, resourceVersion, labels,
+// and here the adopt annotation).
 func secretMetadataTransform(in any) (any, error) {
-	m, ok := in.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return in, nil
-	}
-	out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta}
-	out.Namespace, out.Name, out.UID, out.ResourceVersion = m.Namespace, m.Name, m.UID, m.ResourceVersion
-	if v, ok := m.Annotations[engine.AnnotationAdopt]; ok {
-		out.Annotations = map[string]string{engine.AnnotationAdopt: v}
-	}
-	return out, nil
+	return kube.SecretMetadataTransform(engine.AnnotationAdopt)(in)
 }
 
-// watchSecretMetadata starts (with the manager) a cache of every Secret's
-// metadata, reduced by secretMetadataTransform, and returns the source that
-// wakes the ExternalSecrets waiting for a change to a Secret.
+// watchSecretMetadata returns the source that wakes the ExternalSecrets
+// waiting for a change to a Secret, from the operator's shared Secret
+// metadata cache (SecretMetadata), or from a cache of its own when none is
+// given.
 func (r *Reconciler) watchSecretMetadata(mgr ctrl.Manager) (source.Source, error) {
-	opts := cache.Options{
-		HTTPClient:                  mgr.GetHTTPClient(),
-		Scheme:                      mgr.GetScheme(),
-		Mapper:                      mgr.GetRESTMapper(),
-		DefaultTransform:            secretMetadataTransform,
-		ReaderFailOnMissingInformer: true,
+	c := r.SecretMetadata
+	if c == nil {
+		var err error
+		if c, err = kube.NewSecretMetadataCache(mgr, r.Namespace, engine.AnnotationAdopt); err != nil {
+			return nil, err
+		}
 	}
-	if r.Namespace != "" {
-		opts.DefaultNamespaces = map[string]cache.Config{r.Namespace: {}}
-	}
-	c, err := cache.New(mgr.GetConfig(), opts)
-	if err != nil {
-		return nil, fmt.Errorf("creating the Secret metadata cache: %w", err)
-	}
-	if err := mgr.Add(c); err != nil {
-		return nil, fmt.Errorf("adding the Secret metadata cache: %w", err)
-	}
-	return source.Kind[client.Object](c, secretMetadata(), handler.EnqueueRequestsFromMapFunc(r.waiting.waitersOf)), nil
+	return source.Kind[client.Object](c, kube.SecretMetadata(), handler.EnqueueRequestsFromMapFunc(r.waiting.waitersOf)), nil
 }

@@ -13,6 +13,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/kube"
 )
 
 func TestWaitingMapsASecretToItsWaiters(t *testing.T) {
@@ -25,12 +26,12 @@ func TestWaitingMapsASecretToItsWaiters(t *testing.T) {
 	w.wait(b)
 	w.wait(a) // a second refusal replaces the first
 
-	shared := secretMetadata()
+	shared := kube.SecretMetadata()
 	shared.Namespace, shared.Name = "ns", "shared"
 	if got := names(w.waitersOf(context.Background(), shared)); got != "[a b]" && got != "[b a]" {
 		t.Fatalf("waiters of shared: %s", got)
 	}
-	other := secretMetadata()
+	other := kube.SecretMetadata()
 	other.Namespace, other.Name = "other", "shared"
 	if got := w.waitersOf(context.Background(), other); len(got) != 0 {
 		t.Fatalf("a Secret of the same name in another namespace wakes %v", got)
@@ -45,7 +46,7 @@ func TestWaitingMapsASecretToItsWaiters(t *testing.T) {
 	}
 
 	// The adopt annotation wakes the ExternalSecret it names, waiting or not.
-	adopted := secretMetadata()
+	adopted := kube.SecretMetadata()
 	adopted.Namespace, adopted.Name = "ns", "x"
 	adopted.Annotations = map[string]string{engine.AnnotationAdopt: "ExternalSecret/app"}
 	if got := names(w.waitersOf(context.Background(), adopted)); got != "[app]" {
@@ -71,7 +72,7 @@ func TestSecretMetadataFootprint(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range n {
-		m := secretMetadata()
+		m := kube.SecretMetadata()
 		m.Namespace = fmt.Sprintf("team-%03d", i%200)
 		m.Name = fmt.Sprintf("app-%05d-credentials", i)
 		m.UID = types.UID(fmt.Sprintf("9b2f6c1e-3d4a-4f5b-8c7d-%012d", i))

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -55,6 +56,10 @@ type Reconciler struct {
 	// Namespace, when set, is the only namespace served.
 	Namespace   string
 	Concurrency int
+	// SecretMetadata is the operator's shared cache of every Secret's
+	// metadata (kube.NewSecretMetadataCache); nil makes the controller
+	// start one of its own.
+	SecretMetadata cache.Cache
 	// Now is the clock (tests).
 	Now func() time.Time
 

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -16,35 +13,26 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/kube"
 )
 
 // fetchRequest holds a resolved store while deleteAll walks its entries.
 type fetchRequest struct{ fetch.Request }
 
-// watchSources starts (with the manager) a cache of the metadata of every
-// Secret, reduced to identity and resourceVersion (the manager's cache
-// holds only the Secrets keyferry writes), and returns the source that
-// wakes the PushSecrets of a Secret that changed.
+// watchSources returns the source that wakes the PushSecrets of a Secret
+// that changed, from the operator's shared cache of every Secret's
+// metadata (SecretMetadata, which keeps labels: a label selector selects
+// by them), or from a cache of its own when none is given. The manager's
+// cache holds only the Secrets keyferry writes.
 func (r *Reconciler) watchSources(mgr ctrl.Manager) (source.Source, error) {
-	opts := cache.Options{
-		HTTPClient:                  mgr.GetHTTPClient(),
-		Scheme:                      mgr.GetScheme(),
-		Mapper:                      mgr.GetRESTMapper(),
-		DefaultTransform:            identityOnly,
-		ReaderFailOnMissingInformer: true,
+	c := r.SecretMetadata
+	if c == nil {
+		var err error
+		if c, err = kube.NewSecretMetadataCache(mgr, r.Namespace); err != nil {
+			return nil, fmt.Errorf("the Secret metadata cache of PushSecrets: %w", err)
+		}
 	}
-	if r.Namespace != "" {
-		opts.DefaultNamespaces = map[string]cache.Config{r.Namespace: {}}
-	}
-	c, err := cache.New(mgr.GetConfig(), opts)
-	if err != nil {
-		return nil, fmt.Errorf("creating the Secret metadata cache of PushSecrets: %w", err)
-	}
-	if err := mgr.Add(c); err != nil {
-		return nil, fmt.Errorf("adding the Secret metadata cache of PushSecrets: %w", err)
-	}
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m := kube.SecretMetadata()
 	// An update wakes the PushSecrets of the Secret's old labels too: a
 	// Secret that leaves a label selector is no longer pushed.
 	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
@@ -69,17 +57,4 @@ func (r *Reconciler) watchSources(mgr ctrl.Manager) (source.Source, error) {
 		},
 	}
 	return source.Kind[client.Object](c, m, h), nil
-}
-
-// identityOnly keeps, of a Secret's metadata, its identity,
-// resourceVersion and labels (spec.selector.secret.selector selects by
-// them).
-func identityOnly(in any) (any, error) {
-	m, ok := in.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return in, nil
-	}
-	out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta}
-	out.Namespace, out.Name, out.UID, out.ResourceVersion, out.Labels = m.Namespace, m.Name, m.UID, m.ResourceVersion, m.Labels
-	return out, nil
 }
