@@ -57,7 +57,7 @@ test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build o
 FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender \
 	internal/engine/render:FuzzPKCS12 internal/engine/render:FuzzCertPEM internal/engine/render:FuzzJWK internal/preview:FuzzRenderManifest internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef internal/engine:FuzzParseGeneratedRecord internal/engine/values:FuzzMerge \
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
-	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/aws/classobjects:FuzzParse internal/provider/aws/ecrtoken:FuzzParse internal/provider/aws:FuzzPropertyValue internal/provider/aws:FuzzParsePushMetadata \
+	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/webhook:FuzzGeneratedKeys internal/provider/aws/classobjects:FuzzParse internal/provider/aws/ecrtoken:FuzzParse internal/provider/aws:FuzzPropertyValue internal/provider/aws:FuzzParsePushMetadata \
 	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/generator:FuzzParseVaultDynamicSecret internal/controller/unsupported:FuzzObjectChecks \
 	internal/provider/csiplugin:FuzzReadResponse internal/provider/csiplugin:FuzzValidateSpec \
 	internal/provider/azurekv:FuzzPushValues internal/provider/azurekv:FuzzPushMetadata internal/provider/gcpsm:FuzzPushPayload internal/provider/gcpsm:FuzzParsePushMetadata

@@ -154,11 +154,14 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 		obj, spec.STSSessionTokenSpec = g, &g.Spec
 	case GeneratorVaultDynamicSecret:
 		obj = &genv1alpha1.VaultDynamicSecret{}
+	case GeneratorWebhook:
+		g := &genv1alpha1.Webhook{}
+		obj, spec.WebhookSpec = g, &g.Spec
 	case GeneratorCluster:
 		cg := &genv1alpha1.ClusterGenerator{}
 		obj, key.Namespace = cg, ""
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret and ClusterGenerator are)", src.Field, src.Kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret, Webhook and ClusterGenerator are)", src.Field, src.Kind)
 	}
 	what := src.Kind + " " + src.Name
 	if err := e.APIReader.Get(ctx, key, obj); err != nil {
@@ -193,7 +196,7 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 	case kind == GeneratorPassword || kind == GeneratorUUID || kind == GeneratorFake || kind == GeneratorSSHKey:
 		return nil, generatorFail(ReasonInvalidGeneratorSpec, "%s: %s has no spec.generator.%s", src.Field, what, specField(kind))
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken and VaultDynamicSecret are)", src.Field, what, kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret and Webhook are)", src.Field, what, kind)
 	}
 	if err != nil {
 		var se *generator.SpecError

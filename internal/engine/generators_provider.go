@@ -21,6 +21,7 @@ const (
 	GeneratorECRAuthorizationToken = "ECRAuthorizationToken"
 	GeneratorSTSSessionToken       = "STSSessionToken"
 	GeneratorVaultDynamicSecret    = "VaultDynamicSecret"
+	GeneratorWebhook               = "Webhook"
 )
 
 // providerGeneratorSpecs are the generator kinds run through a provider,
@@ -29,6 +30,7 @@ var providerGeneratorSpecs = map[string]string{
 	GeneratorECRAuthorizationToken: "ecrAuthorizationTokenSpec",
 	GeneratorSTSSessionToken:       "stsSessionTokenSpec",
 	GeneratorVaultDynamicSecret:    "vaultDynamicSecretSpec",
+	GeneratorWebhook:               "webhookSpec",
 }
 
 // isProviderGenerator says whether kind is run through a provider.
@@ -92,6 +94,8 @@ func GeneratorStoreFor(kind string, spec genv1alpha1.GeneratorSpec) (*GeneratorS
 			Request: provider.GenerateRequest{Kind: kind, Spec: g},
 			Prefix:  "spec.provider.vault.",
 		}, nil
+	case kind == GeneratorWebhook && spec.WebhookSpec != nil:
+		return webhookGeneratorStore(spec.WebhookSpec)
 	}
 	if f, ok := providerGeneratorSpecs[kind]; ok {
 		return nil, &GeneratorSpecError{Field: "spec.generator." + f, Message: "is not set"}
@@ -107,6 +111,43 @@ func awsGeneratorStore(region, role string, auth esv1.AWSAuth, req provider.Gene
 		Request: req,
 		Prefix:  "spec.provider.aws.",
 	}
+}
+
+// webhookGeneratorStore maps ESO's Webhook generator to a webhook store
+// with the same fields. The generator's secrets name Secrets of its own
+// namespace only (its secretRef has no namespace), so the store's
+// references never leave the generator's namespace (a ClusterGenerator's:
+// the requester's). The keyferry extensions clientTLS and spiffe are not
+// generator fields and stay unset.
+func webhookGeneratorStore(g *genv1alpha1.WebhookSpec) (*GeneratorStore, error) {
+	g = g.DeepCopy()
+	if strings.TrimSpace(g.URL) == "" {
+		return nil, &GeneratorSpecError{Field: "spec.url", Message: "is required"}
+	}
+	w := &esv1.WebhookProvider{
+		Method:     g.Method,
+		URL:        g.URL,
+		Headers:    g.Headers,
+		Body:       g.Body,
+		Timeout:    g.Timeout,
+		Result:     g.Result,
+		CABundle:   g.CABundle,
+		CAProvider: g.CAProvider,
+	}
+	if g.Auth != nil {
+		w.Auth = &esv1.WebhookAuth{NTLM: g.Auth.NTLM}
+	}
+	for _, s := range g.Secrets {
+		w.Secrets = append(w.Secrets, esv1.WebhookSecret{
+			Name:      s.Name,
+			SecretRef: esv1.SecretKeySelector{Name: s.SecretRef.Name, Key: s.SecretRef.Key},
+		})
+	}
+	return &GeneratorStore{
+		Spec:    &esv1.SecretStoreSpec{Provider: &esv1.SecretStoreProvider{Webhook: w}},
+		Request: provider.GenerateRequest{Kind: GeneratorWebhook, Spec: g},
+		Prefix:  "spec.provider.webhook.",
+	}, nil
 }
 
 // generatorStoreObject is the store a generator's values are made through:

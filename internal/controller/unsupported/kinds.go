@@ -63,7 +63,6 @@ func Kinds() []Kind {
 		gen("Grafana"),
 		gen("MFA"),
 		gen("QuayAccessToken"),
-		gen("Webhook"),
 		clusterGenerator,
 	}
 }
@@ -77,12 +76,12 @@ func Implemented() []Kind {
 	gen := func(kind string) Kind {
 		return Kind{GroupVersionKind: genv1alpha1.GroupVersion.WithKind(kind), Namespaced: true, Implemented: true}
 	}
-	return []Kind{gen("Fake"), gen("Password"), gen("SSHKey"), gen("UUID"), gen("ECRAuthorizationToken"), gen("STSSessionToken"), gen("VaultDynamicSecret")}
+	return []Kind{gen("Fake"), gen("Password"), gen("SSHKey"), gen("UUID"), gen("ECRAuthorizationToken"), gen("STSSessionToken"), gen("VaultDynamicSecret"), gen("Webhook")}
 }
 
 // implementedGenerator says whether obj is a ClusterGenerator of a kind
 // keyferry runs (spec.kind of Implemented: Password, UUID, Fake, SSHKey,
-// ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret).
+// ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret, Webhook).
 func implementedGenerator(obj *unstructured.Unstructured) bool {
 	if obj.GetKind() != "ClusterGenerator" {
 		return false
