@@ -149,3 +149,36 @@ func TestPushMetadataToAProviderThatTakesNoneIsRefused(t *testing.T) {
 		t.Fatalf("Push without metadata = %v", err)
 	}
 }
+
+// Two fake SecretStores with the same spec in two namespaces never share
+// what is pushed to them: a tenant must not read another tenant's pushes.
+func TestFakeStoresOfTwoNamespacesNeverShareTheirPushes(t *testing.T) {
+	reg := provider.NewRegistry()
+	reg.Register("fake", fake.New())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	l := New(ctx, Options{Registry: reg})
+	in := func(ns string) Request {
+		r := req("ps-"+ns, time.Hour)
+		r.Store.Namespace, r.Namespace = ns, ns
+		return r
+	}
+	a, b := in("tenant-a"), in("tenant-b")
+	ref := provider.PushRef{RemoteKey: "k"}
+	st, err := l.Inspect(context.Background(), a, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Push(context.Background(), a, ref, provider.PushValue{SecretKey: "s", Value: []byte("tenant-a's value")}, st); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := l.Inspect(context.Background(), b, ref); err != nil || st.Exists {
+		t.Fatalf("tenant-b's identical store sees tenant-a's push: %+v, %v", st, err)
+	}
+	if _, errs := l.Get(context.Background(), b, []provider.Ref{{Key: "k"}}); len(errs) == 0 {
+		t.Fatal("tenant-b read the value tenant-a pushed")
+	}
+	if vals, errs := l.Get(context.Background(), a, []provider.Ref{{Key: "k"}}); len(errs) != 0 || string(vals[provider.Ref{Key: "k"}].Data) != "tenant-a's value" {
+		t.Fatalf("tenant-a reads %v, %v; want its own push", vals, errs)
+	}
+}

@@ -32,8 +32,11 @@ func (Provider) ValidateSpec(store provider.Store) error {
 	return nil
 }
 
-// Shareable: a fake store's values depend only on its spec.
-func (Provider) Shareable(provider.Store) bool { return true }
+// Shareable: never. A fake store's values are its spec's and what was
+// pushed to it (PushSecret), so two stores with the same spec, in two
+// namespaces, must not share a client: one tenant would read what the
+// other pushed.
+func (Provider) Shareable(provider.Store) bool { return false }
 
 // NewClient returns a client over a copy of the store's data.
 func (p Provider) NewClient(_ context.Context, opts provider.Options) (provider.Client, error) {
