@@ -270,22 +270,34 @@ func overlay(base map[string]string, layers ...map[string]string) map[string]str
 // annotation, so a Secret another controller (or ESO) wrote with the same
 // content is not rewritten.
 func sameContent(a, b *corev1.Secret) bool {
-	if a.Type != b.Type || len(a.Data) != len(b.Data) {
+	return a.Type == b.Type && sameBytes(a.Data, b.Data) && sameControlledMeta(a, b)
+}
+
+// sameBytes compares two maps of values.
+func sameBytes(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
 		return false
 	}
-	for k, v := range a.Data {
-		if w, ok := b.Data[k]; !ok || !bytes.Equal(v, w) {
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
 			return false
 		}
 	}
-	if !sameMap(a.Labels, b.Labels, "") || !sameMap(a.Annotations, b.Annotations, AnnotationDataHash) {
+	return true
+}
+
+// sameControlledMeta compares the metadata keyferry writes on a target
+// (labels, annotations but the hash, owner references by UID).
+func sameControlledMeta(a, b metav1.Object) bool {
+	if !sameMap(a.GetLabels(), b.GetLabels(), "") || !sameMap(a.GetAnnotations(), b.GetAnnotations(), AnnotationDataHash) {
 		return false
 	}
-	if len(a.OwnerReferences) != len(b.OwnerReferences) {
+	ao, bo := a.GetOwnerReferences(), b.GetOwnerReferences()
+	if len(ao) != len(bo) {
 		return false
 	}
-	for i := range a.OwnerReferences {
-		if a.OwnerReferences[i].UID != b.OwnerReferences[i].UID {
+	for i := range ao {
+		if ao[i].UID != bo[i].UID {
 			return false
 		}
 	}

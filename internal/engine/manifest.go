@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"time"
 	"unicode/utf8"
@@ -267,24 +266,5 @@ func setControllerOf(obj metav1.Object, o Owner) {
 // sameConfigMap compares what keyferry controls, ignoring the hash
 // annotation.
 func sameConfigMap(a, b *corev1.ConfigMap) bool {
-	if !sameMap(a.Data, b.Data, "") || len(a.BinaryData) != len(b.BinaryData) {
-		return false
-	}
-	for k, v := range a.BinaryData {
-		if w, ok := b.BinaryData[k]; !ok || !bytes.Equal(v, w) {
-			return false
-		}
-	}
-	if !sameMap(a.Labels, b.Labels, "") || !sameMap(a.Annotations, b.Annotations, AnnotationDataHash) {
-		return false
-	}
-	if len(a.OwnerReferences) != len(b.OwnerReferences) {
-		return false
-	}
-	for i := range a.OwnerReferences {
-		if a.OwnerReferences[i].UID != b.OwnerReferences[i].UID {
-			return false
-		}
-	}
-	return true
+	return sameMap(a.Data, b.Data, "") && sameBytes(a.BinaryData, b.BinaryData) && sameControlledMeta(a, b)
 }
