@@ -28,6 +28,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+	genv1alpha1 "github.com/keyferry/keyferry/apis/generators/v1alpha1"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/render"
 	"github.com/keyferry/keyferry/internal/provider"
@@ -111,9 +112,13 @@ type Target struct {
 // Spec is what a PushSecret asks for, checked.
 type Spec struct {
 	// Source is the name of the Secret whose keys are pushed; when empty,
-	// SourceSelector selects the Secrets of the namespace by label.
+	// SourceSelector selects the Secrets of the namespace by label, or
+	// Generator makes the values.
 	Source         string
 	SourceSelector labels.Selector
+	// Generator, for spec.selector.generatorRef, makes the values; they
+	// are kept in the PushSecret's local copy (generated.go).
+	Generator *engine.GeneratorSource
 	// Stores are spec.secretStoreRefs, in order.
 	Stores         []StoreSelector
 	Data           []esv1alpha1.PushSecretData
@@ -133,7 +138,7 @@ type specCheck func(ps *esv1alpha1.PushSecret) string
 
 // specChecks are the rules, in order; the first failure is reported.
 var specChecks = []specCheck{
-	sourceIsASecret,
+	sourceIsSet,
 	storesAreNamedOrSelected,
 	templateIsValid,
 	somethingIsPushed,
@@ -155,14 +160,19 @@ func Compile(ps *esv1alpha1.PushSecret) (Spec, error) {
 	}
 	s := &ps.Spec
 	out := Spec{
-		Source:         s.Selector.Secret.Name,
 		Data:           s.Data,
 		UpdatePolicy:   s.UpdatePolicy,
 		DeletionPolicy: s.DeletionPolicy,
 		Refresh:        DefaultRefreshInterval,
 	}
-	if out.Source == "" {
-		// Checked by sourceIsASecret.
+	switch g := s.Selector.GeneratorRef; {
+	case g != nil:
+		// Checked by sourceIsSet.
+		out.Generator = &engine.GeneratorSource{Field: "spec.selector.generatorRef", Kind: g.Kind, Name: g.Name}
+	case s.Selector.Secret.Name != "":
+		out.Source = s.Selector.Secret.Name
+	default:
+		// Checked by sourceIsSet.
 		out.SourceSelector, _ = metav1.LabelSelectorAsSelector(s.Selector.Secret.Selector)
 	}
 	if out.UpdatePolicy == "" {
@@ -215,16 +225,25 @@ func RemoteKey(ref provider.PushRef) string {
 	return ref.RemoteKey
 }
 
-// sourceIsASecret: the values come from a Secret named by
-// selector.secret.name or the Secrets selector.secret.selector selects (a
-// valid label selector); a generator is not supported yet.
-func sourceIsASecret(ps *esv1alpha1.PushSecret) string {
+// sourceIsSet: the values come from a Secret named by
+// selector.secret.name, the Secrets selector.secret.selector selects (a
+// valid label selector), or the generator selector.generatorRef names
+// (never both a Secret and a generator, as ESO's CRD requires).
+func sourceIsSet(ps *esv1alpha1.PushSecret) string {
 	sel := ps.Spec.Selector
-	switch {
-	case sel.GeneratorRef != nil:
-		return "spec.selector.generatorRef is not supported by keyferry yet: push from a Secret (spec.selector.secret)"
+	switch g := sel.GeneratorRef; {
+	case g != nil && sel.Secret != nil:
+		return "spec.selector sets both secret and generatorRef: push either a Secret or what a generator makes"
+	case g != nil && g.APIVersion != "" && g.APIVersion != genv1alpha1.GroupVersion.String():
+		return fmt.Sprintf("spec.selector.generatorRef.apiVersion %q: use %s", g.APIVersion, genv1alpha1.GroupVersion.String())
+	case g != nil && g.Kind == "":
+		return "spec.selector.generatorRef.kind is empty"
+	case g != nil && g.Name == "":
+		return "spec.selector.generatorRef.name is empty"
+	case g != nil:
+		return ""
 	case sel.Secret == nil:
-		return "spec.selector.secret is not set: name the Secret to push"
+		return "spec.selector.secret is not set: name the Secret to push, or a generator (spec.selector.generatorRef)"
 	case sel.Secret.Name != "":
 		// As ESO, a name wins over a selector.
 		return ""

@@ -39,15 +39,25 @@ func TestCompileChecks(t *testing.T) {
 		want string
 	}{
 		{"a named Secret pushed to a named store compiles", base, ""},
-		{"sourceIsASecret: a generator", `
-spec: {secretStoreRefs: [{name: s}], selector: {generatorRef: {kind: Password, name: g}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.generatorRef"},
-		{"sourceIsASecret: a label selector compiles", `
+		{"sourceIsSet: a generator compiles", `
+spec: {secretStoreRefs: [{name: s}], selector: {generatorRef: {kind: Password, name: g}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, ""},
+		{"sourceIsSet: a generator of ESO's apiVersion compiles", `
+spec: {secretStoreRefs: [{name: s}], selector: {generatorRef: {apiVersion: generators.external-secrets.io/v1alpha1, kind: Password, name: g}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, ""},
+		{"sourceIsSet: a generator of another apiVersion", `
+spec: {secretStoreRefs: [{name: s}], selector: {generatorRef: {apiVersion: v1, kind: Password, name: g}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.generatorRef.apiVersion"},
+		{"sourceIsSet: a generator without kind", `
+spec: {secretStoreRefs: [{name: s}], selector: {generatorRef: {name: g}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.generatorRef.kind is empty"},
+		{"sourceIsSet: a generator without name", `
+spec: {secretStoreRefs: [{name: s}], selector: {generatorRef: {kind: UUID}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.generatorRef.name is empty"},
+		{"sourceIsSet: a Secret and a generator", `
+spec: {secretStoreRefs: [{name: s}], selector: {secret: {name: src}, generatorRef: {kind: UUID, name: g}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "both secret and generatorRef"},
+		{"sourceIsSet: a label selector compiles", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {selector: {matchLabels: {a: b}}}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, ""},
-		{"sourceIsASecret: a label selector that does not parse", `
+		{"sourceIsSet: a label selector that does not parse", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {selector: {matchExpressions: [{key: a, operator: Near}]}}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.secret.selector"},
-		{"sourceIsASecret: no selector", `
+		{"sourceIsSet: no selector", `
 spec: {secretStoreRefs: [{name: s}], data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.selector.secret is not set"},
-		{"sourceIsASecret: neither name nor selector", `
+		{"sourceIsSet: neither name nor selector", `
 spec: {secretStoreRefs: [{name: s}], selector: {secret: {}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "neither name nor selector"},
 		{"storesAreNamedOrSelected: none", `
 spec: {selector: {secret: {name: src}}, data: [{match: {remoteRef: {remoteKey: r}}}]}`, "spec.secretStoreRefs is empty"},

@@ -37,7 +37,8 @@ import (
 // it holds the PushSecret until what it pushed is deleted.
 const Finalizer = "pushsecret.externalsecrets.io/finalizer"
 
-// IndexSource indexes PushSecrets by the name of their source Secret.
+// IndexSource indexes PushSecrets by the name of their source Secret (for
+// a generatorRef, their local copy's).
 const IndexSource = "keyferry.io/pushsecret-source"
 
 // retryAfterFailure is how soon a push that failed for a reason that may
@@ -87,6 +88,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1alpha1.PushSecret{}, IndexSource, func(o client.Object) []string {
 		ps := o.(*esv1alpha1.PushSecret)
 		switch s := ps.Spec.Selector.Secret; {
+		case ps.Spec.Selector.GeneratorRef != nil:
+			// Its local copy (generated.go): a change or deletion
+			// pushes again, or generates anew.
+			return []string{ps.Name}
 		case s == nil:
 			return nil
 		case s.Name != "":
@@ -236,7 +241,20 @@ func (r *Reconciler) keepFinalizer(ctx context.Context, ps *esv1alpha1.PushSecre
 // for the Secrets' keys pushes nothing.
 func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec Spec) (ctrl.Result, error) {
 	owner := ownerOf(ps)
-	sources, err := r.sources(ctx, ps.Namespace, spec)
+	var (
+		sources []corev1.Secret
+		note    string
+		err     error
+	)
+	if spec.Generator != nil {
+		var src *corev1.Secret
+		if src, note, err = r.generatedSource(ctx, ps, spec); err != nil {
+			return r.failed(ctx, ps, ps.Status.SyncedPushSecrets, err)
+		}
+		sources = []corev1.Secret{*src}
+	} else {
+		sources, err = r.sources(ctx, ps.Namespace, spec)
+	}
 	if apierrors.IsNotFound(err) {
 		if spec.DeletionPolicy == esv1alpha1.PushSecretDeletionPolicyDelete && len(ps.Status.SyncedPushSecrets) > 0 {
 			left, err := r.deleteAll(ctx, owner, ps.Status.SyncedPushSecrets, nil)
@@ -317,14 +335,21 @@ func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec S
 			return r.failed(ctx, ps, merge(synced, left), err)
 		}
 	}
-	msg := "PushSecret synced successfully"
+	notes := []string{"PushSecret synced successfully."}
 	if skipped > 0 {
-		msg += ". Existing secrets in providers unchanged."
+		notes = append(notes, "Existing secrets in providers unchanged.")
 	}
-	if spec.Source == "" && len(sources) == 0 {
-		msg += ". spec.selector.secret.selector selects no Secret."
+	if spec.Source == "" && spec.Generator == nil && len(sources) == 0 {
+		notes = append(notes, "spec.selector.secret.selector selects no Secret.")
 	}
-	return r.succeeded(ctx, ps, synced, ReasonSynced, msg, wrote > 0, spec.Refresh)
+	if note != "" {
+		notes = append(notes, note)
+	}
+	msg := strings.Join(notes, " ")
+	if len(notes) == 1 {
+		msg = strings.TrimSuffix(msg, ".") // ESO's message
+	}
+	return r.succeeded(ctx, ps, synced, ReasonSynced, msg, wrote > 0 || note != "", spec.Refresh)
 }
 
 // finalize deletes what the PushSecret pushed (it has ESO's finalizer only
