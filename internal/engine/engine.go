@@ -161,6 +161,12 @@ func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
 		if gen, err = e.generate(ctx, plan, e.now()); err != nil {
 			return nil, err
 		}
+		if gen.rendered != nil {
+			// A template consumed the kept values: the Secret as it is
+			// is their record (keepsGenerated).
+			return &desired{gen: gen, data: gen.rendered, labels: map[string]string{},
+				annotations: map[string]string{AnnotationGenerated: gen.record.String()}}, nil
+		}
 	}
 	genIndex := 0
 	for _, src := range plan.Sources {
@@ -243,7 +249,7 @@ func (e *Engine) build(ctx context.Context, plan Plan) (*desired, error) {
 		return nil, err
 	}
 	if gen != nil {
-		if err := keepsGenerated(d.data, gen); err != nil {
+		if err := keepsGenerated(plan, d.data, gen); err != nil {
 			return nil, err
 		}
 		d.gen = gen

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -41,6 +42,11 @@ type GeneratedRecord struct {
 	// Keys are, per generator source of the plan (in order), the Secret
 	// keys its values were written under.
 	Keys [][]string `json:"keys"`
+	// Rendered, when set, says the template consumed the generated values
+	// without keeping them under Keys (ESO's ECR example renders a docker
+	// config from them): the Secret's data keys then, which the Secret
+	// must still hold for its data to be kept as the generated record.
+	Rendered []string `json:"rendered,omitempty"`
 }
 
 // Limits of a GeneratedRecord read back from a Secret.
@@ -73,7 +79,7 @@ func ParseGeneratedRecord(s string) (*GeneratedRecord, error) {
 		return nil, fmt.Errorf("%w: more than %d sources", errRecord, maxRecordSources)
 	}
 	n := 0
-	for _, keys := range r.Keys {
+	for _, keys := range slices.Concat(r.Keys, [][]string{r.Rendered}) {
 		n += len(keys)
 		if n > maxRecordKeys {
 			return nil, fmt.Errorf("%w: more than %d keys", errRecord, maxRecordKeys)
@@ -215,12 +221,17 @@ func ForceSyncChangedCheck(in *GenerateInput) (GenerateDecision, bool) {
 }
 
 // GeneratedKeysMissingCheck generates when the Secret lacks a key the
-// values were written under (someone removed it, or the sources changed).
+// values were written under (someone removed it, or the sources changed);
+// for values a template consumed (Rendered), a key the Secret had then.
 func GeneratedKeysMissingCheck(in *GenerateInput) (GenerateDecision, bool) {
 	if len(in.Record.Keys) != in.Sources {
 		return generate(GenerateReasonKeysMissing, "the Secret records %d generator sources, the spec has %d", len(in.Record.Keys), in.Sources)
 	}
-	for _, keys := range in.Record.Keys {
+	written := in.Record.Keys
+	if in.Record.Rendered != nil {
+		written = [][]string{in.Record.Rendered}
+	}
+	for _, keys := range written {
 		for _, k := range keys {
 			if _, ok := in.SecretData[k]; !ok {
 				return generate(GenerateReasonKeysMissing, "the Secret lacks the generated key %q", k)

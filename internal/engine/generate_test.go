@@ -46,6 +46,13 @@ func TestGenerateChecks(t *testing.T) {
 		{"interval 0 generates once", base(func(in *GenerateInput) { in.Policy.Interval, in.Now = 0, at.Add(1000*time.Hour) }), false, GenerateReasonKept},
 		{"just before the interval", base(func(in *GenerateInput) { in.Now = at.Add(time.Hour - time.Millisecond) }), false, GenerateReasonKept},
 		{"spec change wins over missing keys", base(func(in *GenerateInput) { in.Policy.Generation, in.SecretData = 3, nil }), true, GenerateReasonSpecChanged},
+		{"values a template consumed are kept while the Secret holds its rendered keys", base(func(in *GenerateInput) {
+			in.Record = rec(func(r *GeneratedRecord) { r.Rendered = []string{"other"} })
+			in.SecretData = map[string][]byte{"other": []byte("z")}
+		}), false, GenerateReasonKept},
+		{"a rendered key removed from the Secret regenerates", base(func(in *GenerateInput) {
+			in.Record = rec(func(r *GeneratedRecord) { r.Rendered = []string{"other", ".dockerconfigjson"} })
+		}), true, GenerateReasonKeysMissing},
 		{"a generator with no output keeps nothing and never regenerates for it", base(func(in *GenerateInput) {
 			in.Sources, in.Record = 1, rec(func(r *GeneratedRecord) { r.Keys = [][]string{{}} })
 		}), false, GenerateReasonKept},
@@ -76,7 +83,7 @@ func TestDecideGenerateWithoutARecordNeverKeeps(t *testing.T) {
 }
 
 func TestGeneratedRecordRoundTrip(t *testing.T) {
-	r := GeneratedRecord{Generation: 7, ForceSync: ForceSyncDigest("now"), At: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Keys: [][]string{{"a", "b.c"}, {}}}
+	r := GeneratedRecord{Generation: 7, ForceSync: ForceSyncDigest("now"), At: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Keys: [][]string{{"a", "b.c"}, {}}, Rendered: []string{".dockerconfigjson"}}
 	got, err := ParseGeneratedRecord(r.String())
 	if err != nil {
 		t.Fatal(err)
@@ -88,12 +95,13 @@ func TestGeneratedRecordRoundTrip(t *testing.T) {
 
 func TestParseGeneratedRecordRefuses(t *testing.T) {
 	for name, s := range map[string]string{
-		"not JSON":    "{",
-		"no time":     `{"generation":1,"keys":[]}`,
-		"invalid key": `{"generation":1,"at":"2026-01-01T00:00:00Z","keys":[["a/b"]]}`,
-		"empty key":   `{"generation":1,"at":"2026-01-01T00:00:00Z","keys":[[""]]}`,
-		"too long":    strings.Repeat(" ", maxRecordBytes+1),
-		"wrong type":  `{"generation":"1","at":"2026-01-01T00:00:00Z","keys":[]}`,
+		"not JSON":             "{",
+		"no time":              `{"generation":1,"keys":[]}`,
+		"invalid key":          `{"generation":1,"at":"2026-01-01T00:00:00Z","keys":[["a/b"]]}`,
+		"empty key":            `{"generation":1,"at":"2026-01-01T00:00:00Z","keys":[[""]]}`,
+		"invalid rendered key": `{"generation":1,"at":"2026-01-01T00:00:00Z","keys":[["a"]],"rendered":["a b"]}`,
+		"too long":             strings.Repeat(" ", maxRecordBytes+1),
+		"wrong type":           `{"generation":"1","at":"2026-01-01T00:00:00Z","keys":[]}`,
 	} {
 		if _, err := ParseGeneratedRecord(s); err == nil {
 			t.Errorf("%s: accepted %q", name, s)
@@ -128,4 +136,43 @@ func FuzzParseGeneratedRecord(f *testing.F) {
 			t.Fatalf("not stable: %s != %s", again, r)
 		}
 	})
+}
+
+// keepsGenerated: a template that drops generated keys is refused when
+// other sources feed it (their change would need the dropped values), and
+// accepted, recording the rendered keys, when only generators do.
+func TestKeepsGenerated(t *testing.T) {
+	gen := func() *generated {
+		return &generated{values: []map[string][]byte{{"password": []byte("p")}}, record: GeneratedRecord{Keys: [][]string{{"password"}}}}
+	}
+	genSrc := Source{Generator: &GeneratorSource{Kind: GeneratorPassword, Name: "pw"}}
+	dataSrc := Source{Data: &DataSource{SecretKey: "user"}}
+	tpl := &Template{}
+	tests := []struct {
+		name     string
+		plan     Plan
+		data     map[string][]byte
+		wantErr  bool
+		rendered []string
+	}{
+		{"keys kept as generated", Plan{Sources: []Source{genSrc}, Template: tpl}, map[string][]byte{"password": []byte("p"), "dsn": []byte("x")}, false, nil},
+		{"a template consuming a generator's values alone", Plan{Sources: []Source{genSrc}, Template: tpl}, map[string][]byte{".dockerconfigjson": []byte("x")}, false, []string{".dockerconfigjson"}},
+		{"a template consuming them beside a provider's value", Plan{Sources: []Source{genSrc, dataSrc}, Template: tpl}, map[string][]byte{"dsn": []byte("x")}, true, nil},
+		{"no template: a later generator overriding the key", Plan{Sources: []Source{genSrc, genSrc}}, map[string][]byte{"password": []byte("q")}, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := gen()
+			err := keepsGenerated(tt.plan, tt.data, g)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && Classify(err).Reason != ReasonInvalidSpec {
+				t.Fatalf("reason %s, want InvalidSpec", Classify(err).Reason)
+			}
+			if strings.Join(g.record.Rendered, ",") != strings.Join(tt.rendered, ",") {
+				t.Fatalf("record.Rendered = %v, want %v", g.record.Rendered, tt.rendered)
+			}
+		})
+	}
 }

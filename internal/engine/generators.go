@@ -64,6 +64,10 @@ type generated struct {
 	values   []map[string][]byte
 	record   GeneratedRecord
 	decision GenerateDecision
+	// rendered, when the values are kept and a template consumed them
+	// (GeneratedRecord.Rendered), is the Secret's data: the record of the
+	// values, kept as it is; values is then nil.
+	rendered map[string][]byte
 }
 
 // generatorSources returns the plan's generator sources in order.
@@ -97,6 +101,10 @@ func (e *Engine) generate(ctx context.Context, plan Plan, now time.Time) (*gener
 	g := &generated{decision: DecideGenerate(in, GenerateChecks)}
 	if !g.decision.Generate {
 		g.record = *in.Record
+		if in.Record.Rendered != nil {
+			g.rendered = cur.Data
+			return g, nil
+		}
 		for _, keys := range in.Record.Keys {
 			m := make(map[string][]byte, len(keys))
 			for _, k := range keys {
@@ -211,16 +219,34 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 // keepsGenerated checks that the Secret's data holds every generated value
 // under its key: a template that drops or changes them would make the next
 // sync generate anew, and a later source that overrides one would be read
-// back as the generated value.
-func keepsGenerated(data map[string][]byte, g *generated) error {
+// back as the generated value. A plan whose sources are all generators
+// and whose template consumes their values (ESO's ECR example) passes:
+// the rendered Secret is then the record of the values (record.Rendered),
+// kept as it is until the GenerateChecks regenerate.
+func keepsGenerated(plan Plan, data map[string][]byte, g *generated) error {
 	for i, m := range g.values {
 		for _, k := range g.record.Keys[i] {
 			if v, ok := data[k]; !ok || !bytes.Equal(v, m[k]) {
+				if plan.Template != nil && onlyGenerators(plan) {
+					g.record.Rendered = sortedKeys(data)
+					return nil
+				}
 				return fail(ReasonInvalidSpec, "the generated key %q is not in the Secret as generated (a template or a later entry replaces it): keep the generated keys, e.g. with spec.target.template.mergePolicy Merge", k)
 			}
 		}
 	}
 	return nil
+}
+
+// onlyGenerators says whether every source of plan is a generator: then
+// nothing but a regeneration can change what its template renders.
+func onlyGenerators(plan Plan) bool {
+	for _, src := range plan.Sources {
+		if src.Generator == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func generatorFail(reason, format string, args ...any) *Error {

@@ -79,9 +79,9 @@ func waitEvent(t *testing.T, ns, name, reason string) {
 // TestESOAWSGeneratorExamplesProduceTheirSecrets applies ESO's
 // STSSessionToken and ECRAuthorizationToken examples as they are, against
 // moto: the STS one gets ESO's four keys; the ECR one, whose template
-// drops the generated keys keyferry keeps in the Secret, is refused with
-// InvalidSpec until its template merges, then gets its docker config and
-// ESO's four keys.
+// consumes the generated keys and drops them, gets its docker config alone,
+// which a re-sync keeps as it is; with mergePolicy Merge it also gets ESO's
+// four keys.
 func TestESOAWSGeneratorExamplesProduceTheirSecrets(t *testing.T) {
 	moto := motoserver.Start(t)
 	ns := env.Namespace(t)
@@ -109,22 +109,38 @@ func TestESOAWSGeneratorExamplesProduceTheirSecrets(t *testing.T) {
 		t.Fatalf("the session expires %s from now, want about the example's sessionDuration 900s", d)
 	}
 
-	// ECRAuthorizationToken as written: refused, nothing written.
-	es := env.WaitReady(t, ns, "ecr-secret", metav1.ConditionFalse, engine.ReasonInvalidSpec)
-	if msg := testenv.ReadyCondition(es).Message; !strings.Contains(msg, "mergePolicy Merge") {
-		t.Fatalf("message %q does not say how to keep the generated keys", msg)
+	// ECRAuthorizationToken as written: its template consumes the
+	// generated values and drops them; with only generators feeding it,
+	// the rendered Secret is the record of the token, kept as it is until
+	// the refresh interval (a re-sync renders nothing anew).
+	es := env.WaitReady(t, ns, "ecr-secret", metav1.ConditionTrue, externalsecret.ReasonSecretSynced)
+	ecr := env.GetSecret(t, ns, "ecr-secret")
+	if got := strings.Join(slices.Sorted(maps.Keys(ecr.Data)), ","); got != ".dockerconfigjson" || ecr.Type != corev1.SecretTypeDockerConfigJson {
+		t.Fatalf("ecr-secret: type %s, keys %s; want the example's docker config alone", ecr.Type, got)
 	}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ecr-secret"}, &corev1.Secret{}); err == nil {
-		t.Fatal("a Secret was written for the refused ExternalSecret")
+	if ecr.Annotations["expiresAt"] == "" {
+		t.Fatalf("the template's expiresAt annotation is missing")
 	}
+	rec, err := engine.ParseGeneratedRecord(ecr.Annotations[engine.AnnotationGenerated])
+	if err != nil || strings.Join(rec.Rendered, ",") != ".dockerconfigjson" {
+		t.Fatalf("generation record %v (%v); want the rendered key recorded", rec, err)
+	}
+	synced := es.Status.SyncedResourceVersion
+	patchES(t, ns, "ecr-secret", func(es *esv1.ExternalSecret) { es.Labels = map[string]string{"resync": "1"} })
+	waitSyncedAt(t, ns, "ecr-secret", synced)
+	if again := env.GetSecret(t, ns, "ecr-secret"); again.ResourceVersion != ecr.ResourceVersion {
+		t.Fatal("a re-sync rewrote the Secret whose template consumed the token")
+	}
+	token := dockerPassword(t, ecr.Data[".dockerconfigjson"])
+
+	// With mergePolicy Merge (a spec change: a new token) the generated
+	// keys are kept beside the docker config too.
 	patchES(t, ns, "ecr-secret", func(es *esv1.ExternalSecret) {
 		es.Spec.Target.Template.MergePolicy = esv1.MergePolicyMerge
 	})
-	env.WaitReady(t, ns, "ecr-secret", metav1.ConditionTrue, externalsecret.ReasonSecretSynced)
-	ecr := env.GetSecret(t, ns, "ecr-secret")
-	if ecr.Type != corev1.SecretTypeDockerConfigJson {
-		t.Fatalf("ecr-secret type = %s", ecr.Type)
-	}
+	ecr = env.WaitSecret(t, ns, "ecr-secret", func(s *corev1.Secret) (bool, string) {
+		return len(s.Data["password"]) > 0, "no generated keys yet"
+	})
 	for _, k := range []string{"username", "password", "proxy_endpoint", "expires_at", ".dockerconfigjson"} {
 		if len(ecr.Data[k]) == 0 {
 			t.Fatalf("ecr-secret has no %s", k)
@@ -149,7 +165,7 @@ func TestESOAWSGeneratorExamplesProduceTheirSecrets(t *testing.T) {
 		t.Fatal(".dockerconfigjson's credentials are not the generated ones")
 	}
 
-	for _, v := range []string{string(ecr.Data["password"]), string(sts.Data["session_token"]), string(sts.Data["secret_access_key"])} {
+	for _, v := range []string{token, string(ecr.Data["password"]), string(sts.Data["session_token"]), string(sts.Data["secret_access_key"])} {
 		assertNoLeak(t, ns, v, p)
 	}
 }
@@ -315,4 +331,19 @@ spec:
 	if got := strings.Join(slices.Sorted(maps.Keys(s.Data)), ","); got != "access_key_id,expiration,secret_access_key,session_token" {
 		t.Fatalf("cluster-sts keys = %s", got)
 	}
+}
+
+// dockerPassword is the password of the only registry of a docker config.
+func dockerPassword(t *testing.T, b []byte) string {
+	t.Helper()
+	var cfg struct {
+		Auths map[string]struct{ Password string } `json:"auths"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil || len(cfg.Auths) != 1 {
+		t.Fatalf(".dockerconfigjson is not a docker config of one registry (%v)", err)
+	}
+	for _, a := range cfg.Auths {
+		return a.Password
+	}
+	return ""
 }
