@@ -100,7 +100,9 @@ func run(m *testing.M) int {
 	reg.Register("fake", fake.New())
 	// Registered for the rules every store passes (identity_test.go).
 	reg.Register(azurekv.Name, azurekv.New())
-	reg.Register("webhook", webhook.New())
+	// Webhook stores reach hosts of webhookRoutes at local servers
+	// (webhook_push_test.go).
+	reg.Register("webhook", webhook.NewWithOptions(webhook.Options{MapAddr: webhookRoutes.mapAddr}))
 	reg.Register("kubernetes", kubeprovider.New(nil))
 
 	// AWS: one open moto, and one that enforces IAM for the region

@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"sort"
 	"strings"
@@ -110,6 +112,13 @@ func templateData(ref provider.Ref, namespace string, secrets map[string]map[str
 			"namespace": namespace,
 		},
 	}
+	addSecrets(data, secrets)
+	return data
+}
+
+// addSecrets adds the data of the Secrets listed in `secrets` to a
+// template's data, as .secrets.NAME.KEY and as ESO's .NAME.KEY.
+func addSecrets(data map[string]any, secrets map[string]map[string]string) {
 	nested := make(map[string]map[string]string, len(secrets))
 	for name, values := range secrets {
 		nested[name] = values
@@ -121,7 +130,6 @@ func templateData(ref provider.Ref, namespace string, secrets map[string]map[str
 			data[name] = values
 		}
 	}
-	return data
 }
 
 // escapeURLValue escapes a value for any part of a URL: like
@@ -132,11 +140,42 @@ func escapeURLValue(s string) string {
 }
 
 func execute(t *template.Template, data map[string]any) ([]byte, error) {
+	return executeLimited(t, data, 0)
+}
+
+// errTooLarge stops a template whose output passes its bound.
+var errTooLarge = errors.New("the rendered template is too large")
+
+// executeLimited executes t, failing once its output passes limit bytes
+// (0: no limit).
+func executeLimited(t *template.Template, data map[string]any, limit int) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
+	var w io.Writer = &buf
+	if limit > 0 {
+		w = &limitWriter{w: &buf, left: limit}
+	}
+	if err := t.Execute(w, data); err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, fmt.Errorf("%w (more than %d bytes)", errTooLarge, limit)
+		}
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// limitWriter writes to w until left bytes are written, then fails.
+type limitWriter struct {
+	w    io.Writer
+	left int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		l.left = 0
+		return 0, errTooLarge
+	}
+	l.left -= len(p)
+	return l.w.Write(p)
 }
 
 // redactor removes known credential values from messages, so that an error

@@ -7,6 +7,8 @@
 //
 // The provider returns the response body, or what result.jsonPath selects in
 // it, as the value; the engine applies properties, decoding and templates.
+// It also pushes values for PushSecrets, as ESO's webhook provider does
+// (push.go).
 // Neither the response, the request nor any credential ever appears in an
 // error: errors name the remote key and the HTTP status.
 package webhook
@@ -23,6 +25,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -201,17 +204,22 @@ func (p *Provider) NewClient(ctx context.Context, opts provider.Options) (provid
 		transport.TLSClientConfig = setup.config
 	}
 	p.setDial(transport)
-	method := spec.Method
+	method, pushMethod := spec.Method, spec.Method
 	if method == "" {
 		method = http.MethodGet
 	}
+	if pushMethod == "" {
+		pushMethod = http.MethodPost
+	}
 	c := &Client{
-		method:    strings.ToUpper(method),
-		tpls:      tpls,
-		namespace: opts.Namespace,
-		secrets:   secrets,
-		redactor:  newRedactor(secrets),
-		transport: transport,
+		method:        strings.ToUpper(method),
+		pushMethod:    strings.ToUpper(pushMethod),
+		checkPushHTTP: func(u *url.URL) error { return opts.CheckInsecureHTTP("url", u) },
+		tpls:          tpls,
+		namespace:     opts.Namespace,
+		secrets:       secrets,
+		redactor:      newRedactor(secrets),
+		transport:     transport,
 		http: &http.Client{
 			Transport:     provider.RetryDropped{Next: transport, BodyLimit: MaxResponseBytes + 1},
 			Timeout:       timeout,
@@ -286,6 +294,11 @@ type Client struct {
 	// checkHTTP, set when requests carry credentials, refuses a plain
 	// http:// URL the operator does not allow.
 	checkHTTP func(*url.URL) error
+	// pushMethod is the method of a push (the store's method, else POST,
+	// as ESO); checkPushHTTP refuses a plain http:// URL for every push
+	// request, which always carries a secret value (push.go).
+	pushMethod    string
+	checkPushHTTP func(*url.URL) error
 }
 
 var _ provider.Client = &Client{}
@@ -319,42 +332,17 @@ func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Valu
 
 // request renders the templates for ref into a request and the JSONPath.
 func (c *Client) request(ctx context.Context, ref provider.Ref) (*http.Request, *jsonPath, error) {
-	escaped := templateData(ref, c.namespace, c.secrets, true)
 	raw := templateData(ref, c.namespace, c.secrets, false)
-	u, err := execute(c.tpls.url, escaped)
+	req, err := c.newRequest(ctx, requestSpec{
+		method:      c.method,
+		escaped:     templateData(ref, c.namespace, c.secrets, true),
+		raw:         raw,
+		body:        c.tpls.body,
+		redactor:    c.redactor,
+		checkScheme: c.checkScheme,
+	})
 	if err != nil {
-		return nil, nil, c.redactor.templateError("url", err)
-	}
-	var body io.Reader = http.NoBody
-	if c.tpls.body != nil {
-		b, err := execute(c.tpls.body, raw)
-		if err != nil {
-			return nil, nil, c.redactor.templateError("body", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	target, err := url.Parse(strings.TrimSpace(string(u)))
-	if err != nil || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
-		// Never quote the URL: it may hold templated credentials.
-		return nil, nil, fmt.Errorf("%w: the url template does not give an absolute http or https URL", provider.ErrInvalidConfig)
-	}
-	if err := c.checkScheme(target); err != nil {
 		return nil, nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, c.method, target.String(), body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: building the request: %w", provider.ErrInvalidConfig, c.redactor.wrap(err))
-	}
-	for _, h := range c.tpls.headers {
-		v, err := execute(h.tpl, raw)
-		if err != nil {
-			return nil, nil, c.redactor.templateError("headers."+h.name, err)
-		}
-		if strings.EqualFold(h.name, "Host") {
-			req.Host = string(v)
-			continue
-		}
-		req.Header.Add(h.name, string(v))
 	}
 	var jp *jsonPath
 	if c.tpls.jsonPath != nil {
@@ -367,6 +355,68 @@ func (c *Client) request(ctx context.Context, ref provider.Ref) (*http.Request, 
 		}
 	}
 	return req, jp, nil
+}
+
+// requestSpec is what newRequest renders into a request.
+type requestSpec struct {
+	method string
+	// escaped is the data of the url template (URL-escaped values), raw
+	// that of the body and header templates.
+	escaped, raw map[string]any
+	// body is the body template; when nil, bodyBytes is the body (nil: no
+	// body).
+	body      *template.Template
+	bodyBytes []byte
+	// limit bounds each rendered template (0: no bound).
+	limit int
+	// redactor scrubs the messages of failures.
+	redactor *redactor
+	// checkScheme refuses a target the request may not go to.
+	checkScheme func(*url.URL) error
+}
+
+// newRequest renders the url, body and header templates into a request.
+// Errors never quote the rendered URL, body or headers.
+func (c *Client) newRequest(ctx context.Context, s requestSpec) (*http.Request, error) {
+	u, err := executeLimited(c.tpls.url, s.escaped, s.limit)
+	if err != nil {
+		return nil, s.redactor.templateError("url", err)
+	}
+	var body io.Reader = http.NoBody
+	switch {
+	case s.body != nil:
+		b, err := executeLimited(s.body, s.raw, s.limit)
+		if err != nil {
+			return nil, s.redactor.templateError("body", err)
+		}
+		body = bytes.NewReader(b)
+	case s.bodyBytes != nil:
+		body = bytes.NewReader(s.bodyBytes)
+	}
+	target, err := url.Parse(strings.TrimSpace(string(u)))
+	if err != nil || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
+		// Never quote the URL: it may hold templated credentials.
+		return nil, fmt.Errorf("%w: the url template does not give an absolute http or https URL", provider.ErrInvalidConfig)
+	}
+	if err := s.checkScheme(target); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, s.method, target.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: building the request: %w", provider.ErrInvalidConfig, s.redactor.wrap(err))
+	}
+	for _, h := range c.tpls.headers {
+		v, err := executeLimited(h.tpl, s.raw, s.limit)
+		if err != nil {
+			return nil, s.redactor.templateError("headers."+h.name, err)
+		}
+		if strings.EqualFold(h.name, "Host") {
+			req.Host = string(v)
+			continue
+		}
+		req.Header.Add(h.name, string(v))
+	}
+	return req, nil
 }
 
 // do sends req and returns the body of a 2xx response, or an error wrapping
@@ -443,11 +493,16 @@ func retryAfter(h string, now time.Time) time.Duration {
 // message (it may carry templated credentials) and known credentials are
 // removed from what remains.
 func (c *Client) transportError(ctx context.Context, doing string, err error) error {
+	return transportError(ctx, c.redactor, doing, err)
+}
+
+// transportError is Client.transportError with the redactor r.
+func transportError(ctx context.Context, r *redactor, doing string, err error) error {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	cause := c.redactor.wrap(err)
+	cause := r.wrap(err)
 	var (
 		spiffeErr   *spiffeAuthError
 		linkLocal   *LinkLocalError
