@@ -89,6 +89,10 @@ type RemoteState struct {
 	// Managed: the remote secret carries keyferry's (ESO's) managed-by
 	// mark, so keyferry created it.
 	Managed bool
+	// Unmarked: the provider has no managed-by mark (webhook) and reports
+	// whatever exists as Managed; only what an object recorded pushing
+	// (status.syncedPushSecrets) is then known to be keyferry's.
+	Unmarked bool
 	// Version is the provider's token for check-and-set (a KV v2 version,
 	// a resourceVersion); Push writes only while it still holds.
 	Version string

@@ -263,9 +263,9 @@ spec:
 		}
 	})
 
-	t.Run("IfNotExists leaves an existing record alone", func(t *testing.T) {
+	t.Run("IfNotExists leaves an existing record alone, and Delete does not delete it", func(t *testing.T) {
 		svc.set("kept", "theirs")
-		env.Apply(t, ns, pushSecret("db-keep", "IfNotExists", "None", "kept"))
+		env.Apply(t, ns, pushSecret("db-keep", "IfNotExists", "Delete", "kept"))
 		ps := waitGCPPushReady(t, ns, "db-keep", corev1.ConditionTrue, pushsecret.ReasonSynced)
 		if msg := gcpPushReadyCondition(ps).Message; !strings.Contains(msg, "unchanged") {
 			t.Errorf("Ready message %q does not say the existing record was left", msg)
@@ -278,6 +278,21 @@ spec:
 				t.Fatalf("%v sent under IfNotExists", r)
 			}
 		}
+		if n := len(ps.Status.SyncedPushSecrets); n != 0 {
+			t.Fatalf("syncedPushSecrets = %v; the record keyferry did not push is not keyferry's", ps.Status.SyncedPushSecrets)
+		}
+		assertGCPPushNoLeak(t, ns, "db-keep")
+		// A webhook record carries no mark: only what the PushSecret
+		// pushed is deleted with it.
+		deleteGCPPushSecret(t, ns, "db-keep")
+		if got, ok := svc.record("kept"); !ok || got != "theirs" {
+			t.Fatal("deletionPolicy Delete deleted a record keyferry did not push")
+		}
+		for _, r := range svc.seen(http.MethodDelete) {
+			if strings.Contains(r.uri, "id=kept") {
+				t.Fatalf("%v sent for a record keyferry did not push", r)
+			}
+		}
 	})
-	assertGCPPushNoLeak(t, ns, "db-push", "db-fail", "db-keep")
+	assertGCPPushNoLeak(t, ns, "db-push", "db-fail")
 }

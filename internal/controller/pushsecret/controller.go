@@ -313,7 +313,7 @@ func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec S
 					Err: fmt.Errorf("%s %q: %s", t.Store.Kind, t.Store.Name, d.Message)})
 			case ActionSkip:
 				skipped++
-				if state.Managed {
+				if pushedBefore(state, ps.Status.SyncedPushSecrets, p) {
 					// Still what keyferry pushed: deletionPolicy Delete
 					// must find it.
 					record(synced, p)
@@ -451,6 +451,20 @@ func pushError(p Push, err error) error {
 		reason = engine.Classify(err).Reason
 	}
 	return &engine.Error{Reason: reason, Err: fmt.Errorf("%s %q, remote %s: %w", p.Store.Kind, p.Store.Name, p.Ref, err)}
+}
+
+// pushedBefore says whether a remote value left as it is (IfNotExists)
+// is keyferry's: it carries the managed-by mark, or, where the provider
+// has no mark (RemoteState.Unmarked), this PushSecret recorded pushing it.
+func pushedBefore(state provider.RemoteState, old esv1alpha1.SyncedPushSecretsMap, p Push) bool {
+	if !state.Managed {
+		return false
+	}
+	if !state.Unmarked {
+		return true
+	}
+	_, ok := old[StoreKey(p.Store)][RemoteKey(p.Ref)]
+	return ok
 }
 
 func record(m esv1alpha1.SyncedPushSecretsMap, p Push) {

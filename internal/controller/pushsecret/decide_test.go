@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -38,6 +39,28 @@ func TestDecide(t *testing.T) {
 			}
 			if d.Action != ActionPush && d.Message == "" {
 				t.Fatal("a decision not to push has no message")
+			}
+		})
+	}
+}
+
+func TestPushedBefore(t *testing.T) {
+	p := Push{Store: engine.StoreRef{Kind: "SecretStore", Name: "s"}, Ref: provider.PushRef{RemoteKey: "k"}}
+	recorded := esv1alpha1.SyncedPushSecretsMap{"SecretStore/s": {"k": esv1alpha1.PushSecretData{}}}
+	for _, tt := range []struct {
+		name  string
+		state provider.RemoteState
+		old   esv1alpha1.SyncedPushSecretsMap
+		want  bool
+	}{
+		{"marked: keyferry's", provider.RemoteState{Exists: true, Managed: true}, nil, true},
+		{"not marked: someone else's", provider.RemoteState{Exists: true}, recorded, false},
+		{"no mark to carry, pushed before by this PushSecret", provider.RemoteState{Exists: true, Managed: true, Unmarked: true}, recorded, true},
+		{"no mark to carry, never pushed: someone else's", provider.RemoteState{Exists: true, Managed: true, Unmarked: true}, nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pushedBefore(tt.state, tt.old, p); got != tt.want {
+				t.Fatalf("pushedBefore = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -231,7 +231,7 @@ func (c *Client) Inspect(ctx context.Context, ref provider.PushRef) (provider.Re
 	case code == http.StatusNotFound:
 		return provider.RemoteState{}, nil
 	case code >= 200 && code <= 299:
-		return provider.RemoteState{Exists: true, Managed: true}, nil
+		return provider.RemoteState{Exists: true, Managed: true, Unmarked: true}, nil
 	default:
 		return provider.RemoteState{}, fmt.Errorf("%s: %w", doing, statusError(&http.Response{StatusCode: code}, ref.RemoteKey, time.Now()))
 	}
