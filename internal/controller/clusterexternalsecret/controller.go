@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/controller/fanout"
 	"github.com/keyferry/keyferry/internal/controller/refresh"
 	"github.com/keyferry/keyferry/internal/metrics"
 )
@@ -110,7 +111,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	r.reported = map[string]reported{}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1.ExternalSecret{}, IndexOwner, func(o client.Object) []string {
-		if name, ok := controllerName(o); ok {
+		if name, ok := fanout.ControllerName(o, esv1.GroupVersion.Group, Kind); ok {
 			return []string{name}
 		}
 		return nil
@@ -120,26 +121,17 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("clusterexternalsecret").
 		For(&esv1.ClusterExternalSecret{}, builder.WithPredicates(clusterExternalSecretChanged())).
-		Watches(&esv1.ExternalSecret{}, handler.EnqueueRequestsFromMapFunc(r.forExternalSecret), builder.WithPredicates(externalSecretChanged())).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(namespaceChanged())).
+		Watches(&esv1.ExternalSecret{}, handler.EnqueueRequestsFromMapFunc(r.forExternalSecret), builder.WithPredicates(fanout.ChildChanged())).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(fanout.NamespaceChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
 		Complete(r)
-}
-
-// controllerName returns the name of the ClusterExternalSecret controlling o.
-func controllerName(o client.Object) (string, bool) {
-	ref := metav1.GetControllerOf(o)
-	if ref == nil || ref.Kind != Kind || !strings.HasPrefix(ref.APIVersion, esv1.GroupVersion.Group+"/") {
-		return "", false
-	}
-	return ref.Name, true
 }
 
 // forExternalSecret maps an ExternalSecret to its controlling
 // ClusterExternalSecret, or, when it has none, to the ClusterExternalSecrets
 // that create ExternalSecrets of its name (one may be blocked by it).
 func (r *Reconciler) forExternalSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	if name, ok := controllerName(o); ok {
+	if name, ok := fanout.ControllerName(o, esv1.GroupVersion.Group, Kind); ok {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 	}
 	var list esv1.ClusterExternalSecretList
@@ -172,17 +164,6 @@ func (r *Reconciler) all(ctx context.Context, _ client.Object) []reconcile.Reque
 	return out
 }
 
-// namespaceChanged passes namespace creations, deletions, label changes and
-// the start of a deletion.
-func namespaceChanged() predicate.Funcs {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
-				e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
-		},
-	}
-}
-
 // clusterExternalSecretChanged passes spec changes, annotation changes
 // (force-sync is passed on to the ExternalSecrets) and the start of a
 // deletion; status writes are ignored.
@@ -192,21 +173,6 @@ func clusterExternalSecretChanged() predicate.Funcs {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetGeneration() != n.GetGeneration() ||
 				!equality.Semantic.DeepEqual(o.GetAnnotations(), n.GetAnnotations()) ||
-				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero()
-		},
-	}
-}
-
-// externalSecretChanged passes every change a ClusterExternalSecret may have
-// to undo; status updates by the ExternalSecret controller are ignored.
-func externalSecretChanged() predicate.Funcs {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, n := e.ObjectOld, e.ObjectNew
-			return o.GetGeneration() != n.GetGeneration() ||
-				!equality.Semantic.DeepEqual(o.GetLabels(), n.GetLabels()) ||
-				!equality.Semantic.DeepEqual(o.GetAnnotations(), n.GetAnnotations()) ||
-				!equality.Semantic.DeepEqual(o.GetOwnerReferences(), n.GetOwnerReferences()) ||
 				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero()
 		},
 	}
@@ -275,9 +241,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("listing ExternalSecrets of ClusterExternalSecret %s: %w", ces.Name, err)
 	}
 
-	outcomes := r.parallel(len(selected), func(i int) outcome { return r.provision(ctx, &ces, selected[i]) })
+	outcomes := fanout.Parallel(len(selected), r.Writers, func(i int) outcome { return r.provision(ctx, &ces, selected[i]) })
 	stale := staleExternalSecrets(&ces, selected, owned.Items)
-	outcomes = append(outcomes, r.parallel(len(stale), func(i int) outcome { return r.remove(ctx, stale[i]) })...)
+	outcomes = append(outcomes, fanout.Parallel(len(stale), r.Writers, func(i int) outcome { return r.remove(ctx, stale[i]) })...)
 
 	for _, o := range outcomes {
 		if o.stale {
@@ -417,24 +383,6 @@ func (r *Reconciler) remove(ctx context.Context, es *esv1.ExternalSecret) outcom
 	}
 	reason := fmt.Sprintf("deleting ExternalSecret %s from a namespace that is no longer selected: %v", es.Name, err)
 	return outcome{namespace: es.Namespace, reason: reason, eventReason: EventApplyFailed, err: fmt.Errorf("namespace %s: %s", es.Namespace, reason)}
-}
-
-// parallel runs fn for 0..n-1 with at most r.Writers at once and returns
-// the outcomes in order.
-func (r *Reconciler) parallel(n int, fn func(i int) outcome) []outcome {
-	out := make([]outcome, n)
-	sem := make(chan struct{}, max(r.Writers, 1))
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i] = fn(i)
-		}()
-	}
-	wg.Wait()
-	return out
 }
 
 // ReadyCondition returns the Ready condition's status and message for a

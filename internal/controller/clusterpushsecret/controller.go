@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,6 +26,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
+	"github.com/keyferry/keyferry/internal/controller/fanout"
 	"github.com/keyferry/keyferry/internal/controller/refresh"
 )
 
@@ -98,7 +98,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	r.reported = map[string]reported{}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1alpha1.PushSecret{}, IndexOwner, func(o client.Object) []string {
-		if name, ok := controllerName(o); ok {
+		if name, ok := fanout.ControllerName(o, esv1alpha1.GroupVersion.Group, Kind); ok {
 			return []string{name}
 		}
 		return nil
@@ -108,26 +108,17 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("clusterpushsecret").
 		For(&esv1alpha1.ClusterPushSecret{}, builder.WithPredicates(clusterPushSecretChanged())).
-		Watches(&esv1alpha1.PushSecret{}, handler.EnqueueRequestsFromMapFunc(r.forPushSecret), builder.WithPredicates(pushSecretChanged())).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(namespaceChanged())).
+		Watches(&esv1alpha1.PushSecret{}, handler.EnqueueRequestsFromMapFunc(r.forPushSecret), builder.WithPredicates(fanout.ChildChanged())).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.all), builder.WithPredicates(fanout.NamespaceChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
 		Complete(r)
-}
-
-// controllerName returns the name of the ClusterPushSecret controlling o.
-func controllerName(o client.Object) (string, bool) {
-	ref := metav1.GetControllerOf(o)
-	if ref == nil || ref.Kind != Kind || !strings.HasPrefix(ref.APIVersion, esv1alpha1.GroupVersion.Group+"/") {
-		return "", false
-	}
-	return ref.Name, true
 }
 
 // forPushSecret maps a PushSecret to its controlling ClusterPushSecret, or,
 // when it has none, to the ClusterPushSecrets that create PushSecrets of
 // its name (one may be blocked by it).
 func (r *Reconciler) forPushSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	if name, ok := controllerName(o); ok {
+	if name, ok := fanout.ControllerName(o, esv1alpha1.GroupVersion.Group, Kind); ok {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 	}
 	var list esv1alpha1.ClusterPushSecretList
@@ -159,17 +150,6 @@ func (r *Reconciler) all(ctx context.Context, _ client.Object) []reconcile.Reque
 	return out
 }
 
-// namespaceChanged passes namespace creations, deletions, label changes and
-// the start of a deletion.
-func namespaceChanged() predicate.Funcs {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
-				e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
-		},
-	}
-}
-
 // clusterPushSecretChanged passes spec changes and the start of a deletion;
 // status writes are ignored.
 func clusterPushSecretChanged() predicate.Funcs {
@@ -177,21 +157,6 @@ func clusterPushSecretChanged() predicate.Funcs {
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetGeneration() != n.GetGeneration() ||
-				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero()
-		},
-	}
-}
-
-// pushSecretChanged passes every change a ClusterPushSecret may have to
-// undo; status updates by the PushSecret controller are ignored.
-func pushSecretChanged() predicate.Funcs {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, n := e.ObjectOld, e.ObjectNew
-			return o.GetGeneration() != n.GetGeneration() ||
-				!equality.Semantic.DeepEqual(o.GetLabels(), n.GetLabels()) ||
-				!equality.Semantic.DeepEqual(o.GetAnnotations(), n.GetAnnotations()) ||
-				!equality.Semantic.DeepEqual(o.GetOwnerReferences(), n.GetOwnerReferences()) ||
 				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero()
 		},
 	}
@@ -254,9 +219,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	selected := SelectNamespaces(sel, namespaces.Items)
 
-	outcomes := r.parallel(len(selected), func(i int) outcome { return r.provision(ctx, &cps, selected[i]) })
+	outcomes := fanout.Parallel(len(selected), r.Writers, func(i int) outcome { return r.provision(ctx, &cps, selected[i]) })
 	stale := StalePushSecrets(&cps, selected, owned.Items)
-	outcomes = append(outcomes, r.parallel(len(stale), func(i int) outcome { return r.remove(ctx, stale[i]) })...)
+	outcomes = append(outcomes, fanout.Parallel(len(stale), r.Writers, func(i int) outcome { return r.remove(ctx, stale[i]) })...)
 	for _, o := range outcomes {
 		if o.stale {
 			// The watch event that brings the cache up to date requeues
@@ -311,7 +276,7 @@ func (r *Reconciler) refuse(ctx context.Context, cps *esv1alpha1.ClusterPushSecr
 	if refusal.Reason == ReasonNoNamespaceSelector {
 		next.ProvisionedNamespaces = nil
 		stale := StalePushSecrets(cps, nil, owned)
-		for _, o := range r.parallel(len(stale), func(i int) outcome { return r.remove(ctx, stale[i]) }) {
+		for _, o := range fanout.Parallel(len(stale), r.Writers, func(i int) outcome { return r.remove(ctx, stale[i]) }) {
 			if o.reason != "" {
 				next.FailedNamespaces = append(next.FailedNamespaces, esv1alpha1.ClusterPushSecretNamespaceFailure{Namespace: o.namespace, Reason: o.reason})
 			}
@@ -444,24 +409,6 @@ func (r *Reconciler) remove(ctx context.Context, ps *esv1alpha1.PushSecret) outc
 	}
 	reason := fmt.Sprintf("deleting PushSecret %s from a namespace that is no longer selected: %v", ps.Name, err)
 	return outcome{namespace: ps.Namespace, reason: reason, eventReason: EventApplyFailed, err: fmt.Errorf("namespace %s: %s", ps.Namespace, reason)}
-}
-
-// parallel runs fn for 0..n-1 with at most r.Writers at once and returns
-// the outcomes in order.
-func (r *Reconciler) parallel(n int, fn func(i int) outcome) []outcome {
-	out := make([]outcome, n)
-	sem := make(chan struct{}, max(r.Writers, 1))
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i] = fn(i)
-		}()
-	}
-	wg.Wait()
-	return out
 }
 
 // emitEvents records a Warning Event per kind of failure for namespaces
