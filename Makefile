@@ -60,7 +60,8 @@ FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:F
 	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/webhook:FuzzGeneratedKeys internal/provider/webhook:FuzzPushRequest internal/provider/aws/classobjects:FuzzParse internal/provider/aws/ecrtoken:FuzzParse internal/provider/aws:FuzzPropertyValue internal/provider/aws:FuzzParsePushMetadata \
 	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/generator:FuzzParseVaultDynamicSecret internal/controller/unsupported:FuzzObjectChecks \
 	internal/provider/csiplugin:FuzzReadResponse internal/provider/csiplugin:FuzzValidateSpec \
-	internal/provider/azurekv:FuzzPushValues internal/provider/azurekv:FuzzPushMetadata internal/provider/gcpsm:FuzzPushPayload internal/provider/gcpsm:FuzzParsePushMetadata
+	internal/provider/azurekv:FuzzPushValues internal/provider/azurekv:FuzzPushMetadata internal/provider/gcpsm:FuzzPushPayload internal/provider/gcpsm:FuzzParsePushMetadata \
+	internal/provider/vault:FuzzParsePushMetadata internal/provider/kubernetes:FuzzParsePushMetadata
 FUZZTIME ?= 10s
 
 .PHONY: fuzz-short

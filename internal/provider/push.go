@@ -70,6 +70,9 @@ type PushValue struct {
 	Secret map[string][]byte
 	// Type is the source Secret's type (the kubernetes provider keeps it).
 	Type string
+	// Labels and Annotations are the source Secret's (the kubernetes
+	// provider pushes them, as ESO does).
+	Labels, Annotations map[string]string
 	// Metadata is the push's data[].metadata (or dataTo[].metadata) as
 	// written: ESO's PushSecretMetadata object, whose spec each provider
 	// defines. It is only ever set for a MetadataPusher; empty otherwise.

@@ -410,7 +410,7 @@ func (r *Reconciler) deleteAll(ctx context.Context, owner engine.Owner, old, kee
 // valueOf is what a push writes from its source Secret (its data after
 // the template).
 func valueOf(src *corev1.Secret, p Push) (provider.PushValue, error) {
-	v := provider.PushValue{SecretKey: p.SecretKey, Type: string(src.Type), Metadata: p.Metadata}
+	v := provider.PushValue{SecretKey: p.SecretKey, Type: string(src.Type), Metadata: p.Metadata, Labels: src.Labels, Annotations: src.Annotations}
 	data, err := convertKeys(p.Conversion, src.Data)
 	if err != nil {
 		return v, invalidPush("Secret %q, conversionStrategy %s: %v", src.Name, p.Conversion, err)

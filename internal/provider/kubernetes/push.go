@@ -48,6 +48,9 @@ func stateOf(s *corev1.Secret, ref provider.PushRef) provider.RemoteState {
 // property replaces the remote Secret's data with the source Secret's. A
 // key without a property is refused, as in ESO. The resourceVersion Inspect
 // saw is the check-and-set: a Secret changed since fails with a conflict.
+// The remote Secret gets the source Secret's labels and annotations as ESO
+// gives them, shaped by the push's metadata (pushmetadata.go), and always
+// keyferry's LabelPushed.
 func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.PushValue, want provider.RemoteState) (bool, error) {
 	what := fmt.Sprintf("pushing to secret %q in namespace %q (%s)", ref.RemoteKey, c.namespace, c.who)
 	if ref.Property == "" && !v.Whole() {
@@ -60,11 +63,16 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 	if typ == corev1.SecretTypeServiceAccountToken || typ == corev1.SecretTypeBootstrapToken {
 		return false, fmt.Errorf("%s: %w: a Secret of type %s is a credential the cluster honours and is not pushed", what, provider.ErrInvalidPush, typ)
 	}
+	meta, err := pushMetadataOf(v.Metadata)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
 	if !want.Exists {
 		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: ref.RemoteKey, Namespace: c.namespace, Labels: map[string]string{LabelPushed: "true"}},
+			ObjectMeta: metav1.ObjectMeta{Name: ref.RemoteKey, Namespace: c.namespace},
 			Type:       typ,
 		}
+		setMetadata(s, v, meta)
 		if err := setData(s, ref, v); err != nil {
 			return false, fmt.Errorf("%s: %w", what, err)
 		}
@@ -94,7 +102,8 @@ func (c *Client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 	if err := setData(next, ref, v); err != nil {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
-	if next.Type == cur.Type && maps.EqualFunc(next.Data, cur.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+	setMetadata(next, v, meta)
+	if next.Type == cur.Type && sameMetadata(next, cur) && maps.EqualFunc(next.Data, cur.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
 		return false, nil
 	}
 	if _, err := c.secrets.Update(ctx, next, metav1.UpdateOptions{}); err != nil {

@@ -74,11 +74,17 @@ func (c *client) Inspect(ctx context.Context, ref provider.PushRef) (provider.Re
 // On KV v2 every write is a check-and-set on the version Inspect saw (0:
 // only if the entry does not exist yet), and a new entry then gets ESO's
 // custom_metadata managed-by mark; an unchanged entry is not written.
+// A push's metadata (pushmetadata.go) sets the KV v2 entry's
+// custom_metadata beside the mark, also when the fields are unchanged.
 func (c *client) Push(ctx context.Context, ref provider.PushRef, v provider.PushValue, want provider.RemoteState) (bool, error) {
 	path := c.paths.data(ref.RemoteKey)
 	op := "pushing to " + path
 	if want.Exists && !want.Managed {
 		return false, fmt.Errorf("%s: %w", op, provider.ErrNotManaged)
+	}
+	meta, err := c.pushMetadataOf(v.Metadata)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	current := map[string]any{}
 	version := "0"
@@ -108,7 +114,10 @@ func (c *client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 		next[customMetadataField] = map[string]any{provider.ManagedByKey: provider.ManagedByValue}
 	}
 	if want.Exists && sameFields(current, next) {
-		return false, nil
+		if meta == nil {
+			return false, nil
+		}
+		return c.syncCustomMetadata(ctx, ref.RemoteKey, meta, want.Version)
 	}
 	body := map[string]any(next)
 	if c.paths.v2 {
@@ -121,10 +130,15 @@ func (c *client) Push(ctx context.Context, ref provider.PushRef, v provider.Push
 	if err := c.write(ctx, op, path, body); err != nil {
 		return false, err
 	}
-	if c.paths.v2 && !want.Exists {
+	switch {
+	case c.paths.v2 && !want.Exists:
 		mpath := c.paths.metadata(ref.RemoteKey)
-		mark := map[string]any{"custom_metadata": map[string]any{provider.ManagedByKey: provider.ManagedByValue}}
+		mark := map[string]any{"custom_metadata": wantCustomMetadata(meta, nil)}
 		if err := c.write(ctx, "marking "+mpath+" as pushed by keyferry", mpath, mark); err != nil {
+			return true, err
+		}
+	case meta != nil:
+		if _, err := c.syncCustomMetadata(ctx, ref.RemoteKey, meta, ""); err != nil {
 			return true, err
 		}
 	}
