@@ -58,9 +58,9 @@ FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:F
 	internal/engine/render:FuzzPKCS12 internal/engine/render:FuzzCertPEM internal/engine/render:FuzzJWK internal/preview:FuzzRenderManifest internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef internal/engine:FuzzParseGeneratedRecord internal/engine/values:FuzzMerge \
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
 	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/webhook:FuzzGeneratedKeys internal/provider/webhook:FuzzPushRequest internal/provider/aws/classobjects:FuzzParse internal/provider/aws/ecrtoken:FuzzParse internal/provider/aws:FuzzPropertyValue internal/provider/aws:FuzzParsePushMetadata \
-	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/generator:FuzzParseVaultDynamicSecret internal/controller/unsupported:FuzzObjectChecks \
+	internal/provider/gcpsm:FuzzParseClassSecrets internal/provider/vault:FuzzParseClassObjects internal/generator:FuzzPassword internal/generator:FuzzParseVaultDynamicSecret internal/generator:FuzzParseGCRAccessToken internal/controller/unsupported:FuzzObjectChecks \
 	internal/provider/csiplugin:FuzzReadResponse internal/provider/csiplugin:FuzzValidateSpec \
-	internal/provider/azurekv:FuzzPushValues internal/provider/azurekv:FuzzPushMetadata internal/provider/gcpsm:FuzzPushPayload internal/provider/gcpsm:FuzzParsePushMetadata \
+	internal/provider/azurekv:FuzzPushValues internal/provider/azurekv:FuzzPushMetadata internal/provider/azurekv:FuzzParseRegistry internal/provider/gcpsm:FuzzPushPayload internal/provider/gcpsm:FuzzParsePushMetadata \
 	internal/provider/vault:FuzzParsePushMetadata internal/provider/kubernetes:FuzzParsePushMetadata
 FUZZTIME ?= 10s
 

@@ -165,11 +165,16 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 	case GeneratorWebhook:
 		g := &genv1alpha1.Webhook{}
 		obj, spec.WebhookSpec = g, &g.Spec
+	case GeneratorACRAccessToken:
+		g := &genv1alpha1.ACRAccessToken{}
+		obj, spec.ACRAccessTokenSpec = g, &g.Spec
+	case GeneratorGCRAccessToken:
+		obj = &genv1alpha1.GCRAccessToken{}
 	case GeneratorCluster:
 		cg := &genv1alpha1.ClusterGenerator{}
 		obj, key.Namespace = cg, ""
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret, Webhook and ClusterGenerator are)", src.Field, src.Kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret, Webhook, ACRAccessToken and ClusterGenerator are)", src.Field, src.Kind)
 	}
 	what := src.Kind + " " + src.Name
 	if err := e.APIReader.Get(ctx, key, obj); err != nil {
@@ -204,7 +209,7 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 	case kind == GeneratorPassword || kind == GeneratorUUID || kind == GeneratorFake || kind == GeneratorSSHKey:
 		return nil, generatorFail(ReasonInvalidGeneratorSpec, "%s: %s has no spec.generator.%s", src.Field, what, specField(kind))
 	default:
-		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret and Webhook are)", src.Field, what, kind)
+		return nil, generatorFail(ReasonGeneratorNotSupported, "%s: %s: keyferry does not implement the %s generator yet (Password, UUID, Fake, SSHKey, ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret, Webhook and ACRAccessToken are)", src.Field, what, kind)
 	}
 	if err != nil {
 		var se *generator.SpecError

@@ -22,6 +22,8 @@ const (
 	GeneratorSTSSessionToken       = "STSSessionToken"
 	GeneratorVaultDynamicSecret    = "VaultDynamicSecret"
 	GeneratorWebhook               = "Webhook"
+	GeneratorACRAccessToken        = "ACRAccessToken"
+	GeneratorGCRAccessToken        = "GCRAccessToken"
 )
 
 // providerGeneratorSpecs are the generator kinds run through a provider,
@@ -31,6 +33,8 @@ var providerGeneratorSpecs = map[string]string{
 	GeneratorSTSSessionToken:       "stsSessionTokenSpec",
 	GeneratorVaultDynamicSecret:    "vaultDynamicSecretSpec",
 	GeneratorWebhook:               "webhookSpec",
+	GeneratorACRAccessToken:        "acrAccessTokenSpec",
+	GeneratorGCRAccessToken:        "gcrAccessTokenSpec",
 }
 
 // isProviderGenerator says whether kind is run through a provider.
@@ -49,6 +53,9 @@ type GeneratorStore struct {
 	// ("spec.provider.aws."): messages name them as the generator does
 	// ("spec.").
 	Prefix string
+	// Words are further (old, new) pairs that name the store's fields as
+	// the generator does, replaced before Prefix.
+	Words []string
 }
 
 // GeneratorSpecError says a generator's spec lacks a field its provider
@@ -96,6 +103,10 @@ func GeneratorStoreFor(kind string, spec genv1alpha1.GeneratorSpec) (*GeneratorS
 		}, nil
 	case kind == GeneratorWebhook && spec.WebhookSpec != nil:
 		return webhookGeneratorStore(spec.WebhookSpec)
+	case kind == GeneratorACRAccessToken && spec.ACRAccessTokenSpec != nil:
+		return acrGeneratorStore(spec.ACRAccessTokenSpec)
+	case kind == GeneratorGCRAccessToken && spec.GCRAccessTokenSpec != nil:
+		return gcrGeneratorStore(spec.GCRAccessTokenSpec)
 	}
 	if f, ok := providerGeneratorSpecs[kind]; ok {
 		return nil, &GeneratorSpecError{Field: "spec.generator." + f, Message: "is not set"}
@@ -177,6 +188,9 @@ func (e *Engine) runProviderGenerator(ctx context.Context, ns string, src *Gener
 		}
 		spec.VaultDynamicSecretSpec = v.Spec
 	}
+	if gcrSpecOf(obj, &spec) && spec.GCRAccessTokenSpec == nil {
+		return nil, generatorFail(ReasonInvalidGeneratorSpec, "%s: %s has no spec", src.Field, what)
+	}
 	gs, err := GeneratorStoreFor(kind, spec)
 	if err != nil {
 		return nil, generatorFail(ReasonInvalidGeneratorSpec, "%s: %s: %v", src.Field, what, err)
@@ -187,26 +201,27 @@ func (e *Engine) runProviderGenerator(ctx context.Context, ns string, src *Gener
 	store := generatorStoreObject(kind, src.Name, ns, cluster, gs.Spec)
 	out, err := e.Fetch.Generate(ctx, fetch.Request{Store: store, Namespace: ns}, gs.Request)
 	if err != nil {
-		return nil, generatorProviderError(src.Field, what, gs.Prefix, err)
+		return nil, generatorProviderError(src.Field, what, gs.Prefix, err, gs.Words...)
 	}
 	return out, nil
 }
 
-// generatorWording turns the words of store messages into the generator's.
-func generatorWording(prefix string) *strings.Replacer {
-	return strings.NewReplacer(
+// generatorWording turns the words of store messages into the generator's;
+// words are (old, new) pairs tried before the others.
+func generatorWording(prefix string, words ...string) *strings.Replacer {
+	return strings.NewReplacer(append(append([]string(nil), words...),
 		prefix, "spec.",
 		"invalid store configuration: ", "",
 		"in the store's namespace", "in the generator's namespace",
 		"use a ClusterSecretStore", "use a ClusterGenerator",
-	)
+	)...)
 }
 
 // generatorProviderError gives a provider's failure to generate its reason:
 // the operator's identity refused, a spec that cannot work, a kind the
 // provider does not make, or the provider's own failure (classify).
-func generatorProviderError(field, what, prefix string, err error) *Error {
-	msg := generatorWording(prefix).Replace(err.Error())
+func generatorProviderError(field, what, prefix string, err error, words ...string) *Error {
+	msg := generatorWording(prefix, words...).Replace(err.Error())
 	var out *Error
 	switch {
 	case errors.Is(err, provider.ErrOperatorIdentity):

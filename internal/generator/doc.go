@@ -10,9 +10,10 @@
 // is refused with a *SpecError naming the field, which errors.Is matches
 // against ErrInvalidSpec; its message never contains a generated value.
 //
-// It also reads the spec of VaultDynamicSecret, which keyferry serves as
-// opaque JSON (ParseVaultDynamicSecret); its values come from Vault through
-// the vault provider (provider.Generator), not from here.
+// It also reads the specs of VaultDynamicSecret and GCRAccessToken, which
+// keyferry serves as opaque JSON (ParseVaultDynamicSecret,
+// ParseGCRAccessToken); their values come from Vault and Google through the
+// vault and gcpsm providers (provider.Generator), not from here.
 //
 // Wiring generators into the ExternalSecret path (sourceRef.generatorRef and
 // the rules of when values are generated anew) is internal/engine's

@@ -49,6 +49,7 @@ func TestImplementedGenerator(t *testing.T) {
 		{"ClusterGenerator of Fake", "kind: ClusterGenerator\nspec: {kind: Fake, generator: {fakeSpec: {}}}", true},
 		{"ClusterGenerator of SSHKey", "kind: ClusterGenerator\nspec: {kind: SSHKey, generator: {sshKeySpec: {}}}", true},
 		{"ClusterGenerator of Webhook", "kind: ClusterGenerator\nspec: {kind: Webhook, generator: {webhookSpec: {}}}", true},
+		{"ClusterGenerator of ACRAccessToken", "kind: ClusterGenerator\nspec: {kind: ACRAccessToken, generator: {acrAccessTokenSpec: {registry: example.azurecr.io}}}", true},
 		{"ClusterGenerator of GithubAccessToken", "kind: ClusterGenerator\nspec: {kind: GithubAccessToken, generator: {githubAccessTokenSpec: {}}}", false},
 		{"ClusterGenerator without a kind", "kind: ClusterGenerator\nspec: {}", false},
 		{"a kind that is not a string", "kind: ClusterGenerator\nspec: {kind: 3}", false},
@@ -89,4 +90,20 @@ func TestClusterPushSecretIsNotUnsupported(t *testing.T) {
 			t.Fatalf("ClusterPushSecret is in the unsupported kinds: %+v", k)
 		}
 	}
+}
+
+// ACRAccessToken runs through the azurekv provider (docs/generators.md): it
+// is implemented, no longer reported Unsupported.
+func TestACRAccessTokenIsImplemented(t *testing.T) {
+	for _, k := range Kinds() {
+		if k.Kind == "ACRAccessToken" {
+			t.Fatal("ACRAccessToken is still in the unsupported kinds")
+		}
+	}
+	for _, k := range Implemented() {
+		if k.Kind == "ACRAccessToken" && k.Implemented && k.Namespaced {
+			return
+		}
+	}
+	t.Fatal("ACRAccessToken is not an implemented namespaced kind")
 }

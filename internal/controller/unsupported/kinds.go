@@ -54,10 +54,8 @@ func Kinds() []Kind {
 	clusterGenerator := gen("ClusterGenerator")
 	clusterGenerator.Namespaced = false
 	return []Kind{
-		gen("ACRAccessToken"),
 		gen("BeyondtrustWorkloadCredentialsDynamicSecret"),
 		gen("CloudsmithAccessToken"),
-		gen("GCRAccessToken"),
 		gen("GithubAccessToken"),
 		gen("GitlabDeployToken"),
 		gen("Grafana"),
@@ -76,12 +74,13 @@ func Implemented() []Kind {
 	gen := func(kind string) Kind {
 		return Kind{GroupVersionKind: genv1alpha1.GroupVersion.WithKind(kind), Namespaced: true, Implemented: true}
 	}
-	return []Kind{gen("Fake"), gen("Password"), gen("SSHKey"), gen("UUID"), gen("ECRAuthorizationToken"), gen("STSSessionToken"), gen("VaultDynamicSecret"), gen("Webhook")}
+	return []Kind{gen("Fake"), gen("Password"), gen("SSHKey"), gen("UUID"), gen("ECRAuthorizationToken"), gen("STSSessionToken"), gen("VaultDynamicSecret"), gen("Webhook"), gen("ACRAccessToken"), gen("GCRAccessToken")}
 }
 
 // implementedGenerator says whether obj is a ClusterGenerator of a kind
 // keyferry runs (spec.kind of Implemented: Password, UUID, Fake, SSHKey,
-// ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret, Webhook).
+// ECRAuthorizationToken, STSSessionToken, VaultDynamicSecret, Webhook,
+// ACRAccessToken, GCRAccessToken).
 func implementedGenerator(obj *unstructured.Unstructured) bool {
 	if obj.GetKind() != "ClusterGenerator" {
 		return false

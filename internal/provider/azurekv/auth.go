@@ -55,7 +55,11 @@ type clientConfig struct {
 // resolve reads what the store's configuration points at: credential
 // Secrets, the ServiceAccount's annotations, the operator's environment.
 func (p *Provider) resolve(ctx context.Context, spec *esv1.AzureKVProvider, opts provider.Options) (clientConfig, error) {
-	cfg := clientConfig{vaultURL: *spec.VaultURL, auth: authType(spec)}
+	cfg := clientConfig{auth: authType(spec)}
+	if spec.VaultURL != nil {
+		// A store's is checked by specOf; a generator's store has none.
+		cfg.vaultURL = *spec.VaultURL
+	}
 	var err error
 	if cfg.cloud, err = cloudFor(spec.EnvironmentType, spec.CustomCloudConfig, cfg.vaultURL, p.opts.AuthorityHost); err != nil {
 		return cfg, err

@@ -29,6 +29,11 @@
 // the Azure provider of the Secrets Store CSI driver reads them: a store
 // whose Class is set reads the files of the class's `objects`.
 //
+// It makes the values of ESO's ACRAccessToken generator (generate.go,
+// provider.Generator): an Entra ID token for Azure Resource Manager from
+// the store's credential, exchanged at an Azure Container Registry's token
+// service for a refresh token or, with a scope, an access token.
+//
 // Clients are cached per configuration (vault, identity, credential
 // material), so the SDK's token cache and Key Vault's authentication
 // challenge survive between NewClient calls: a store that refreshes every

@@ -72,32 +72,13 @@ func credentialsFor(ctx context.Context, g *esv1.GCPSMProvider, opts provider.Op
 // serviceAccountKeyCredentials loads a service account key file from a
 // Secret. Only keys of type service_account are accepted (an external_account
 // or impersonated file could point token requests at any URL), and tokens are
-// self-signed JWTs, so the key's token_uri is never contacted. Error messages
-// name the Secret and key, never its content.
+// self-signed JWTs, so the key's token_uri is never contacted (only
+// GCRAccessToken's access tokens are requested there: generate.go). Error
+// messages name the Secret and key, never its content.
 func serviceAccountKeyCredentials(ctx context.Context, sel esv1.SecretKeySelector, opts provider.Options) (*auth.Credentials, error) {
-	if err := requireNamespace(opts, sel.Namespace, "auth.secretRef.secretAccessKeySecretRef"); err != nil {
-		return nil, err
-	}
-	key, err := opts.SecretKey(ctx, sel)
+	key, _, where, err := readServiceAccountKey(ctx, sel, opts)
 	if err != nil {
 		return nil, err
-	}
-	where := fmt.Sprintf("secret %s/%s key %q", opts.NamespaceFor(sel.Namespace), sel.Name, sel.Key)
-	var file struct {
-		Type        string `json:"type"`
-		ClientEmail string `json:"client_email"`
-		PrivateKey  string `json:"private_key"`
-	}
-	// The decoder's error could quote the content, so it is not included.
-	if json.Unmarshal(key, &file) != nil {
-		return nil, fmt.Errorf("%w: %s is not a JSON service account key", provider.ErrInvalidConfig, where)
-	}
-	if file.Type != string(credentials.ServiceAccount) {
-		return nil, fmt.Errorf("%w: %s is not a service account key (its type must be %q)",
-			provider.ErrInvalidConfig, where, credentials.ServiceAccount)
-	}
-	if file.ClientEmail == "" || file.PrivateKey == "" {
-		return nil, fmt.Errorf("%w: %s has no client_email or private_key", provider.ErrInvalidConfig, where)
 	}
 	creds, err := credentials.NewCredentialsFromJSON(credentials.ServiceAccount, key, &credentials.DetectOptions{
 		Scopes:           secretmanager.DefaultAuthScopes(),
@@ -108,6 +89,45 @@ func serviceAccountKeyCredentials(ctx context.Context, sel esv1.SecretKeySelecto
 		return nil, fmt.Errorf("%w: %s: the private_key cannot be used", provider.ErrInvalidConfig, where)
 	}
 	return creds, nil
+}
+
+// serviceAccountKeyFile is the part of a service account key file keyferry
+// checks before handing it to the SDK.
+type serviceAccountKeyFile struct {
+	Type           string `json:"type"`
+	ClientEmail    string `json:"client_email"`
+	PrivateKey     string `json:"private_key"`
+	TokenURI       string `json:"token_uri"`
+	UniverseDomain string `json:"universe_domain"`
+}
+
+// readServiceAccountKey reads the service account key sel names and checks
+// that it is one (type service_account, with client_email and
+// private_key). It returns the key, its checked fields and where it was
+// read, for messages. Error messages name the Secret and key, never its
+// content.
+func readServiceAccountKey(ctx context.Context, sel esv1.SecretKeySelector, opts provider.Options) ([]byte, serviceAccountKeyFile, string, error) {
+	var file serviceAccountKeyFile
+	if err := requireNamespace(opts, sel.Namespace, "auth.secretRef.secretAccessKeySecretRef"); err != nil {
+		return nil, file, "", err
+	}
+	key, err := opts.SecretKey(ctx, sel)
+	if err != nil {
+		return nil, file, "", err
+	}
+	where := fmt.Sprintf("secret %s/%s key %q", opts.NamespaceFor(sel.Namespace), sel.Name, sel.Key)
+	// The decoder's error could quote the content, so it is not included.
+	if json.Unmarshal(key, &file) != nil {
+		return nil, file, where, fmt.Errorf("%w: %s is not a JSON service account key", provider.ErrInvalidConfig, where)
+	}
+	if file.Type != string(credentials.ServiceAccount) {
+		return nil, file, where, fmt.Errorf("%w: %s is not a service account key (its type must be %q)",
+			provider.ErrInvalidConfig, where, credentials.ServiceAccount)
+	}
+	if file.ClientEmail == "" || file.PrivateKey == "" {
+		return nil, file, where, fmt.Errorf("%w: %s has no client_email or private_key", provider.ErrInvalidConfig, where)
+	}
+	return key, file, where, nil
 }
 
 // requireNamespace fails when a reference has no namespace to resolve in:

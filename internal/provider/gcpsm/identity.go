@@ -13,7 +13,9 @@ func (p *Provider) OperatorIdentities(store provider.Store) []provider.IdentityU
 		return nil
 	}
 	a := store.Spec.Provider.GCPSM.Auth
-	if a.SecretRef != nil || a.WorkloadIdentity != nil {
+	// workloadIdentityFederation is refused by ValidateSpec (not
+	// supported), never replaced by the operator's credentials.
+	if a.SecretRef != nil || a.WorkloadIdentity != nil || a.WorkloadIdentityFederation != nil {
 		return nil
 	}
 	return []provider.IdentityUse{{

@@ -11,12 +11,17 @@
 // It also serves SecretProviderClasses with provider gcp for SecretSyncs
 // (class.go): a store whose Class is set reads the versions of the class's
 // `secrets` parameter.
+//
+// It also makes the values of ESO's GCRAccessToken generator
+// (provider.Generator, generate.go): an OAuth2 access token with the
+// credentials of the store the engine builds from the generator's auth.
 package gcpsm
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -47,6 +52,10 @@ type Provider struct {
 	// metadata is the GCE metadata server SecretProviderClasses with auth
 	// pod-adc learn the GKE cluster from; nil means the real one.
 	metadata metadataSource
+	// tokenClient makes the OAuth2 token requests of Generate; nil means
+	// a client with the system's roots. It is not reachable from a
+	// SecretStore.
+	tokenClient *http.Client
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -62,6 +71,17 @@ func NewWithClientOptions(opts ...option.ClientOption) *Provider {
 	return &Provider{clientOptions: append([]option.ClientOption(nil), opts...)}
 }
 
+// NewWithTokenClient returns a provider whose OAuth2 token requests (the
+// access tokens of GCRAccessToken, Generate) go through hc, and whose
+// clients also get opts as with NewWithClientOptions. Tests use it to trust
+// a local token server's certificate; it is not part of the user-facing
+// API.
+func NewWithTokenClient(hc *http.Client, opts ...option.ClientOption) *Provider {
+	p := NewWithClientOptions(opts...)
+	p.tokenClient = hc
+	return p
+}
+
 // locationPattern and projectPattern keep user input from changing the
 // endpoint host or the resource path.
 var (
@@ -74,6 +94,13 @@ func (p *Provider) ValidateSpec(store provider.Store) error {
 	if store.Class != nil {
 		return validateClass(store)
 	}
+	return validateStoreSpec(store, true)
+}
+
+// validateStoreSpec checks spec.provider.gcpsm; projectWithKey says
+// whether auth.secretRef needs projectID (Secret Manager's calls do; an
+// access token made from the key does not).
+func validateStoreSpec(store provider.Store, projectWithKey bool) error {
 	g, err := gcpSpec(store)
 	if err != nil {
 		return err
@@ -97,7 +124,7 @@ func (p *Provider) ValidateSpec(store provider.Store) error {
 		if sel.Name == "" || sel.Key == "" {
 			errs = append(errs, errors.New("auth.secretRef.secretAccessKeySecretRef needs name and key"))
 		}
-		if g.ProjectID == "" {
+		if projectWithKey && g.ProjectID == "" {
 			errs = append(errs, errors.New("projectID is required with auth.secretRef"))
 		}
 	case a.WorkloadIdentity != nil:

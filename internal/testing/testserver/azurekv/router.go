@@ -10,13 +10,16 @@ import (
 
 // Router is an HTTP transport (an azcore policy.Transporter) for a provider
 // under test: requests to any *.vault.azure.net host go to the server's
-// vault (the Host header keeps the vault's name), requests to the server's
+// vault (the Host header keeps the vault's name), requests to any
+// *.azurecr.io (.us, .cn) registry to its registry token service (the Host
+// header keeps the registry's name), requests to the server's
 // own addresses pass, and anything else is refused, so no test ever
 // reaches Azure. It counts the requests for each vault host.
 type Router struct {
-	vaultHost string
-	allowed   map[string]bool
-	client    *http.Client
+	vaultHost    string
+	registryHost string
+	allowed      map[string]bool
+	client       *http.Client
 
 	mu    sync.Mutex
 	hosts map[string]int
@@ -25,6 +28,9 @@ type Router struct {
 // Router returns a new Router to s.
 func (s *Server) Router() *Router {
 	r := &Router{allowed: map[string]bool{}, client: s.HTTPClient(), hosts: map[string]int{}}
+	if u, err := url.Parse(s.registry.URL); err == nil {
+		r.registryHost = u.Host
+	}
 	for _, raw := range []string{s.VaultURL(), s.AuthorityHost()} {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -49,9 +55,18 @@ func (r *Router) Do(req *http.Request) (*http.Response, error) {
 		req = req.Clone(req.Context())
 		req.Host = req.URL.Host
 		req.URL.Host = r.vaultHost
+	case isRegistryHost(host):
+		// A container registry (*.azurecr.io): the server's registry token
+		// service, which tells registries apart by Host.
+		r.mu.Lock()
+		r.hosts[host]++
+		r.mu.Unlock()
+		req = req.Clone(req.Context())
+		req.Host = req.URL.Host
+		req.URL.Host = r.registryHost
 	case r.allowed[req.URL.Host]:
 	default:
-		return nil, fmt.Errorf("test transport: %s is neither a *.vault.azure.net vault nor a test server", req.URL.Host)
+		return nil, fmt.Errorf("test transport: %s is neither a *.vault.azure.net vault, a *.azurecr.io registry nor a test server", req.URL.Host)
 	}
 	return r.client.Do(req)
 }

@@ -29,6 +29,10 @@
 //     audience must match a federated credential of the app).
 //   - Managed identity: the App Service style endpoint (IDENTITY_ENDPOINT,
 //     IDENTITY_HEADER) that azidentity's ManagedIdentityCredential calls.
+//   - Azure Container Registry's token service (registry.go):
+//     /oauth2/exchange (an Entra ID token for Azure Resource Manager for a
+//     refresh token) and /oauth2/token (a refresh token for an access token
+//     of a scope), as ESO's ACRAccessToken generator calls them.
 //
 // Both servers are HTTPS (the SDK refuses to send tokens over plain HTTP);
 // HTTPClient returns a client that trusts them. Clients must disable
@@ -170,21 +174,27 @@ type Server struct {
 
 	vault *httptest.Server
 	login *httptest.Server
+	// registry answers for every container registry of AddRegistry
+	// (registry.go).
+	registry *httptest.Server
 
-	mu         sync.Mutex
-	objects    map[string]map[string][]*version     // collection -> name -> versions (oldest first)
-	deleted    map[string]map[string]*deletedObject // collection -> name -> soft-deleted object
-	apps       map[string]*App                      // by client ID
-	identities []*ManagedIdentity
-	issuers    map[string]*jose.JSONWebKeySet
-	miHeader   string
-	signKey    *rsa.PrivateKey
-	signKID    string
-	throttles  []*throttle
-	vaultReqs  map[string]int
-	tokenReqs  int
-	issued     int
-	clock      time.Time
+	mu          sync.Mutex
+	objects     map[string]map[string][]*version     // collection -> name -> versions (oldest first)
+	deleted     map[string]map[string]*deletedObject // collection -> name -> soft-deleted object
+	apps        map[string]*App                      // by client ID
+	identities  []*ManagedIdentity
+	issuers     map[string]*jose.JSONWebKeySet
+	miHeader    string
+	signKey     *rsa.PrivateKey
+	signKID     string
+	throttles   []*throttle
+	registries  map[string]map[string]RegistryRole // registry host -> client ID -> role
+	regThrottle *throttle
+	regReqs     map[string]int
+	vaultReqs   map[string]int
+	tokenReqs   int
+	issued      int
+	clock       time.Time
 }
 
 type version struct {
@@ -228,11 +238,13 @@ func New(tb testing.TB, opts Options) *Server {
 		deleted: map[string]map[string]*deletedObject{
 			collSecrets: {}, collCertificates: {}, collKeys: {},
 		},
-		apps:      map[string]*App{},
-		issuers:   map[string]*jose.JSONWebKeySet{},
-		vaultReqs: map[string]int{},
-		miHeader:  randomHex(16),
-		clock:     time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		apps:       map[string]*App{},
+		issuers:    map[string]*jose.JSONWebKeySet{},
+		vaultReqs:  map[string]int{},
+		registries: map[string]map[string]RegistryRole{},
+		regReqs:    map[string]int{},
+		miHeader:   randomHex(16),
+		clock:      time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
 	if s.tenant == "" {
 		s.tenant = DefaultTenantID
@@ -250,6 +262,7 @@ func New(tb testing.TB, opts Options) *Server {
 	s.signKey, s.signKID = key, "keyferry-test"
 	s.vault = httptest.NewTLSServer(http.HandlerFunc(s.serveVault))
 	s.login = httptest.NewTLSServer(http.HandlerFunc(s.serveLogin))
+	s.registry = httptest.NewTLSServer(http.HandlerFunc(s.serveRegistry))
 	tb.Cleanup(s.Close)
 	return s
 }
@@ -258,6 +271,7 @@ func New(tb testing.TB, opts Options) *Server {
 func (s *Server) Close() {
 	s.vault.Close()
 	s.login.Close()
+	s.registry.Close()
 }
 
 // VaultURL is the vault's URL, like https://<name>.vault.azure.net.
@@ -288,6 +302,7 @@ func (s *Server) HTTPClient() *http.Client {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.vault.Certificate())
 	pool.AddCert(s.login.Certificate())
+	pool.AddCert(s.registry.Certificate())
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig.RootCAs = pool
 	return &http.Client{Transport: tr}
