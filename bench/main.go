@@ -50,6 +50,10 @@ type config struct {
 	SkipRestart   bool
 	Rotations     int
 	Profile       time.Duration
+	// ControllerPprof is the controller's pprof address (host:port of
+	// its --pprof-bind-address, which -controller must set): the memory
+	// scenario then saves its heap profiles and reports its live heap.
+	ControllerPprof string
 }
 
 func main() {
@@ -68,6 +72,7 @@ func main() {
 	flag.IntVar(&c.Writers, "writers", 16, "parallel writers for the floor")
 	flag.IntVar(&c.Rotations, "rotations", 5, "value changes at random points of the refresh window")
 	flag.DurationVar(&c.Profile, "profile", 0, "record a CPU profile of the API server for this long from the controller's start (bin/bench/apiserver-cpu.pprof)")
+	flag.StringVar(&c.ControllerPprof, "controller-pprof", "", "host:port of the controller's pprof endpoint (its --pprof-bind-address, set in -controller): the memory scenario saves heap profiles (bin/bench/controller-heap{,-unrelated}.pprof) and reports the live heap")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
 
@@ -108,6 +113,8 @@ type Result struct {
 	CPUSeconds           float64       `json:"cpuSeconds"`
 	PeakRSSUnrelatedMiB  float64       `json:"peakRSSWithUnrelatedMiB,omitempty"`
 	UnrelatedGrowthMiB   float64       `json:"unrelatedGrowthMiB,omitempty"`
+	LiveHeapMiB          float64       `json:"liveHeapMiB,omitempty"`
+	LiveHeapUnrelatedMiB float64       `json:"liveHeapWithUnrelatedMiB,omitempty"`
 }
 
 func printTable(r Result) {
@@ -135,6 +142,9 @@ func printTable(r Result) {
 	fmt.Fprintf(w, "controller CPU\t%.1f s\n", r.CPUSeconds)
 	if r.Config.Unrelated > 0 {
 		fmt.Fprintf(w, "peak RSS with %d unrelated Secrets\t%.1f MiB (+%.1f MiB)\n", r.Config.Unrelated, r.PeakRSSUnrelatedMiB, r.UnrelatedGrowthMiB)
+		if r.LiveHeapMiB > 0 && r.LiveHeapUnrelatedMiB > 0 {
+			fmt.Fprintf(w, "controller live heap after a GC, without / with them\t%.1f MiB / %.1f MiB (+%.1f MiB)\n", r.LiveHeapMiB, r.LiveHeapUnrelatedMiB, r.LiveHeapUnrelatedMiB-r.LiveHeapMiB)
+		}
 	}
 	_ = w.Flush()
 }

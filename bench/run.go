@@ -345,6 +345,11 @@ func run(ctx context.Context, c config) (Result, error) {
 
 	if c.Unrelated > 0 {
 		baseline, _ := proc.usage()
+		if c.ControllerPprof != "" {
+			if res.LiveHeapMiB, err = controllerHeap(ctx, c.ControllerPprof, filepath.Join(c.Out, "controller-heap.pprof")); err != nil {
+				fmt.Println("memory:", err)
+			}
+		}
 		proc.stop()
 		proc = nil
 		fmt.Printf("memory: creating %d unrelated 1 KiB Secrets...\n", c.Unrelated)
@@ -371,6 +376,11 @@ func run(ctx context.Context, c config) (Result, error) {
 		}
 		time.Sleep(window) // same measurement window as the restart run
 		res.PeakRSSUnrelatedMiB, _ = p2.usage()
+		if c.ControllerPprof != "" {
+			if res.LiveHeapUnrelatedMiB, err = controllerHeap(ctx, c.ControllerPprof, filepath.Join(c.Out, "controller-heap-unrelated.pprof")); err != nil {
+				fmt.Println("memory:", err)
+			}
+		}
 		if baseline == 0 {
 			baseline = res.PeakRSSMiB
 		}

@@ -2,6 +2,9 @@ package kube
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,11 +15,13 @@ import (
 
 // NewSecretMetadataCache starts, with mgr, a cache of the metadata of every
 // Secret (of namespace only, when set), each reduced by
-// SecretMetadataTransform to its identity, resourceVersion, labels and the
-// annotations named in keep. The controllers that must notice changes to
+// SecretMetadataTransform to its namespace, name, resourceVersion, labels
+// and the annotations named in keep. The controllers that must notice changes to
 // Secrets they do not write (the ExternalSecret controller's waiting
 // objects, the PushSecret controller's sources) share one such cache, so an
-// unrelated Secret costs its metadata once.
+// unrelated Secret costs its metadata once. Its informers tell their
+// handlers of changes only, not of the Secrets of their initial list
+// (changesOnly).
 func NewSecretMetadataCache(mgr ctrl.Manager, namespace string, keep ...string) (cache.Cache, error) {
 	opts := cache.Options{
 		HTTPClient:                  mgr.GetHTTPClient(),
@@ -35,7 +40,7 @@ func NewSecretMetadataCache(mgr ctrl.Manager, namespace string, keep ...string) 
 	if err := mgr.Add(c); err != nil {
 		return nil, fmt.Errorf("adding the Secret metadata cache: %w", err)
 	}
-	return c, nil
+	return changesOnly{c}, nil
 }
 
 // SecretMetadata is the object a Secret metadata cache lists.
@@ -45,16 +50,28 @@ func SecretMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// SecretMetadataTransform keeps, of a Secret's metadata, its identity,
-// resourceVersion, labels and the annotations named in keep.
+// SecretMetadataTransform keeps, of a Secret's metadata, its namespace,
+// name, resourceVersion, labels and the annotations named in keep: what
+// the watches that wake controllers read. The namespace string is shared by
+// every Secret of a namespace.
+//
+// The transform is idempotent and returns an object it has already reduced
+// as is: an informer applies it twice to every object of its initial
+// stream (in the reflector's temporary store, then when its queue takes the
+// whole list), and a second copy of each of tens of thousands of Secrets
+// would otherwise be held, beside the first, at the start-up's peak.
 func SecretMetadataTransform(keep ...string) toolscache.TransformFunc {
 	return func(in any) (any, error) {
 		m, ok := in.(*metav1.PartialObjectMetadata)
 		if !ok {
 			return in, nil
 		}
+		if reduced(m, keep) {
+			return m, nil
+		}
 		out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta}
-		out.Namespace, out.Name, out.UID, out.ResourceVersion, out.Labels = m.Namespace, m.Name, m.UID, m.ResourceVersion, m.Labels
+		out.Namespace = unique.Make(m.Namespace).Value()
+		out.Name, out.ResourceVersion, out.Labels = m.Name, m.ResourceVersion, m.Labels
 		for _, k := range keep {
 			if v, ok := m.Annotations[k]; ok {
 				if out.Annotations == nil {
@@ -65,4 +82,21 @@ func SecretMetadataTransform(keep ...string) toolscache.TransformFunc {
 		}
 		return out, nil
 	}
+}
+
+// reduced reports whether m holds nothing SecretMetadataTransform drops: no
+// metadata but its namespace, name, resourceVersion, labels and, if any,
+// annotations named in keep.
+func reduced(m *metav1.PartialObjectMetadata, keep []string) bool {
+	if m.Annotations != nil && len(m.Annotations) == 0 {
+		return false
+	}
+	for k := range m.Annotations {
+		if !slices.Contains(keep, k) {
+			return false
+		}
+	}
+	rest := m.ObjectMeta
+	rest.Namespace, rest.Name, rest.ResourceVersion, rest.Labels, rest.Annotations = "", "", "", nil, nil
+	return reflect.ValueOf(rest).IsZero()
 }
