@@ -77,6 +77,20 @@ type PushValue struct {
 	// written: ESO's PushSecretMetadata object, whose spec each provider
 	// defines. It is only ever set for a MetadataPusher; empty otherwise.
 	Metadata []byte
+	// Sources reads what the metadata references (ESO's AWS
+	// resourcePolicy.policySourceRef) in the pushing object's namespace;
+	// nil when the core sets none (a reference then cannot be resolved).
+	Sources PushSources
+}
+
+// PushSources reads a key of a ConfigMap or Secret that a push's metadata
+// references. The core binds it to the namespace of the object that
+// pushes (the PushSecret), so a provider, whose client may be shared
+// between namespaces, never resolves a reference in another tenant's
+// namespace. Errors name the object and key, never the data; a missing
+// object or key wraps ErrInvalidPush.
+type PushSources interface {
+	ReadKey(ctx context.Context, kind, name, key string) ([]byte, error)
 }
 
 // Whole says whether the value is the whole source Secret.

@@ -302,6 +302,7 @@ func (r *Reconciler) push(ctx context.Context, ps *esv1alpha1.PushSecret, spec S
 			if err != nil {
 				return r.failed(ctx, ps, merge(synced, ps.Status.SyncedPushSecrets), err)
 			}
+			v.Sources = namespacedSources{reader: r.APIReader, namespace: ps.Namespace}
 			state, err := r.Engine.Fetch.Inspect(ctx, req, p.Ref)
 			if err != nil {
 				return r.failed(ctx, ps, merge(synced, ps.Status.SyncedPushSecrets), pushError(p, err))

@@ -164,6 +164,8 @@ type recorded struct {
 	Action string
 	// Form is the request body of form-encoded (query protocol) requests.
 	Form url.Values
+	// Body is the request body of the JSON services' requests.
+	Body []byte
 	// AccessKey is the access key id that signed the request.
 	AccessKey string
 }
@@ -174,6 +176,15 @@ func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 	rec := recorded{AccessKey: signingKey(req.Header.Get("Authorization"))}
 	if target := req.Header.Get("X-Amz-Target"); target != "" {
 		rec.Action = target[strings.LastIndex(target, ".")+1:]
+		if req.Body != nil {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return nil, err
+			}
+			_ = req.Body.Close()
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			rec.Body = body
+		}
 	} else if req.Body != nil {
 		body, err := io.ReadAll(req.Body)
 		if err != nil {

@@ -122,7 +122,9 @@ func TestPushSecretsManagerRefusesMetadataItCannotHonour(t *testing.T) {
 	for _, spec := range []string{
 		`{"tags":{"managed-by":"someone"}}`,
 		`{"secretPushFormat":"text"}`,
-		`{"replicationLocations":["eu-north-1"]}`,
+		`{"replicationLocations":["eu-north-1","eu-north-1"]}`,
+		`{"replicationLocations":["` + region + `"]}`,
+		`{"resourcePolicy":{"blockPublicPolicy":true}}`,
 		`{"secretType":"SecureString"}`,
 	} {
 		err := metadataPusher(t, c).CheckPushMetadata(pushMeta(spec))

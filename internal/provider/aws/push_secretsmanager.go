@@ -26,27 +26,34 @@ var _ provider.Pusher = (*secretsManager)(nil)
 // scheduled for deletion does not exist, as for reads. The property is
 // looked up in the current value (GetSecretValue) only when ref names one.
 func (c *secretsManager) Inspect(ctx context.Context, ref provider.PushRef) (provider.RemoteState, error) {
+	st, _, err := c.inspect(ctx, ref)
+	return st, err
+}
+
+// inspect is Inspect and the DescribeSecret it read (nil when the secret
+// does not exist).
+func (c *secretsManager) inspect(ctx context.Context, ref provider.PushRef) (provider.RemoteState, *secretsmanager.DescribeSecretOutput, error) {
 	id := c.id(ref.RemoteKey)
 	d, err := c.api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
 	if err != nil {
 		err = classify(err)
 		if isNotFound(err) {
-			return provider.RemoteState{}, nil
+			return provider.RemoteState{}, nil, nil
 		}
-		return provider.RemoteState{}, fmt.Errorf("inspecting secret %q in AWS Secrets Manager: %w", id, err)
+		return provider.RemoteState{}, nil, fmt.Errorf("inspecting secret %q in AWS Secrets Manager: %w", id, err)
 	}
 	if d.DeletedDate != nil {
-		return provider.RemoteState{}, nil
+		return provider.RemoteState{}, nil, nil
 	}
 	st := provider.RemoteState{Exists: true, Managed: smManaged(d.Tags), Version: currentVersion(d.VersionIdsToStages)}
 	if ref.Property != "" && st.Version != "" {
 		cur, _, err := c.current(ctx, id)
 		if err != nil {
-			return provider.RemoteState{}, err
+			return provider.RemoteState{}, nil, err
 		}
 		st.PropertyExists = hasProperty(cur, ref.Property)
 	}
-	return st, nil
+	return st, d, nil
 }
 
 // Push writes a Secrets Manager secret with ESO's meaning: the value (or,
@@ -57,8 +64,10 @@ func (c *secretsManager) Inspect(ctx context.Context, ref provider.PushRef) (pro
 // metadata's tags, description and kmsKeyId), description and first
 // VersionId; an existing one gets the metadata's tags, when it sets any,
 // as ESO does (tags it does not list are removed, the managed-by mark
-// kept). CreateSecret fails when the name is taken meanwhile, so
-// creating is a check-and-set. An existing secret is written only when its
+// kept). On every push it also makes the secret's resource policy and
+// replica regions what the metadata's resourcePolicy and
+// replicationLocations say (push_smextras.go). CreateSecret fails when the
+// name is taken meanwhile, so creating is a check-and-set. An existing secret is written only when its
 // value changes, and only if its current VersionId, read again right
 // before PutSecretValue, is still the one Inspect saw. PutSecretValue has
 // no condition: a write by someone else between that read and the write
@@ -73,6 +82,15 @@ func (c *secretsManager) Push(ctx context.Context, ref provider.PushRef, v provi
 		return false, fmt.Errorf("%s: %w", op, provider.ErrNotManaged)
 	}
 	meta, err := parseSMPushMetadata(v.Metadata)
+	if err == nil {
+		err = checkReplicaRegions(meta, c.cfg.Region)
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	// The policy is read before anything is written: a missing or bad
+	// one leaves the remote as it was.
+	policy, err := resolvePolicy(ctx, meta, v.Sources)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
@@ -81,7 +99,7 @@ func (c *secretsManager) Push(ctx context.Context, ref provider.PushRef, v provi
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	if !want.Exists {
-		return c.create(ctx, id, op, ref, value, meta)
+		return c.create(ctx, id, op, ref, value, meta, policy)
 	}
 	var cur []byte
 	if want.Version != "" {
@@ -99,12 +117,12 @@ func (c *secretsManager) Push(ctx context.Context, ref provider.PushRef, v provi
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	retagged, err := c.retag(ctx, id, op, meta)
+	extras, err := c.syncExtras(ctx, id, op, meta, policy)
 	if err != nil {
 		return false, err
 	}
 	if want.Version != "" && bytes.Equal(cur, final) {
-		return retagged, nil
+		return extras, nil
 	}
 	if err := c.putCurrent(ctx, id, op, meta.stringFormat(), final, value); err != nil {
 		return false, err
@@ -116,7 +134,7 @@ func (c *secretsManager) Push(ctx context.Context, ref provider.PushRef, v provi
 // taken by a secret of keyferry's that is scheduled for deletion (a
 // deletionPolicy Delete earlier) is restored and written; any other taken
 // name is a conflict, or not keyferry's.
-func (c *secretsManager) create(ctx context.Context, id, op string, ref provider.PushRef, value []byte, meta *smPushMetadata) (bool, error) {
+func (c *secretsManager) create(ctx context.Context, id, op string, ref provider.PushRef, value []byte, meta *smPushMetadata, policy smPolicy) (bool, error) {
 	final, err := finalValue(ref, nil, value)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
@@ -131,11 +149,20 @@ func (c *secretsManager) create(ctx context.Context, id, op string, ref provider
 	if meta.stringFormat() {
 		in.SecretBinary, in.SecretString = nil, aws.String(string(final))
 	}
-	if meta != nil && meta.KMSKeyID != "" {
-		in.KmsKeyId = aws.String(meta.KMSKeyID)
+	in.KmsKeyId = metaKMSKey(meta)
+	if meta != nil {
+		// Replicas get the secret's key, as ESO sends them.
+		in.AddReplicaRegions = replicaRegions(meta.ReplicationLocations, in.KmsKeyId)
 	}
 	_, err = c.api.CreateSecret(ctx, in)
 	if err == nil {
+		if policy.set {
+			// A failure leaves the secret without its policy; the next
+			// push, finding the secret keyferry's, puts it.
+			if err := c.putPolicy(ctx, id, op, policy); err != nil {
+				return true, err
+			}
+		}
 		return true, nil
 	}
 	if !hasCode(err, "ResourceExistsException", "InvalidRequestException") {
@@ -156,7 +183,7 @@ func (c *secretsManager) create(ctx context.Context, id, op string, ref provider
 		return false, fmt.Errorf("%s: restoring it from its scheduled deletion: %w", op, classify(err))
 	}
 	c.log.Info("restored a secret keyferry pushed before from its scheduled deletion, to push it again", "secret", id)
-	if _, err := c.retag(ctx, id, op, meta); err != nil {
+	if _, err := c.syncExtras(ctx, id, op, meta, policy); err != nil {
 		return false, err
 	}
 	if err := c.putCurrent(ctx, id, op, meta.stringFormat(), final, value); err != nil {
@@ -196,7 +223,7 @@ func (c *secretsManager) putCurrent(ctx context.Context, id, op string, asString
 // missing secret, or one without ESO's managed-by tag, is left alone.
 func (c *secretsManager) Delete(ctx context.Context, ref provider.PushRef, _ provider.RemoteState) error {
 	id := c.id(ref.RemoteKey)
-	st, err := c.Inspect(ctx, ref)
+	st, d, err := c.inspect(ctx, ref)
 	if err != nil || !st.Exists || !st.Managed {
 		return err
 	}
@@ -232,6 +259,9 @@ func (c *secretsManager) Delete(ctx context.Context, ref provider.PushRef, _ pro
 		if o.RecoveryWindowInDays > 0 {
 			in.RecoveryWindowInDays = aws.Int64(o.RecoveryWindowInDays)
 		}
+	}
+	if err := c.unreplicate(ctx, id, d); err != nil {
+		return err
 	}
 	if _, err := c.api.DeleteSecret(ctx, in); err != nil {
 		if err = classify(err); !isNotFound(err) {

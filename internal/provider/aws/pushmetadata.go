@@ -20,6 +20,7 @@ import (
 	"io"
 	"maps"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -28,6 +29,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/keyferry/keyferry/internal/provider"
 )
@@ -60,11 +62,40 @@ type smPushMetadata struct {
 	Description      string            `json:"description,omitempty"`
 	SecretPushFormat string            `json:"secretPushFormat,omitempty"`
 	KMSKeyID         string            `json:"kmsKeyId,omitempty"`
-	// ResourcePolicy and ReplicationLocations are ESO fields keyferry
-	// does not honour yet; they are decoded only to be refused by name.
-	ResourcePolicy       json.RawMessage `json:"resourcePolicy,omitempty"`
-	ReplicationLocations json.RawMessage `json:"replicationLocations,omitempty"`
+	// ResourcePolicy is the resource policy the secret has
+	// (push_smextras.go); nil: none (one it has is deleted, as ESO does).
+	ResourcePolicy *smResourcePolicy `json:"resourcePolicy,omitempty"`
+	// ReplicationLocations are the regions the secret is replicated to,
+	// exactly; nil (omitted): replication is left alone, as in ESO; empty:
+	// replicated nowhere.
+	ReplicationLocations []string `json:"replicationLocations,omitempty"`
 }
+
+// smResourcePolicy is ESO's resourcePolicy: where the policy document is
+// and whether AWS must refuse one granting public access.
+type smResourcePolicy struct {
+	// BlockPublicPolicy is sent as set; nil leaves it to AWS.
+	BlockPublicPolicy *bool              `json:"blockPublicPolicy,omitempty"`
+	PolicySourceRef   *smPolicySourceRef `json:"policySourceRef,omitempty"`
+}
+
+// smPolicySourceRef is ESO's policySourceRef: a key of a ConfigMap or
+// Secret in the PushSecret's namespace holding the policy JSON.
+type smPolicySourceRef struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// Kinds a policySourceRef may name, as in ESO.
+const (
+	policySourceConfigMap = "ConfigMap"
+	policySourceSecret    = "Secret"
+)
+
+// awsRegion is the shape of an AWS region name (us-east-1, us-gov-west-1,
+// eusc-de-east-1); Secrets Manager refuses any other replica region.
+var awsRegion = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
 
 // stringFormat says whether the value is written as SecretString.
 func (m *smPushMetadata) stringFormat() bool { return m != nil && m.SecretPushFormat == smFormatString }
@@ -127,8 +158,11 @@ type pushMetadataObject[T any] struct {
 // CheckPushMetadata implements provider.MetadataPusher with ESO's
 // PushSecretMetadata for Secrets Manager.
 func (c *secretsManager) CheckPushMetadata(raw []byte) error {
-	_, err := parseSMPushMetadata(raw)
-	return err
+	meta, err := parseSMPushMetadata(raw)
+	if err != nil {
+		return err
+	}
+	return checkReplicaRegions(meta, c.cfg.Region)
 }
 
 // CheckPushMetadata implements provider.MetadataPusher with ESO's
@@ -153,8 +187,8 @@ func parseSMPushMetadata(raw []byte) (*smPushMetadata, error) {
 	if err := firstFailure(
 		func() error { return checkSMFormat(spec.SecretPushFormat) },
 		func() error { return checkTags(spec.Tags) },
-		func() error { return checkUnsupported("resourcePolicy", spec.ResourcePolicy) },
-		func() error { return checkUnsupported("replicationLocations", spec.ReplicationLocations) },
+		func() error { return checkResourcePolicy(spec.ResourcePolicy) },
+		func() error { return checkReplicationLocations(spec.ReplicationLocations) },
 	); err != nil {
 		return nil, fmt.Errorf("%w: %w", provider.ErrInvalidPush, err)
 	}
@@ -251,6 +285,8 @@ func jsonKind(t reflect.Type) string {
 		return "a boolean"
 	case reflect.Map, reflect.Struct:
 		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
 	case reflect.Slice, reflect.Array:
 		return "an array"
 	default:
@@ -290,13 +326,53 @@ func checkTags(tags map[string]string) error {
 	return nil
 }
 
-// checkUnsupported refuses an ESO field keyferry does not honour, rather
-// than pushing without it.
-func checkUnsupported(field string, raw json.RawMessage) error {
-	if len(raw) == 0 || isNull(raw) {
+// checkResourcePolicy refuses a resourcePolicy ESO cannot resolve: one
+// without policySourceRef, a kind other than ConfigMap or Secret, a name
+// that is no object name or a key that is no data key.
+func checkResourcePolicy(p *smResourcePolicy) error {
+	if p == nil {
 		return nil
 	}
-	return fmt.Errorf("metadata spec.%s is not supported by keyferry yet; remove it", field)
+	ref := p.PolicySourceRef
+	if ref == nil {
+		return errors.New("metadata spec.resourcePolicy.policySourceRef is required: the ConfigMap or Secret key that holds the policy")
+	}
+	return firstFailure(
+		func() error {
+			if ref.Kind != policySourceConfigMap && ref.Kind != policySourceSecret {
+				return errors.New("metadata spec.resourcePolicy.policySourceRef.kind must be ConfigMap or Secret")
+			}
+			return nil
+		},
+		func() error {
+			if len(validation.IsDNS1123Subdomain(ref.Name)) > 0 {
+				return errors.New("metadata spec.resourcePolicy.policySourceRef.name must be the name of a ConfigMap or Secret")
+			}
+			return nil
+		},
+		func() error {
+			if len(validation.IsConfigMapKey(ref.Key)) > 0 {
+				return errors.New("metadata spec.resourcePolicy.policySourceRef.key must be a key of the ConfigMap's or Secret's data")
+			}
+			return nil
+		},
+	)
+}
+
+// checkReplicationLocations refuses replica regions that are not AWS
+// region names, or listed twice.
+func checkReplicationLocations(regions []string) error {
+	seen := make(map[string]bool, len(regions))
+	for i, r := range regions {
+		if !awsRegion.MatchString(r) {
+			return fmt.Errorf("metadata spec.replicationLocations[%d] is not an AWS region name (such as eu-west-2)", i)
+		}
+		if seen[r] {
+			return fmt.Errorf("metadata spec.replicationLocations[%d] lists a region again", i)
+		}
+		seen[r] = true
+	}
+	return nil
 }
 
 // checkPolicies refuses Parameter Store tier policies that are not a JSON
@@ -361,18 +437,12 @@ func smTags(tags map[string]string) []smtypes.Tag {
 // retag makes an existing secret's tags the metadata's tags plus the
 // managed-by mark, as ESO does on every push whose metadata sets tags
 // (UntagResource for the tags not listed, TagResource for the ones added
-// or changed); metadata without tags leaves them alone. It returns whether
+// or changed); metadata without tags leaves them alone. d is the secret's
+// DescribeSecret, read whenever the metadata sets tags. It returns whether
 // it changed a tag.
-func (c *secretsManager) retag(ctx context.Context, id, op string, meta *smPushMetadata) (bool, error) {
-	if meta == nil || len(meta.Tags) == 0 {
+func (c *secretsManager) retag(ctx context.Context, id, op string, meta *smPushMetadata, d *secretsmanager.DescribeSecretOutput) (bool, error) {
+	if meta == nil || len(meta.Tags) == 0 || d == nil {
 		return false, nil
-	}
-	d, err := c.api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
-	if err != nil {
-		if err = classify(err); isNotFound(err) {
-			return false, conflict(op, "it was deleted meanwhile")
-		}
-		return false, fmt.Errorf("%s: reading its tags: %w", op, err)
 	}
 	have := make(map[string]string, len(d.Tags))
 	for _, t := range d.Tags {

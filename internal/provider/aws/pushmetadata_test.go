@@ -78,8 +78,30 @@ func TestParseSMPushMetadata(t *testing.T) {
 		metadataCase{name: "binary format", raw: envelope(`{"secretPushFormat":"binary"}`)},
 		metadataCase{name: "unknown format", raw: envelope(`{"secretPushFormat":"` + metaCanary + `"}`), field: "spec.secretPushFormat"},
 		metadataCase{name: "format in another case", raw: envelope(`{"secretPushFormat":"String"}`), field: "spec.secretPushFormat"},
-		metadataCase{name: "resourcePolicy is not honoured yet", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"ConfigMap","name":"p","key":"k"}}}`), field: "spec.resourcePolicy"},
-		metadataCase{name: "replicationLocations is not honoured yet", raw: envelope(`{"replicationLocations":["eu-north-1"]}`), field: "spec.replicationLocations"},
+		metadataCase{name: "resourcePolicy from a ConfigMap", raw: envelope(`{"resourcePolicy":{"blockPublicPolicy":true,"policySourceRef":{"kind":"ConfigMap","name":"my-secret-resource-policy","key":"policy.json"}}}`)},
+		metadataCase{name: "resourcePolicy from a Secret", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"Secret","name":"p","key":"k"}}}`)},
+		metadataCase{name: "resourcePolicy null", raw: envelope(`{"resourcePolicy":null}`)},
+		metadataCase{name: "resourcePolicy without policySourceRef", raw: envelope(`{"resourcePolicy":{"blockPublicPolicy":false}}`), field: "spec.resourcePolicy.policySourceRef"},
+		metadataCase{name: "policySourceRef of another kind", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"` + metaCanary + `","name":"p","key":"k"}}}`), field: "spec.resourcePolicy.policySourceRef.kind"},
+		metadataCase{name: "policySourceRef kind in another case", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"configmap","name":"p","key":"k"}}}`), field: "spec.resourcePolicy.policySourceRef.kind"},
+		metadataCase{name: "policySourceRef without name", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"Secret","key":"k"}}}`), field: "spec.resourcePolicy.policySourceRef.name"},
+		metadataCase{name: "policySourceRef name not an object name", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"Secret","name":"` + metaCanary + `/x","key":"k"}}}`), field: "spec.resourcePolicy.policySourceRef.name"},
+		metadataCase{name: "policySourceRef without key", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"ConfigMap","name":"p"}}}`), field: "spec.resourcePolicy.policySourceRef.key"},
+		metadataCase{name: "policySourceRef key not a data key", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"ConfigMap","name":"p","key":"` + metaCanary + `/k"}}}`), field: "spec.resourcePolicy.policySourceRef.key"},
+		metadataCase{name: "policySourceRef unknown field", raw: envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"ConfigMap","name":"p","key":"k","namespace":"other"}}}`), field: `"namespace"`},
+		metadataCase{name: "inline policy (not ESO's)", raw: envelope(`{"resourcePolicy":{"policy":"{}"}}`), field: `"policy"`},
+		metadataCase{name: "blockPublicPolicy not a boolean", raw: envelope(`{"resourcePolicy":{"blockPublicPolicy":"` + metaCanary + `","policySourceRef":{"kind":"ConfigMap","name":"p","key":"k"}}}`), field: "blockPublicPolicy"},
+		metadataCase{name: "resourcePolicy not an object", raw: envelope(`{"resourcePolicy":"` + metaCanary + `"}`), field: "spec.resourcePolicy"},
+		metadataCase{name: "ESO's replication example", raw: envelope(`{"kmsKeyID":"bb123123-b2b0-4f60-ac3a-44a13f0e6b6c","replicationLocations":["eu-north-1","eu-west-2"],"secretPushFormat":"string"}`)},
+		metadataCase{name: "replicated nowhere", raw: envelope(`{"replicationLocations":[]}`)},
+		metadataCase{name: "replication left alone", raw: envelope(`{"replicationLocations":null}`)},
+		metadataCase{name: "GovCloud, ISO and sovereign regions", raw: envelope(`{"replicationLocations":["us-gov-west-1","us-isob-east-1","eusc-de-east-1","ap-southeast-7"]}`)},
+		metadataCase{name: "not a region", raw: envelope(`{"replicationLocations":["eu-north-1","` + metaCanary + `"]}`), field: "spec.replicationLocations[1]"},
+		metadataCase{name: "region in capitals", raw: envelope(`{"replicationLocations":["EU-NORTH-1"]}`), field: "spec.replicationLocations[0]"},
+		metadataCase{name: "empty region", raw: envelope(`{"replicationLocations":[""]}`), field: "spec.replicationLocations[0]"},
+		metadataCase{name: "region twice", raw: envelope(`{"replicationLocations":["eu-west-2","eu-north-1","eu-west-2"]}`), field: "spec.replicationLocations[2]"},
+		metadataCase{name: "regions not an array", raw: envelope(`{"replicationLocations":"eu-north-1"}`), field: "spec.replicationLocations"},
+		metadataCase{name: "per-region KMS key (not ESO's)", raw: envelope(`{"replicationLocations":[{"region":"eu-north-1","kmsKeyId":"k"}]}`), field: "spec.replicationLocations"},
 		metadataCase{name: "Parameter Store field", raw: envelope(`{"secretType":"SecureString"}`), field: `"secretType"`},
 	)
 	checkMetadataCases(t, cases, func(raw []byte) error { _, err := parseSMPushMetadata(raw); return err })
@@ -197,6 +219,11 @@ func FuzzParsePushMetadata(f *testing.F) {
 	f.Add([]byte(envelope(`{"resourcePolicy":null,"tier":null}`)))
 	f.Add([]byte(envelope(`{"description":"CANARY","tags":{"a":"CANARY"},"kmsKeyId":"CANARY"}`)))
 	f.Add([]byte(envelope(`{"secretType":"CANARY","secretPushFormat":"CANARY"}`)))
+	f.Add([]byte(envelope(`{"resourcePolicy":{"blockPublicPolicy":true,"policySourceRef":{"kind":"ConfigMap","name":"CANARY","key":"policy.json"}}}`)))
+	f.Add([]byte(envelope(`{"resourcePolicy":{"policySourceRef":{"kind":"CANARY","name":"p","key":"CANARY/k"}}}`)))
+	f.Add([]byte(envelope(`{"replicationLocations":["eu-north-1","eu-west-2"],"kmsKeyId":"k"}`)))
+	f.Add([]byte(envelope(`{"replicationLocations":["CANARY","eu-north-1","eu-north-1"]}`)))
+	f.Add([]byte(envelope(`{"replicationLocations":[],"resourcePolicy":{}}`)))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		withCanary := []byte(strings.ReplaceAll(string(raw), "CANARY", metaCanary))
 		// An error may name a field, so the canary is checked only while
@@ -204,6 +231,9 @@ func FuzzParsePushMetadata(f *testing.F) {
 		inKey := canaryKey.Match(withCanary)
 		sm, err := parseSMPushMetadata(withCanary)
 		checkFuzzed(t, err, inKey, sm != nil, func() map[string]string { return sm.Tags })
+		if sm != nil {
+			checkFuzzedSMExtras(t, sm)
+		}
 		ps, err := parsePSPushMetadata(withCanary)
 		checkFuzzed(t, err, inKey, ps != nil, func() map[string]string { return ps.Tags })
 		if ps != nil {
@@ -238,5 +268,38 @@ func checkFuzzed(t *testing.T, err error, canaryInKey, parsed bool, tags func() 
 	remove, _ := tagChanges(map[string]string{provider.ManagedByKey: provider.ManagedByValue}, tags())
 	if slices.Contains(remove, provider.ManagedByKey) {
 		t.Fatal("the tag changes remove the managed-by mark")
+	}
+}
+
+// checkFuzzedSMExtras checks what accepted Secrets Manager metadata asks
+// beside the value: a resourcePolicy names a ConfigMap or Secret key, and
+// the replica regions are region names, each once, whose changes from any
+// replicas never add a region twice nor remove a listed one.
+func checkFuzzedSMExtras(t *testing.T, m *smPushMetadata) {
+	t.Helper()
+	if p := m.ResourcePolicy; p != nil {
+		if ref := p.PolicySourceRef; ref == nil || (ref.Kind != policySourceConfigMap && ref.Kind != policySourceSecret) || ref.Name == "" || ref.Key == "" {
+			t.Fatalf("accepted resourcePolicy %+v names no ConfigMap or Secret key", p)
+		}
+	}
+	for i, r := range m.ReplicationLocations {
+		if !awsRegion.MatchString(r) || slices.Index(m.ReplicationLocations, r) != i {
+			t.Fatalf("accepted replicationLocations[%d] is no region, or a region again", i)
+		}
+	}
+	remove, add := regionChanges([]string{"eu-north-1", "us-east-2"}, m.ReplicationLocations)
+	for _, r := range remove {
+		if slices.Contains(m.ReplicationLocations, r) {
+			t.Fatal("a listed region would be removed")
+		}
+	}
+	for _, r := range add {
+		if r == "eu-north-1" || r == "us-east-2" {
+			t.Fatal("a region already replicated to would be added again")
+		}
+	}
+	in := replicaRegions(m.ReplicationLocations, metaKMSKey(m))
+	if len(in) != len(m.ReplicationLocations) {
+		t.Fatal("not every listed region is sent")
 	}
 }
