@@ -54,7 +54,7 @@ moto: ## check that moto_server (AWS test server) is installed
 test-servers: control-plane vault moto $(KEYFERRY_GCPSM_EMULATOR_BIN) ## build or find the real servers the tests run against
 
 # Fuzz targets run by `make test` for a short fixed time each (package:target).
-FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender \
+FUZZ_SHORT := internal/engine/render:FuzzTemplateBudget internal/engine/render:FuzzTemplateErrorsNeverQuoteValues internal/engine/render:FuzzRender internal/engine/render:FuzzParsePath \
 	internal/engine/render:FuzzPKCS12 internal/engine/render:FuzzCertPEM internal/engine/render:FuzzJWK internal/preview:FuzzRenderManifest internal/engine:FuzzMergedKeysRecord internal/engine:FuzzParseObjectRef internal/engine:FuzzParseGeneratedRecord internal/engine/values:FuzzMerge \
 	apis/externalsecrets/v1:FuzzSecondsOrDuration apis/externalsecrets/v1:FuzzDuration apis/externalsecrets/v1:FuzzTime \
 	internal/provider:FuzzParseIdentityGrants internal/provider:FuzzFindMatcher internal/provider/webhook:FuzzScopedToNamespaceIsSound internal/provider/webhook:FuzzGeneratedKeys internal/provider/webhook:FuzzPushRequest internal/provider/aws/classobjects:FuzzParse internal/provider/aws/ecrtoken:FuzzParse internal/provider/aws:FuzzPropertyValue internal/provider/aws:FuzzParsePushMetadata \

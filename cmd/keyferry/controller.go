@@ -44,7 +44,7 @@ func runController(ctx context.Context, args []string) error {
 	clusterPushSecrets := fs.Bool("enable-cluster-push-secret-reconciler", true, "serve ClusterPushSecrets (off with --namespace)")
 	secretSyncs := fs.Bool("enable-secretsync-reconciler", true, "serve SecretSyncs")
 	fs.BoolVar(&opts.RestartWorkloads, "restart-workloads", false, "restart Deployments, StatefulSets and DaemonSets that carry Reloader's annotations when a Secret keyferry manages changed content (docs/restarts.md)")
-	fs.BoolVar(&opts.AllowGenericTargets, "unsafe-allow-generic-targets", false, "let ExternalSecrets write ConfigMaps through spec.target.manifest (ESO's flag); ConfigMaps are not encrypted at rest like Secrets (docs/manifest-targets.md)")
+	fs.BoolVar(&opts.AllowGenericTargets, "unsafe-allow-generic-targets", false, "let ExternalSecrets write ConfigMaps and custom resources through spec.target.manifest (ESO's flag); they are not encrypted at rest like Secrets (docs/manifest-targets.md)")
 	fs.DurationVar(&opts.RestartDebounce, "restart-debounce", 2*time.Second, "with --restart-workloads: how long a workload waits after the last change of a Secret it restarts for, so one rotation restarts it once")
 	fs.BoolVar(&opts.MetricsSecure, "metrics-secure", true, "serve metrics over HTTPS to callers allowed to get the non-resource URL /metrics (TokenReview + SubjectAccessReview); false serves plain HTTP")
 	fs.StringVar(&opts.MetricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate)")

@@ -82,6 +82,11 @@ type desired struct {
 	data        map[string][]byte
 	labels      map[string]string
 	annotations map[string]string
+	// fields are template outputs placed at a path of a manifest target
+	// that is not a Secret or ConfigMap (manifest_object.go); rendersData
+	// says a template item rendered into data.
+	fields      []render.Field
+	rendersData bool
 	// missing counts sources whose remote value is gone (deletionPolicy
 	// Delete/Merge); gone says every source was.
 	gone bool
@@ -393,6 +398,7 @@ func (e *Engine) renderTemplate(ctx context.Context, plan Plan, d *desired) erro
 		}
 	}
 	d.labels, d.annotations = out.Labels, out.Annotations
+	d.fields, d.rendersData = out.Fields, rendersData
 	return nil
 }
 

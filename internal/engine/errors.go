@@ -49,6 +49,13 @@ const (
 	// than Secret and the operator runs without
 	// --unsafe-allow-generic-targets.
 	ReasonGenericTargetsDisabled = "GenericTargetsDisabled"
+	// ReasonTargetKindUnsupported: spec.target.manifest names a kind the
+	// API server does not serve, or a cluster-scoped one.
+	ReasonTargetKindUnsupported = "TargetKindUnsupported"
+	// ReasonTargetForbidden: the operator's RBAC does not let it read or
+	// write the manifest target's kind (chart value
+	// genericTargets.resources).
+	ReasonTargetForbidden = "TargetForbidden"
 )
 
 // Error is a failed sync with the reason shown to the user. Its message

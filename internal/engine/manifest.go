@@ -33,46 +33,51 @@ func (t Target) Kind() string {
 	return "Secret"
 }
 
-// applyManifest writes a target that is not a Secret. Only ConfigMaps are
-// implemented; compile steps refuse the other kinds, so reaching the
-// default is a plan built elsewhere.
+// applyManifest writes a target that is not a Secret: a ConfigMap
+// (typed, below) or any other namespaced kind (manifest_object.go).
 func (e *Engine) applyManifest(ctx context.Context, plan Plan, d *desired, res Result) (Result, error) {
-	if !plan.Target.Manifest.IsConfigMap() {
-		return res, fail(ReasonInvalidSpec, "target kind %s %s is not supported: only v1 ConfigMap", plan.Target.Manifest.APIVersion, plan.Target.Manifest.Kind)
+	if plan.Target.Manifest.IsConfigMap() {
+		return e.applyConfigMap(ctx, plan, d, res)
 	}
-	return e.applyConfigMap(ctx, plan, d, res)
+	return e.applyObject(ctx, plan, d, res)
 }
 
-// configMapWrite is one proposed change to a ConfigMap target, examined by
-// the ConfigMap write checks.
-type configMapWrite struct {
+// manifestWrite is one proposed change to a manifest target (a ConfigMap
+// or another kind), examined by the manifest write checks.
+type manifestWrite struct {
 	plan Plan
-	// current is the ConfigMap as it is; nil when it is to be created.
-	current *corev1.ConfigMap
-	// next is the ConfigMap as it would be written.
-	next *corev1.ConfigMap
+	// kind names the target's kind in messages.
+	kind string
+	// current is the object as it is.
+	current metav1.Object
+	// currentKeys and nextKeys count the values the object holds now and
+	// would hold after the write.
+	currentKeys, nextKeys int
+	// immutable: the current object is immutable (a ConfigMap's immutable).
+	immutable bool
 	// gone: every source is gone and deletionPolicy tolerated it.
 	gone bool
 }
 
-// configMapCheck says why a proposed ConfigMap write may not happen (nil:
-// it may); its reason and message go into the Ready condition and Event.
-type configMapCheck func(w *configMapWrite) *Error
+// manifestCheck says why a proposed write to a manifest target may not
+// happen (nil: it may); its reason and message go into the Ready condition
+// and Event.
+type manifestCheck func(w *manifestWrite) *Error
 
-// configMapClaimChecks decide whether the plan may touch the existing
-// ConfigMap at all (write into it, or delete it): the rules of Secrets.
-var configMapClaimChecks = []configMapCheck{
-	configMapNeverTakenOver,
+// manifestClaimChecks decide whether the plan may touch the existing
+// object at all (write into it, or delete it): the rules of Secrets.
+var manifestClaimChecks = []manifestCheck{
+	manifestNeverTakenOver,
 }
 
-// configMapChangeChecks decide whether the existing ConfigMap may change
-// into next; they run only when the content differs.
-var configMapChangeChecks = []configMapCheck{
-	configMapNeverBlank,
-	configMapImmutableNeverChanges,
+// manifestChangeChecks decide whether the existing object may change;
+// they run only when the content differs.
+var manifestChangeChecks = []manifestCheck{
+	manifestNeverBlank,
+	manifestImmutableNeverChanges,
 }
 
-func runConfigMapChecks(w *configMapWrite, chain []configMapCheck) *Error {
+func runManifestChecks(w *manifestWrite, chain []manifestCheck) *Error {
 	for _, check := range chain {
 		if err := check(w); err != nil {
 			return err
@@ -81,37 +86,37 @@ func runConfigMapChecks(w *configMapWrite, chain []configMapCheck) *Error {
 	return nil
 }
 
-// configMapNeverTakenOver: a ConfigMap keyferry did not create for this
+// manifestNeverTakenOver: an object keyferry did not create for this
 // owner (controller ownerReference with its UID, or the owner annotation)
 // is written only when its adopt annotation names the owner.
-func configMapNeverTakenOver(w *configMapWrite) *Error {
+func manifestNeverTakenOver(w *manifestWrite) *Error {
 	c, t := w.current, w.plan.Target
 	if Owned(c, w.plan) || adoptable(c, w.plan) {
 		return nil
 	}
-	return fail(ReasonSecretNotOwned, "ConfigMap %q exists and was not created by %s; keyferry never takes over a ConfigMap it does not own (annotate the ConfigMap %s=%s to adopt it)", t.Name, t.ManagedBy, AnnotationAdopt, t.ManagedBy)
+	return fail(ReasonSecretNotOwned, "%s %q exists and was not created by %s; keyferry never takes over a %s it does not own (annotate the %s %s=%s to adopt it)", w.kind, t.Name, t.ManagedBy, w.kind, w.kind, AnnotationAdopt, t.ManagedBy)
 }
 
-// configMapNeverBlank: sources that produced no key never empty a
-// ConfigMap that has some, unless every remote value is gone and
-// deletionPolicy Merge removes the keys.
-func configMapNeverBlank(w *configMapWrite) *Error {
-	if len(w.next.Data)+len(w.next.BinaryData) > 0 || len(w.current.Data)+len(w.current.BinaryData) == 0 {
+// manifestNeverBlank: sources that produced no key never empty an object
+// that has some, unless every remote value is gone and deletionPolicy
+// Merge removes the keys.
+func manifestNeverBlank(w *manifestWrite) *Error {
+	if w.nextKeys > 0 || w.currentKeys == 0 {
 		return nil
 	}
 	if w.gone && w.plan.Target.DeletionPolicy == esv1.DeletionPolicyMerge {
 		return nil
 	}
-	e := fail(ReasonWouldBeEmpty, "the sources produced no key; keyferry never blanks ConfigMap %q, which keeps its %d keys (check spec.dataFrom and the template)", w.current.Name, len(w.current.Data)+len(w.current.BinaryData))
+	e := fail(ReasonWouldBeEmpty, "the sources produced no key; keyferry never blanks %s %q, which keeps its content (check spec.data, spec.dataFrom and the template)", w.kind, w.current.GetName())
 	e.RetryAfter = max(w.plan.MaxAge, time.Minute)
 	return e
 }
 
-func configMapImmutableNeverChanges(w *configMapWrite) *Error {
-	if w.current.Immutable == nil || !*w.current.Immutable {
+func manifestImmutableNeverChanges(w *manifestWrite) *Error {
+	if !w.immutable {
 		return nil
 	}
-	return fail(ReasonSecretImmutable, "ConfigMap %q is immutable and its desired content changed; delete it to let keyferry recreate it", w.current.Name)
+	return fail(ReasonSecretImmutable, "%s %q is immutable and its desired content changed; delete it to let keyferry recreate it", w.kind, w.current.GetName())
 }
 
 // configMapData splits the desired keys as a ConfigMap holds them: UTF-8
@@ -160,7 +165,7 @@ func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res 
 	if err != nil {
 		return res, fail(ReasonWriteFailed, "reading ConfigMap %s: %v", key.Name, apiMessage(err))
 	}
-	w := &configMapWrite{plan: plan, gone: d.gone}
+	w := &manifestWrite{plan: plan, kind: "ConfigMap", gone: d.gone}
 	if cur == nil {
 		if d.gone {
 			res.Gone = true
@@ -178,8 +183,9 @@ func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res 
 			return res, fail(ReasonWriteFailed, "reading ConfigMap %s after a create conflict: %v", key.Name, err)
 		}
 	}
-	w.current = cur
-	if err := runConfigMapChecks(w, configMapClaimChecks); err != nil {
+	w.current, w.currentKeys = cur, len(cur.Data)+len(cur.BinaryData)
+	w.immutable = cur.Immutable != nil && *cur.Immutable
+	if err := runManifestChecks(w, manifestClaimChecks); err != nil {
 		return res, err
 	}
 	if d.gone && t.DeletionPolicy == esv1.DeletionPolicyDelete {
@@ -193,23 +199,12 @@ func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res 
 	next := cur.DeepCopy()
 	next.ManagedFields = nil
 	next.Data, next.BinaryData = configMapData(d.data)
-	if next.Annotations == nil {
-		next.Annotations = map[string]string{}
-	}
-	if t.SetOwnerReference {
-		setControllerOf(next, plan.Owner)
-	} else {
-		next.Annotations[AnnotationOwner] = t.ManagedBy
-	}
-	delete(next.Annotations, AnnotationAdopt)
-	next.Labels = overlay(next.Labels, t.Labels, d.labels)
-	next.Labels[LabelManaged] = LabelManagedValue
-	next.Annotations = overlay(next.Annotations, t.Annotations, d.annotations)
-	w.next = next
+	markManaged(next, plan, d)
+	w.nextKeys = len(next.Data) + len(next.BinaryData)
 	if sameConfigMap(cur, next) {
 		return res, nil
 	}
-	if err := runConfigMapChecks(w, configMapChangeChecks); err != nil {
+	if err := runManifestChecks(w, manifestChangeChecks); err != nil {
 		return res, err
 	}
 	next.Annotations[AnnotationDataHash] = res.Hash
@@ -245,6 +240,29 @@ func newConfigMap(plan Plan, d *desired, hash string) *corev1.ConfigMap {
 		c.Immutable = ptr(true)
 	}
 	return c
+}
+
+// markManaged sets on an existing target what marks it as the plan's: the
+// controller ownerReference (creationPolicy Owner) or the owner
+// annotation, the managed label, the template's labels and annotations;
+// and removes the adopt annotation. The data-hash annotation is set by the
+// caller when it writes.
+func markManaged(obj metav1.Object, plan Plan, d *desired) {
+	t := plan.Target
+	anns := obj.GetAnnotations()
+	if anns == nil {
+		anns = map[string]string{}
+	}
+	if t.SetOwnerReference {
+		setControllerOf(obj, plan.Owner)
+	} else {
+		anns[AnnotationOwner] = t.ManagedBy
+	}
+	delete(anns, AnnotationAdopt)
+	labels := overlay(obj.GetLabels(), t.Labels, d.labels)
+	labels[LabelManaged] = LabelManagedValue
+	obj.SetLabels(labels)
+	obj.SetAnnotations(overlay(anns, t.Annotations, d.annotations))
 }
 
 // setControllerOf makes o the controller owner of obj, replacing another

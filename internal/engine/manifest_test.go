@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -25,7 +27,7 @@ func cm(mut func(*corev1.ConfigMap)) *corev1.ConfigMap {
 	return c
 }
 
-func TestConfigMapWriteChecks(t *testing.T) {
+func TestManifestWriteChecks(t *testing.T) {
 	controlledBy := func(uid string) func(*corev1.ConfigMap) {
 		return func(c *corev1.ConfigMap) {
 			c.OwnerReferences = []metav1.OwnerReference{{Kind: "ExternalSecret", Name: "x", UID: types.UID(uid), Controller: ptr(true)}}
@@ -36,29 +38,29 @@ func TestConfigMapWriteChecks(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		check   configMapCheck
+		check   manifestCheck
 		current *corev1.ConfigMap
 		next    *corev1.ConfigMap
 		gone    bool
 		deleteP esv1.DeletionPolicy
 		reason  string // "" when the write may happen
 	}{
-		{name: "configMapNeverTakenOver: controlled by the owner", check: configMapNeverTakenOver, current: cm(controlledBy("uid-app"))},
-		{name: "configMapNeverTakenOver: owner annotation", check: configMapNeverTakenOver, current: cm(annotated(AnnotationOwner, "ExternalSecret/app"))},
-		{name: "configMapNeverTakenOver: adopt annotation", check: configMapNeverTakenOver, current: cm(annotated(AnnotationAdopt, "ExternalSecret/app"))},
-		{name: "configMapNeverTakenOver: unowned", check: configMapNeverTakenOver, current: cm(nil), reason: ReasonSecretNotOwned},
-		{name: "configMapNeverTakenOver: another ExternalSecret's", check: configMapNeverTakenOver, current: cm(controlledBy("uid-other")), reason: ReasonSecretNotOwned},
-		{name: "configMapNeverTakenOver: adopt names another", check: configMapNeverTakenOver, current: cm(annotated(AnnotationAdopt, "ExternalSecret/other")), reason: ReasonSecretNotOwned},
-		{name: "configMapNeverTakenOver: managed label alone is not ownership", check: configMapNeverTakenOver, current: cm(func(c *corev1.ConfigMap) {
+		{name: "manifestNeverTakenOver: controlled by the owner", check: manifestNeverTakenOver, current: cm(controlledBy("uid-app"))},
+		{name: "manifestNeverTakenOver: owner annotation", check: manifestNeverTakenOver, current: cm(annotated(AnnotationOwner, "ExternalSecret/app"))},
+		{name: "manifestNeverTakenOver: adopt annotation", check: manifestNeverTakenOver, current: cm(annotated(AnnotationAdopt, "ExternalSecret/app"))},
+		{name: "manifestNeverTakenOver: unowned", check: manifestNeverTakenOver, current: cm(nil), reason: ReasonSecretNotOwned},
+		{name: "manifestNeverTakenOver: another ExternalSecret's", check: manifestNeverTakenOver, current: cm(controlledBy("uid-other")), reason: ReasonSecretNotOwned},
+		{name: "manifestNeverTakenOver: adopt names another", check: manifestNeverTakenOver, current: cm(annotated(AnnotationAdopt, "ExternalSecret/other")), reason: ReasonSecretNotOwned},
+		{name: "manifestNeverTakenOver: managed label alone is not ownership", check: manifestNeverTakenOver, current: cm(func(c *corev1.ConfigMap) {
 			c.Labels = map[string]string{LabelManaged: LabelManagedValue}
 		}), reason: ReasonSecretNotOwned},
-		{name: "configMapNeverBlank: keys to no keys", check: configMapNeverBlank, current: cm(nil), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), reason: ReasonWouldBeEmpty},
-		{name: "configMapNeverBlank: binary keys count", check: configMapNeverBlank, current: cm(func(c *corev1.ConfigMap) { c.Data, c.BinaryData = nil, map[string][]byte{"b": {0xff}} }), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), reason: ReasonWouldBeEmpty},
-		{name: "configMapNeverBlank: empty stays empty", check: configMapNeverBlank, current: cm(func(c *corev1.ConfigMap) { c.Data = nil }), next: cm(func(c *corev1.ConfigMap) { c.Data = nil })},
-		{name: "configMapNeverBlank: all gone under deletionPolicy Merge", check: configMapNeverBlank, current: cm(nil), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), gone: true, deleteP: esv1.DeletionPolicyMerge},
-		{name: "configMapNeverBlank: all gone under Retain", check: configMapNeverBlank, current: cm(nil), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), gone: true, reason: ReasonWouldBeEmpty},
-		{name: "configMapImmutableNeverChanges: mutable", check: configMapImmutableNeverChanges, current: cm(nil), next: cm(nil)},
-		{name: "configMapImmutableNeverChanges: immutable", check: configMapImmutableNeverChanges, current: cm(func(c *corev1.ConfigMap) { c.Immutable = ptr(true) }), next: cm(nil), reason: ReasonSecretImmutable},
+		{name: "manifestNeverBlank: keys to no keys", check: manifestNeverBlank, current: cm(nil), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), reason: ReasonWouldBeEmpty},
+		{name: "manifestNeverBlank: binary keys count", check: manifestNeverBlank, current: cm(func(c *corev1.ConfigMap) { c.Data, c.BinaryData = nil, map[string][]byte{"b": {0xff}} }), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), reason: ReasonWouldBeEmpty},
+		{name: "manifestNeverBlank: empty stays empty", check: manifestNeverBlank, current: cm(func(c *corev1.ConfigMap) { c.Data = nil }), next: cm(func(c *corev1.ConfigMap) { c.Data = nil })},
+		{name: "manifestNeverBlank: all gone under deletionPolicy Merge", check: manifestNeverBlank, current: cm(nil), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), gone: true, deleteP: esv1.DeletionPolicyMerge},
+		{name: "manifestNeverBlank: all gone under Retain", check: manifestNeverBlank, current: cm(nil), next: cm(func(c *corev1.ConfigMap) { c.Data = nil }), gone: true, reason: ReasonWouldBeEmpty},
+		{name: "manifestImmutableNeverChanges: mutable", check: manifestImmutableNeverChanges, current: cm(nil), next: cm(nil)},
+		{name: "manifestImmutableNeverChanges: immutable", check: manifestImmutableNeverChanges, current: cm(func(c *corev1.ConfigMap) { c.Immutable = ptr(true) }), next: cm(nil), reason: ReasonSecretImmutable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +68,13 @@ func TestConfigMapWriteChecks(t *testing.T) {
 			if tt.deleteP != "" {
 				p.Target.DeletionPolicy = tt.deleteP
 			}
-			err := tt.check(&configMapWrite{plan: p, current: tt.current, next: tt.next, gone: tt.gone})
+			w := &manifestWrite{plan: p, kind: "ConfigMap", current: tt.current, gone: tt.gone}
+			w.currentKeys = len(tt.current.Data) + len(tt.current.BinaryData)
+			w.immutable = tt.current.Immutable != nil && *tt.current.Immutable
+			if tt.next != nil {
+				w.nextKeys = len(tt.next.Data) + len(tt.next.BinaryData)
+			}
+			err := tt.check(w)
 			switch {
 			case tt.reason == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -117,5 +125,23 @@ func TestSameConfigMapIgnoresOnlyTheHash(t *testing.T) {
 				t.Fatalf("sameConfigMap = %v, want %v", got, tt.same)
 			}
 		})
+	}
+}
+
+func TestManifestNeverTakenOverNamesTheKind(t *testing.T) {
+	p := objectPlan(nil)
+	theirs := &unstructured.Unstructured{Object: map[string]any{}}
+	theirs.SetName("app-settings")
+	err := manifestNeverTakenOver(&manifestWrite{plan: p, kind: "AppConfig", current: theirs, currentKeys: 1})
+	if err == nil || err.Reason != ReasonSecretNotOwned || !strings.Contains(err.Error(), `AppConfig "app-settings"`) || !strings.Contains(err.Error(), AnnotationAdopt) {
+		t.Fatalf("err = %v", err)
+	}
+	theirs.SetAnnotations(map[string]string{AnnotationOwner: "ExternalSecret/app"})
+	if err := manifestNeverTakenOver(&manifestWrite{plan: p, kind: "AppConfig", current: theirs}); err != nil {
+		t.Fatalf("owner annotation refused: %v", err)
+	}
+	// Nothing left to write into an object that has content: refused.
+	if err := manifestNeverBlank(&manifestWrite{plan: p, kind: "AppConfig", current: theirs, currentKeys: 1}); err == nil || err.Reason != ReasonWouldBeEmpty {
+		t.Fatalf("blank write: err = %v", err)
 	}
 }

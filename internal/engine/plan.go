@@ -64,8 +64,8 @@ type Target struct {
 	// Controller-ownership: set a controller ownerReference to Owner.
 	SetOwnerReference bool
 	// Manifest, when set, makes the target an object of another kind than
-	// Secret (ESO's spec.target.manifest); only v1 ConfigMap so far
-	// (manifest.go). Nil: a Secret.
+	// Secret (ESO's spec.target.manifest): a v1 ConfigMap (manifest.go) or
+	// any other namespaced kind (manifest_object.go). Nil: a Secret.
 	Manifest *Manifest
 }
 

@@ -143,9 +143,10 @@ type Options struct {
 	NormalEventsPerSecond float64
 	NormalEventBurst      int
 	// AllowGenericTargets lets ExternalSecrets write targets other than
-	// Secrets through spec.target.manifest (ConfigMaps;
-	// --unsafe-allow-generic-targets, ESO's flag; docs/manifest-targets.md).
-	// It adds a metadata-only watch of ConfigMaps.
+	// Secrets through spec.target.manifest (ConfigMaps and other namespaced
+	// kinds; --unsafe-allow-generic-targets, ESO's flag;
+	// docs/manifest-targets.md). It adds a metadata-only watch of ConfigMaps
+	// and of each other target kind once used.
 	AllowGenericTargets bool
 	// PprofAddr serves net/http/pprof (--pprof-bind-address); "" or "0"
 	// disables it.

@@ -1,5 +1,6 @@
 // Package manifesttarget holds the integration tests of ExternalSecrets
-// whose spec.target.manifest names a ConfigMap (ESO's generic targets,
+// whose spec.target.manifest names a ConfigMap or a custom resource
+// (customresource_test.go; ESO's generic targets,
 // served with --unsafe-allow-generic-targets). One control plane serves the
 // package; each test runs its own operator, serving the test's namespace
 // only, with or without the flag.

@@ -183,12 +183,9 @@ func CompileWith(es *esv1.ExternalSecret, opts CompileOptions) (engine.Plan, err
 			pt.Items = append(pt.Items, render.Item{Key: k, Template: tpl.Metadata.Annotations[k], Target: render.TargetAnnotations, Source: "spec.target.template.metadata.annotations." + k})
 		}
 		for i, tf := range tpl.TemplateFrom {
-			target := render.Target(tf.Target)
-			if target == "" {
-				target = render.TargetData
-			}
-			if target != render.TargetData && target != render.TargetLabels && target != render.TargetAnnotations {
-				return engine.Plan{}, invalid("spec.target.template.templateFrom[%d].target %q: use Data, Labels or Annotations", i, tf.Target)
+			target, err := templateTarget(manifest, i, string(tf.Target)) // compile_manifest.go
+			if err != nil {
+				return engine.Plan{}, err
 			}
 			switch {
 			case tf.Literal != nil:

@@ -30,13 +30,25 @@ func TestManifestChecks(t *testing.T) {
 		{"genericTargetsAllowed names the chart value", genericTargetsAllowed, withManifest("v1", "ConfigMap"), CompileOptions{},
 			engine.ReasonGenericTargetsDisabled, "genericTargets.enabled"},
 		{"genericTargetsAllowed passes with the flag", genericTargetsAllowed, withManifest("v1", "ConfigMap"), on, "", ""},
-		{"manifestIsConfigMap accepts v1 ConfigMap", manifestIsConfigMap, withManifest("v1", "ConfigMap"), on, "", ""},
-		{"manifestIsConfigMap refuses a custom resource", manifestIsConfigMap, withManifest("config.example.com/v1", "AppConfig"), on,
-			engine.ReasonInvalidSpec, "config.example.com/v1 AppConfig"},
-		{"manifestIsConfigMap refuses a ConfigMap of another group", manifestIsConfigMap, withManifest("example.com/v1", "ConfigMap"), on,
-			engine.ReasonInvalidSpec, "only apiVersion v1, kind ConfigMap"},
-		{"manifestIsConfigMap refuses Secret as a manifest", manifestIsConfigMap, withManifest("v1", "Secret"), on,
+		{"manifestNamesAKind accepts v1 ConfigMap", manifestNamesAKind, withManifest("v1", "ConfigMap"), on, "", ""},
+		{"manifestNamesAKind accepts a custom resource", manifestNamesAKind, withManifest("config.example.com/v1", "AppConfig"), on, "", ""},
+		{"manifestNamesAKind refuses an empty kind", manifestNamesAKind, withManifest("config.example.com/v1", ""), on,
+			engine.ReasonInvalidSpec, "both apiVersion and kind"},
+		{"manifestNamesAKind refuses an empty apiVersion", manifestNamesAKind, withManifest("", "AppConfig"), on,
+			engine.ReasonInvalidSpec, "both apiVersion and kind"},
+		{"manifestNamesAKind refuses a malformed apiVersion", manifestNamesAKind, withManifest("a/b/c", "AppConfig"), on,
+			engine.ReasonInvalidSpec, `apiVersion "a/b/c"`},
+		{"manifestIsNotSecret refuses Secret as a manifest", manifestIsNotSecret, withManifest("v1", "Secret"), on,
 			engine.ReasonInvalidSpec, "v1 Secret"},
+		{"manifestIsNotSecret accepts a Secret kind of another group", manifestIsNotSecret, withManifest("example.com/v1", "Secret"), on, "", ""},
+		{"manifestImmutableOnlyConfigMap accepts an immutable ConfigMap", manifestImmutableOnlyConfigMap, func(s *esv1.ExternalSecretSpec) {
+			withManifest("v1", "ConfigMap")(s)
+			s.Target.Immutable = true
+		}, on, "", ""},
+		{"manifestImmutableOnlyConfigMap refuses an immutable custom resource", manifestImmutableOnlyConfigMap, func(s *esv1.ExternalSecretSpec) {
+			withManifest("config.example.com/v1", "AppConfig")(s)
+			s.Target.Immutable = true
+		}, on, engine.ReasonInvalidSpec, "spec.target.immutable"},
 		{"manifestNeverMerges accepts Owner", manifestNeverMerges, withManifest("v1", "ConfigMap"), on, "", ""},
 		{"manifestNeverMerges refuses Merge", manifestNeverMerges, func(s *esv1.ExternalSecretSpec) {
 			withManifest("v1", "ConfigMap")(s)
@@ -104,4 +116,45 @@ func TestCompileManifestTarget(t *testing.T) {
 			t.Fatalf("plan = %+v, err = %v", p.Target, err)
 		}
 	})
+}
+
+func TestTemplateTarget(t *testing.T) {
+	cr := &engine.Manifest{APIVersion: "config.example.com/v1", Kind: "AppConfig"}
+	cm := &engine.Manifest{APIVersion: "v1", Kind: "ConfigMap"}
+	tests := []struct {
+		name     string
+		manifest *engine.Manifest
+		raw      string
+		want     string // "": refused
+		msg      string
+	}{
+		{"empty is Data", nil, "", "Data", ""},
+		{"Labels on a Secret", nil, "Labels", "Labels", ""},
+		{"a path on a Secret", nil, "spec.database", "", "use Data, Labels or Annotations"},
+		{"a path on a ConfigMap", cm, "spec.database", "", "use Data, Labels or Annotations"},
+		{"a path on a custom resource", cr, "spec.database", "spec.database", ""},
+		{"an indexed path", cr, "spec.rules[0].from[0].source.notRemoteIpBlocks", "spec.rules[0].from[0].source.notRemoteIpBlocks", ""},
+		{"data in lower case", cr, "data", "Data", ""},
+		{"annotations in lower case", cr, "annotations", "Annotations", ""},
+		{"spec alone", cr, "spec", "spec", ""},
+		{"a leading index", cr, "[0].foo", "", "must start with a key"},
+		{"an empty segment", cr, "spec..x", "", "empty segment"},
+		{"metadata", cr, "metadata.labels", "", "apiVersion, kind and metadata"},
+		{"kind", cr, "kind", "", "apiVersion, kind and metadata"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := templateTarget(tt.manifest, 2, tt.raw)
+			if tt.want != "" {
+				if err != nil || string(got) != tt.want {
+					t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+				}
+				return
+			}
+			var ee *engine.Error
+			if !errors.As(err, &ee) || ee.Reason != engine.ReasonInvalidSpec || !strings.Contains(err.Error(), tt.msg) || !strings.Contains(err.Error(), "templateFrom[2]") {
+				t.Fatalf("err = %v; want InvalidSpec naming templateFrom[2] and %q", err, tt.msg)
+			}
+		})
+	}
 }

@@ -75,9 +75,13 @@ type Reconciler struct {
 	// --unsafe-allow-generic-targets); without it they are refused with
 	// GenericTargetsDisabled.
 	AllowGenericTargets bool
-	// configMaps is the ConfigMap metadata cache (manifest.go); nil
-	// without AllowGenericTargets.
+	// configMaps is the metadata cache of manifest targets (manifest.go):
+	// ConfigMaps, and each other target kind once used
+	// (manifest_watch.go); nil without AllowGenericTargets.
 	configMaps cache.Cache
+	// targetKinds starts the drift watch of a target kind on first use
+	// (manifest_watch.go).
+	targetKinds targetKindWatches
 
 	// memory is what this process knows of each ExternalSecret's last
 	// sync (refresh.Record: the force-sync annotation it saw as Config,
@@ -174,7 +178,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		}
 		b = b.WatchesRawSource(configMapChanges)
 	}
-	return b.Complete(r)
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	r.targetKinds.controller = c
+	return nil
 }
 
 // secretOwner maps a managed Secret to the ExternalSecret that writes it.
@@ -273,6 +282,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	plan.MaxAge = d.MaxAge
 	res, err := r.Engine.Execute(ctx, plan)
+	r.watchTargetKind(ctx, plan, err) // manifest_watch.go
 	if errors.Is(err, engine.ErrStoreOfAnotherController) {
 		// The store changed class since the check above.
 		observe = false

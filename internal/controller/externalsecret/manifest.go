@@ -96,6 +96,20 @@ func (r *Reconciler) watchConfigMapMetadata(mgr ctrl.Manager) (source.Source, er
 // resourceVersion, from the cache of its kind.
 func (r *Reconciler) targetVersion(ctx context.Context, ns string, plan engine.Plan) (bool, string) {
 	key := client.ObjectKey{Namespace: ns, Name: plan.Target.Name}
+	if m := plan.Target.Manifest; m != nil && !m.IsConfigMap() {
+		// Other kinds are not cached: one metadata GET (a missing kind or
+		// a refused read reads as "no target"; the sync reports why).
+		gvk, err := m.TargetGVK()
+		if err != nil {
+			return false, ""
+		}
+		pm := &metav1.PartialObjectMetadata{}
+		pm.SetGroupVersionKind(gvk)
+		if err := r.Engine.APIReader.Get(ctx, key, pm); err != nil {
+			return false, ""
+		}
+		return true, pm.ResourceVersion
+	}
 	if plan.Target.Manifest != nil {
 		if r.configMaps == nil {
 			return false, ""

@@ -35,6 +35,13 @@ const (
 	TargetAnnotations Target = "Annotations"
 )
 
+// IsPath says whether t is a target path (path.go: "spec.database") rather
+// than Data, Labels or Annotations; only manifest targets that are not
+// Secrets accept one.
+func (t Target) IsPath() bool {
+	return t != "" && t != TargetData && t != TargetLabels && t != TargetAnnotations
+}
+
 // Item is one template: either a single value (Key is the output key) or,
 // with KeysAndValues, a document whose YAML/JSON object gives keys and values.
 type Item struct {
@@ -51,6 +58,17 @@ type Output struct {
 	Data        map[string][]byte
 	Labels      map[string]string
 	Annotations map[string]string
+	// Fields are the outputs of items whose Target is a path, in item
+	// order, for the engine to place into a manifest target (Place).
+	Fields []Field
+}
+
+// Field is rendered output to place at a path of a manifest target.
+type Field struct {
+	Steps []PathStep
+	Value any
+	// Merge: a map Value is merged into a map already at the path.
+	Merge bool
 }
 
 // FuncMap returns the functions templates may call: sprig's minus those
@@ -90,6 +108,14 @@ func (s *Sandbox) render(ctx context.Context, items []Item, data map[string][]by
 		if err != nil {
 			return Output{}, err
 		}
+		if it.Target.IsPath() {
+			f, err := pathField(it, text)
+			if err != nil {
+				return Output{}, err
+			}
+			out.Fields = append(out.Fields, f)
+			continue
+		}
 		if !it.KeysAndValues {
 			put(&out, it.Target, it.Key, text)
 			continue
@@ -112,6 +138,32 @@ func (s *Sandbox) render(ctx context.Context, items []Item, data map[string][]by
 		}
 	}
 	return out, nil
+}
+
+// pathField turns the output of an item whose Target is a path into a
+// Field, as ESO places it: a document (KeysAndValues) is parsed and merged
+// at the path; a single value goes under its key in spec when the path is
+// "spec", else replaces what is at the path, parsed as YAML when it parses.
+func pathField(it Item, text []byte) (Field, error) {
+	if !it.KeysAndValues && strings.EqualFold(string(it.Target), "spec") {
+		return Field{Steps: []PathStep{{Key: "spec"}, {Key: it.Key}}, Value: string(text)}, nil
+	}
+	steps, err := ParsePath(string(it.Target))
+	if err != nil {
+		return Field{}, fmt.Errorf("template %s: %w", it.Source, err)
+	}
+	if it.KeysAndValues {
+		v, err := ParseValue(text)
+		if err != nil {
+			return Field{}, fmt.Errorf("template %s: %w", it.Source, err)
+		}
+		return Field{Steps: steps, Value: v, Merge: true}, nil
+	}
+	v, err := ParseValue(text)
+	if err != nil {
+		v = string(text)
+	}
+	return Field{Steps: steps, Value: v}, nil
 }
 
 func put(out *Output, t Target, k string, v []byte) {
