@@ -89,7 +89,9 @@ const (
 	TemplateScopeKeysAndValues TemplateScope = "KeysAndValues"
 )
 
-// TemplateTarget says which part of the Secret a template source renders into.
+// TemplateTarget says which part of the target a template source renders
+// into: Data, Labels or Annotations, or, for a manifest target, a path in
+// the object such as spec.database (docs/manifest-targets.md).
 type TemplateTarget string
 
 const (
@@ -155,8 +157,9 @@ type ExternalSecretTemplate struct {
 	TemplateFrom []TemplateFrom `json:"templateFrom,omitempty"`
 }
 
-// ManifestReference names a non-Secret kind as target: keyferry writes a
-// v1 ConfigMap when the operator runs with --unsafe-allow-generic-targets.
+// ManifestReference names a non-Secret kind as target: a v1 ConfigMap or
+// any namespaced kind the API server serves, written when the operator runs
+// with --unsafe-allow-generic-targets.
 type ManifestReference struct {
 	// +kubebuilder:validation:MinLength=1
 	APIVersion string `json:"apiVersion"`
@@ -180,8 +183,8 @@ type ExternalSecretTarget struct {
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 	// +optional
 	Template *ExternalSecretTemplate `json:"template,omitempty"`
-	// Manifest selects a non-Secret target kind (a v1 ConfigMap, with
-	// --unsafe-allow-generic-targets).
+	// Manifest selects a non-Secret target kind (a ConfigMap or another
+	// namespaced kind, with --unsafe-allow-generic-targets).
 	// +optional
 	Manifest *ManifestReference `json:"manifest,omitempty"`
 	// Immutable makes the Secret immutable once written.
