@@ -212,8 +212,8 @@ func TestInspectIsTheStoresReadRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st != (provider.RemoteState{Exists: true, Managed: true}) {
-				t.Fatalf("state %+v, want an existing record counted as keyferry's", st)
+			if st != (provider.RemoteState{Exists: true, Managed: true, Unmarked: true}) {
+				t.Fatalf("state %+v, want an existing record, without a mark to tell whose", st)
 			}
 			req, body := srv.last()
 			if req.Method != tt.wantMethod || string(body) != tt.wantBody {
