@@ -30,11 +30,8 @@
 package gcpsm
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"slices"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 
@@ -42,12 +39,6 @@ import (
 )
 
 var _ provider.MetadataPusher = (*Client)(nil)
-
-// ESO's PushSecretMetadata envelope.
-const (
-	pushMetadataAPIVersion = "kubernetes.external-secrets.io/v1alpha1"
-	pushMetadataKind       = "PushSecretMetadata"
-)
 
 // ESO's mergePolicy values: Replace (the default) sets the secret's labels
 // to the spec's; Merge keeps the secret's other labels.
@@ -94,46 +85,17 @@ func checkMetadataForStore(m pushMetadata, regional bool) error {
 // spec. Each refusal wraps provider.ErrInvalidPush and names the field.
 func parsePushMetadata(raw []byte) (pushMetadata, error) {
 	var m pushMetadata
-	top, err := fieldsOfObject(raw, "metadata", "apiVersion", "kind", "spec")
-	if err != nil {
-		return m, err
-	}
-	for _, f := range []struct{ name, want string }{
-		{"apiVersion", pushMetadataAPIVersion},
-		{"kind", pushMetadataKind},
-	} {
-		var got string
-		if json.Unmarshal(top[f.name], &got) != nil || got != f.want {
-			return m, fmt.Errorf("%w: metadata.%s must be %q", provider.ErrInvalidPush, f.name, f.want)
-		}
-	}
-	spec, err := fieldsOfObject(top["spec"], "metadata.spec",
-		"labels", "annotations", "mergePolicy", "topics", "cmekKeyName", "replicationLocation", "replicationLocations")
-	if err != nil {
-		return m, err
-	}
 	var location string
-	for _, f := range []struct {
-		name string
-		into any
-		what string
-	}{
-		{"labels", &m.Labels, "an object of strings"},
-		{"annotations", &m.Annotations, "an object of strings"},
-		{"mergePolicy", &m.MergePolicy, "a string"},
-		{"topics", &m.Topics, "a list of strings"},
-		{"cmekKeyName", &m.CMEKKeyName, "a string"},
-		{"replicationLocation", &location, "a string"},
-		{"replicationLocations", &m.Locations, "a list of strings"},
-	} {
-		b, ok := spec[f.name]
-		if !ok {
-			continue
-		}
-		// The decoder's error is not kept: it may quote the value.
-		if json.Unmarshal(b, f.into) != nil {
-			return m, fmt.Errorf("%w: metadata.spec.%s must be %s", provider.ErrInvalidPush, f.name, f.what)
-		}
+	if err := provider.DecodePushMetadata(raw, "for GCP",
+		provider.PushMetadataField{Name: "labels", Into: &m.Labels, What: "an object of strings"},
+		provider.PushMetadataField{Name: "annotations", Into: &m.Annotations, What: "an object of strings"},
+		provider.PushMetadataField{Name: "mergePolicy", Into: &m.MergePolicy, What: "a string"},
+		provider.PushMetadataField{Name: "topics", Into: &m.Topics, What: "a list of strings"},
+		provider.PushMetadataField{Name: "cmekKeyName", Into: &m.CMEKKeyName, What: "a string"},
+		provider.PushMetadataField{Name: "replicationLocation", Into: &location, What: "a string"},
+		provider.PushMetadataField{Name: "replicationLocations", Into: &m.Locations, What: "a list of strings"},
+	); err != nil {
+		return m, err
 	}
 	if len(m.Locations) == 0 && location != "" {
 		m.Locations = []string{location}
@@ -144,26 +106,6 @@ func parsePushMetadata(raw []byte) (pushMetadata, error) {
 		}
 	}
 	return m, nil
-}
-
-// fieldsOfObject splits a JSON object into its fields, refusing anything
-// else and any field not in known (matched exactly). Absent or null: no
-// fields.
-func fieldsOfObject(raw []byte, name string, known ...string) (map[string]json.RawMessage, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return map[string]json.RawMessage{}, nil
-	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(raw, &fields) != nil {
-		return nil, fmt.Errorf("%w: %s must be an object", provider.ErrInvalidPush, name)
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if !slices.Contains(known, k) {
-			return nil, fmt.Errorf("%w: %s has an unknown field %q; ESO's PushSecretMetadata for GCP has %v",
-				provider.ErrInvalidPush, name, k, known)
-		}
-	}
-	return fields, nil
 }
 
 // metadataChecks are the rules a parsed spec must follow, in order; each

@@ -34,7 +34,6 @@ package kubernetes
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -47,12 +46,6 @@ import (
 )
 
 var _ provider.MetadataPusher = (*Client)(nil)
-
-// ESO's PushSecretMetadata envelope.
-const (
-	pushMetadataAPIVersion = "kubernetes.external-secrets.io/v1alpha1"
-	pushMetadataKind       = "PushSecretMetadata"
-)
 
 // ESO's merge policies.
 const (
@@ -93,43 +86,14 @@ func pushMetadataOf(raw []byte) (*pushMetadata, error) {
 // spec. Each refusal wraps provider.ErrInvalidPush and names the field.
 func parsePushMetadata(raw []byte) (pushMetadata, error) {
 	var m pushMetadata
-	top, err := fieldsOfObject(raw, "metadata", "apiVersion", "kind", "spec")
-	if err != nil {
+	if err := provider.DecodePushMetadata(raw, "for Kubernetes",
+		provider.PushMetadataField{Name: "sourceMergePolicy", Into: &m.SourceMergePolicy, What: "a string"},
+		provider.PushMetadataField{Name: "targetMergePolicy", Into: &m.TargetMergePolicy, What: "a string"},
+		provider.PushMetadataField{Name: "labels", Into: &m.Labels, What: "an object of strings"},
+		provider.PushMetadataField{Name: "annotations", Into: &m.Annotations, What: "an object of strings"},
+		provider.PushMetadataField{Name: "remoteNamespace", Into: &m.RemoteNamespace, What: "a string"},
+	); err != nil {
 		return m, err
-	}
-	for _, f := range []struct{ name, want string }{
-		{"apiVersion", pushMetadataAPIVersion},
-		{"kind", pushMetadataKind},
-	} {
-		var got string
-		if json.Unmarshal(top[f.name], &got) != nil || got != f.want {
-			return m, fmt.Errorf("%w: metadata.%s must be %q", provider.ErrInvalidPush, f.name, f.want)
-		}
-	}
-	spec, err := fieldsOfObject(top["spec"], "metadata.spec",
-		"sourceMergePolicy", "targetMergePolicy", "labels", "annotations", "remoteNamespace")
-	if err != nil {
-		return m, err
-	}
-	for _, f := range []struct {
-		name string
-		into any
-		what string
-	}{
-		{"sourceMergePolicy", &m.SourceMergePolicy, "a string"},
-		{"targetMergePolicy", &m.TargetMergePolicy, "a string"},
-		{"labels", &m.Labels, "an object of strings"},
-		{"annotations", &m.Annotations, "an object of strings"},
-		{"remoteNamespace", &m.RemoteNamespace, "a string"},
-	} {
-		b, ok := spec[f.name]
-		if !ok {
-			continue
-		}
-		// The decoder's error is not kept: it may quote the value.
-		if json.Unmarshal(b, f.into) != nil {
-			return m, fmt.Errorf("%w: metadata.spec.%s must be %s", provider.ErrInvalidPush, f.name, f.what)
-		}
 	}
 	for _, check := range pushMetadataChecks {
 		if err := check(m); err != nil {
@@ -137,26 +101,6 @@ func parsePushMetadata(raw []byte) (pushMetadata, error) {
 		}
 	}
 	return m, nil
-}
-
-// fieldsOfObject splits a JSON object into its fields, refusing anything
-// else and any field not in known (matched exactly). Absent or null: no
-// fields.
-func fieldsOfObject(raw []byte, name string, known ...string) (map[string]json.RawMessage, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return map[string]json.RawMessage{}, nil
-	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(raw, &fields) != nil {
-		return nil, fmt.Errorf("%w: %s must be an object", provider.ErrInvalidPush, name)
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if !slices.Contains(known, k) {
-			return nil, fmt.Errorf("%w: %s has an unknown field %q; ESO's PushSecretMetadata for Kubernetes has %v",
-				provider.ErrInvalidPush, name, k, known)
-		}
-	}
-	return fields, nil
 }
 
 // pushMetadataChecks are the rules a parsed spec must follow, in order;

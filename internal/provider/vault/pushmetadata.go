@@ -28,7 +28,6 @@ package vault
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -40,12 +39,6 @@ import (
 )
 
 var _ provider.MetadataPusher = (*client)(nil)
-
-// ESO's PushSecretMetadata envelope.
-const (
-	pushMetadataAPIVersion = "kubernetes.external-secrets.io/v1alpha1"
-	pushMetadataKind       = "PushSecretMetadata"
-)
 
 // The mergePolicy values: Merge (the default) keeps the entry's other
 // custom_metadata; Replace drops it.
@@ -94,39 +87,11 @@ func (c *client) pushMetadataOf(raw []byte) (*pushMetadata, error) {
 // spec. Each refusal wraps provider.ErrInvalidPush and names the field.
 func parsePushMetadata(raw []byte) (pushMetadata, error) {
 	var m pushMetadata
-	top, err := fieldsOfObject(raw, "metadata", "apiVersion", "kind", "spec")
-	if err != nil {
+	if err := provider.DecodePushMetadata(raw, "for Vault",
+		provider.PushMetadataField{Name: "customMetadata", Into: &m.CustomMetadata, What: "an object of strings"},
+		provider.PushMetadataField{Name: "mergePolicy", Into: &m.MergePolicy, What: "a string"},
+	); err != nil {
 		return m, err
-	}
-	for _, f := range []struct{ name, want string }{
-		{"apiVersion", pushMetadataAPIVersion},
-		{"kind", pushMetadataKind},
-	} {
-		var got string
-		if json.Unmarshal(top[f.name], &got) != nil || got != f.want {
-			return m, fmt.Errorf("%w: metadata.%s must be %q", provider.ErrInvalidPush, f.name, f.want)
-		}
-	}
-	spec, err := fieldsOfObject(top["spec"], "metadata.spec", "customMetadata", "mergePolicy")
-	if err != nil {
-		return m, err
-	}
-	for _, f := range []struct {
-		name string
-		into any
-		what string
-	}{
-		{"customMetadata", &m.CustomMetadata, "an object of strings"},
-		{"mergePolicy", &m.MergePolicy, "a string"},
-	} {
-		b, ok := spec[f.name]
-		if !ok {
-			continue
-		}
-		// The decoder's error is not kept: it may quote the value.
-		if json.Unmarshal(b, f.into) != nil {
-			return m, fmt.Errorf("%w: metadata.spec.%s must be %s", provider.ErrInvalidPush, f.name, f.what)
-		}
 	}
 	for _, check := range pushMetadataChecks {
 		if err := check(m); err != nil {
@@ -134,26 +99,6 @@ func parsePushMetadata(raw []byte) (pushMetadata, error) {
 		}
 	}
 	return m, nil
-}
-
-// fieldsOfObject splits a JSON object into its fields, refusing anything
-// else and any field not in known (matched exactly). Absent or null: no
-// fields.
-func fieldsOfObject(raw []byte, name string, known ...string) (map[string]json.RawMessage, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return map[string]json.RawMessage{}, nil
-	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(raw, &fields) != nil {
-		return nil, fmt.Errorf("%w: %s must be an object", provider.ErrInvalidPush, name)
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if !slices.Contains(known, k) {
-			return nil, fmt.Errorf("%w: %s has an unknown field %q; the PushSecretMetadata for Vault has %v",
-				provider.ErrInvalidPush, name, k, known)
-		}
-	}
-	return fields, nil
 }
 
 // pushMetadataChecks are the rules a parsed spec must follow, in order;
