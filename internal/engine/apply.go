@@ -124,7 +124,7 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 			return res, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return res, fail(ReasonWriteFailed, "creating Secret %q: %v", t.Name, apiMessage(err))
+			return res, fail(ReasonWriteFailed, "creating Secret %q: %v", t.Name, APIMessage(err))
 		}
 		// A Secret keyferry does not manage (or one the cache has not seen
 		// yet) is there: decide with its current state.
@@ -146,7 +146,7 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 
 	if d.gone && t.DeletionPolicy == esv1.DeletionPolicyDelete && !w.merge {
 		if err := e.Client.Delete(ctx, cur, client.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
-			return res, fail(ReasonWriteFailed, "deleting Secret %q: %v", t.Name, apiMessage(err))
+			return res, fail(ReasonWriteFailed, "deleting Secret %q: %v", t.Name, APIMessage(err))
 		}
 		res.Deleted, res.Gone = true, true
 		return res, nil
@@ -203,7 +203,7 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 		if apierrors.IsConflict(err) {
 			return res, fmt.Errorf("updating Secret %q: %w", t.Name, errStaleSecret)
 		}
-		return res, fail(ReasonWriteFailed, "updating Secret %q: %v", t.Name, apiMessage(err))
+		return res, fail(ReasonWriteFailed, "updating Secret %q: %v", t.Name, APIMessage(err))
 	}
 	res.Updated = true
 	return res, nil
@@ -324,9 +324,10 @@ func sameMap(a, b map[string]string, ignore string) bool {
 	return n == m
 }
 
-// apiMessage keeps an API error's reason without echoing the object (API
-// errors for Secrets can quote field values).
-func apiMessage(err error) string {
+// APIMessage keeps an API error's reason, code and the fields it names,
+// without echoing the object (API errors for Secrets can quote field
+// values); any other error is "request failed".
+func APIMessage(err error) string {
 	if s, ok := err.(apierrors.APIStatus); ok {
 		st := s.Status()
 		msg := fmt.Sprintf("%s (%d)", st.Reason, st.Code)

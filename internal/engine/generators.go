@@ -89,7 +89,7 @@ func (e *Engine) generate(ctx context.Context, plan Plan, now time.Time) (*gener
 	srcs := generatorSources(plan)
 	cur, err := e.unmanaged(ctx, client.ObjectKey{Namespace: plan.Owner.Namespace, Name: plan.Target.Name})
 	if err != nil {
-		return nil, fail(ReasonWriteFailed, "reading Secret %s: %v", plan.Target.Name, apiMessage(err))
+		return nil, fail(ReasonWriteFailed, "reading Secret %s: %v", plan.Target.Name, APIMessage(err))
 	}
 	in := GenerateInput{Now: now, Policy: plan.Generation, Sources: len(srcs), SecretFound: cur != nil}
 	if cur != nil {
@@ -185,7 +185,7 @@ func (e *Engine) runGenerator(ctx context.Context, ns string, src *GeneratorSour
 			}
 			return nil, generatorFail(ReasonGeneratorNotFound, "%s: %s does not exist %s", src.Field, what, where)
 		}
-		return nil, fail(ReasonProviderError, "%s: reading %s: %v", src.Field, what, apiMessage(err))
+		return nil, fail(ReasonProviderError, "%s: reading %s: %v", src.Field, what, APIMessage(err))
 	}
 	if cg, ok := obj.(*genv1alpha1.ClusterGenerator); ok {
 		kind, spec = string(cg.Spec.Kind), cg.Spec.Generator

@@ -163,7 +163,7 @@ func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res 
 	key := client.ObjectKey{Namespace: plan.Owner.Namespace, Name: t.Name}
 	cur, err := e.readConfigMap(ctx, key)
 	if err != nil {
-		return res, fail(ReasonWriteFailed, "reading ConfigMap %s: %v", key.Name, apiMessage(err))
+		return res, fail(ReasonWriteFailed, "reading ConfigMap %s: %v", key.Name, APIMessage(err))
 	}
 	w := &manifestWrite{plan: plan, kind: "ConfigMap", gone: d.gone}
 	if cur == nil {
@@ -177,7 +177,7 @@ func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res 
 			return res, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return res, fail(ReasonWriteFailed, "creating ConfigMap %q: %v", t.Name, apiMessage(err))
+			return res, fail(ReasonWriteFailed, "creating ConfigMap %q: %v", t.Name, APIMessage(err))
 		}
 		if cur, err = e.readConfigMap(ctx, key); err != nil || cur == nil {
 			return res, fail(ReasonWriteFailed, "reading ConfigMap %s after a create conflict: %v", key.Name, err)
@@ -190,7 +190,7 @@ func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res 
 	}
 	if d.gone && t.DeletionPolicy == esv1.DeletionPolicyDelete {
 		if err := e.Client.Delete(ctx, cur, client.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
-			return res, fail(ReasonWriteFailed, "deleting ConfigMap %q: %v", t.Name, apiMessage(err))
+			return res, fail(ReasonWriteFailed, "deleting ConfigMap %q: %v", t.Name, APIMessage(err))
 		}
 		res.Deleted, res.Gone = true, true
 		return res, nil
@@ -212,7 +212,7 @@ func (e *Engine) applyConfigMap(ctx context.Context, plan Plan, d *desired, res 
 		next.Immutable = ptr(true)
 	}
 	if err := e.Client.Update(ctx, next); err != nil {
-		return res, fail(ReasonWriteFailed, "updating ConfigMap %q: %v", t.Name, apiMessage(err))
+		return res, fail(ReasonWriteFailed, "updating ConfigMap %q: %v", t.Name, APIMessage(err))
 	}
 	res.Updated = true
 	return res, nil

@@ -81,7 +81,7 @@ func objectAPIError(verb string, m *Manifest, mapping *meta.RESTMapping, ns, nam
 		gr := mapping.Resource.GroupResource()
 		return fail(ReasonTargetForbidden, "the operator may not %s %s %q in namespace %s: grant it the resource %q of apiGroup %q with the chart value genericTargets.resources", verb, m.describe(), name, ns, gr.Resource, gr.Group)
 	}
-	return fail(ReasonWriteFailed, "%s %s %q: %v", verb, m.describe(), name, apiMessage(err))
+	return fail(ReasonWriteFailed, "%s %s %q: %v", verb, m.describe(), name, APIMessage(err))
 }
 
 // readObject reads the target from the API server; nil when there is none.

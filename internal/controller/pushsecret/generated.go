@@ -120,7 +120,7 @@ func (r *Reconciler) generatedSource(ctx context.Context, ps *esv1alpha1.PushSec
 	if err != nil {
 		// The values just made are dropped: nothing was pushed yet.
 		return nil, "", &engine.Error{Reason: engine.ReasonWriteFailed,
-			Err: fmt.Errorf("writing the local copy (Secret %q) of the generated values: %s", ps.Name, apiReason(err))}
+			Err: fmt.Errorf("writing the local copy (Secret %q) of the generated values: %s", ps.Name, engine.APIMessage(err))}
 	}
 	return next, fmt.Sprintf("New values generated: %s.", localCopyWording.Replace(d.Message)), nil
 }
@@ -150,14 +150,4 @@ func localCopy(ps *esv1alpha1.PushSecret, cur *corev1.Secret, found bool, values
 	s.Data = values
 	metav1.SetMetaDataAnnotation(&s.ObjectMeta, engine.AnnotationGenerated, rec.String())
 	return s
-}
-
-// apiReason is an API error's reason and status code: never its message,
-// which for an invalid Secret may quote what was sent.
-func apiReason(err error) string {
-	if s, ok := err.(apierrors.APIStatus); ok {
-		st := s.Status()
-		return fmt.Sprintf("%s (%d)", st.Reason, st.Code)
-	}
-	return err.Error()
 }
