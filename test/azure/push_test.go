@@ -62,9 +62,11 @@ func registerPushExampleCredentials(t *testing.T) {
 func waitPushReady(t *testing.T, ns, name string, status corev1.ConditionStatus, reason string) string {
 	t.Helper()
 	var msg string
-	testenv.Eventually(t, fmt.Sprintf("PushSecret %s/%s Ready=%s %s", ns, name, status, reason), func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, fmt.Sprintf("PushSecret %s/%s Ready=%s %s", ns, name, status, reason), func(context.Context) (bool, string) {
 		var ps esv1alpha1.PushSecret
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ps); err != nil {
+		// Not the poll's context: at the deadline the last message must
+		// still say what the PushSecret reports.
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &ps); err != nil {
 			return false, err.Error()
 		}
 		for _, c := range ps.Status.Conditions {

@@ -559,8 +559,16 @@ func (r *Reconciler) succeeded(ctx context.Context, ps *esv1alpha1.PushSecret, s
 	return ctrl.Result{RequeueAfter: refresh}, nil
 }
 
+// patchStatus writes next's status as a merge patch from ps, the
+// PushSecret as the cache held it. The patch carries ps's resourceVersion:
+// a merge patch holds only what differs from ps, so computed from a copy
+// older than the stored status (another reconcile's write the cache has not
+// shown yet) it would leave that write in place, such as a failure
+// condition after this push succeeded. Such a patch conflicts instead, and
+// the reconcile is retried on a fresher copy.
 func (r *Reconciler) patchStatus(ctx context.Context, ps, next *esv1alpha1.PushSecret) error {
-	if err := r.Client.Status().Patch(ctx, next, client.MergeFrom(ps)); err != nil && !apierrors.IsNotFound(err) {
+	patch := client.MergeFromWithOptions(ps, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Status().Patch(ctx, next, patch); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("updating the status of PushSecret %s/%s: %w", ps.Namespace, ps.Name, err)
 	}
 	return nil

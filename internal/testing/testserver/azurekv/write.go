@@ -103,6 +103,24 @@ func (s *Server) IsDeleted(kind Kind, name string) bool {
 	return ok
 }
 
+// Purge removes a soft-deleted object for good, as Purge Deleted does (a
+// certificate with its secret and key), so a test can reuse its name; it
+// says whether there was one.
+func (s *Server) Purge(kind Kind, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	coll := string(kind)
+	if _, ok := s.deleted[coll][name]; !ok {
+		return false
+	}
+	delete(s.deleted[coll], name)
+	if coll == collCertificates {
+		delete(s.deleted[collSecrets], name)
+		delete(s.deleted[collKeys], name)
+	}
+	return true
+}
+
 // serveWrite serves every request that is not a read of a live object.
 func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, c caller, segs []string) {
 	coll := segs[0]
