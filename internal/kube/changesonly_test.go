@@ -2,10 +2,10 @@ package kube_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +14,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/keyferry/keyferry/internal/kube"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
 // recorder records the events a handler is told of, as "add <name>",
@@ -49,13 +50,10 @@ func (r *recorder) seen() []string {
 // waitFor polls until the recorder has seen event.
 func (r *recorder) waitFor(t *testing.T, event string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.Contains(r.seen(), event) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q not seen; seen %v", event, r.seen())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, fmt.Sprintf("event %q", event), func(context.Context) (bool, string) {
+		seen := r.seen()
+		return slices.Contains(seen, event), fmt.Sprintf("seen %v", seen)
+	})
 }
 
 // The Secret metadata cache's handlers are told of changes, not of the
