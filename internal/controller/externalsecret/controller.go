@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -27,6 +28,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/controller/changes"
 	"github.com/keyferry/keyferry/internal/controller/refresh"
+	"github.com/keyferry/keyferry/internal/controller/statuswrite"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/metrics"
 )
@@ -96,6 +98,16 @@ type Reconciler struct {
 	// notifications holds the ExternalSecrets whose values changed in a
 	// store (Notify, notify.go).
 	notifications changes.Queue
+	// statuses writes the statuses syncs decide, behind the syncs
+	// (statuswrite): while many objects sync, their Secrets come first.
+	statuses *statuswrite.Writer[pendingStatus]
+}
+
+// pendingStatus is a status waiting to be written, and the object's
+// resourceVersion it was decided on (Record.StatusOver once written).
+type pendingStatus struct {
+	status esv1.ExternalSecretStatus
+	baseRV string
 }
 
 // pendingFresh is the Config of a record whose next sync must fetch fresh
@@ -146,6 +158,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		r.Metrics = metrics.New(nil)
 	}
 	r.waiting = newWaiting()
+	r.statuses = statuswrite.New(statuswrite.Options[pendingStatus]{
+		Name: "externalsecret-status", Write: r.writeStatus, Concurrency: r.Concurrency,
+	})
+	if err := mgr.Add(r.statuses); err != nil {
+		return fmt.Errorf("adding the ExternalSecret status writer: %w", err)
+	}
 	secretChanges, err := r.watchSecretMetadata(mgr)
 	if err != nil {
 		return err
@@ -238,6 +256,7 @@ func Version(es *esv1.ExternalSecret) string {
 // Reconcile syncs one ExternalSecret.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
+	defer r.statuses.Busy()()
 	var es esv1.ExternalSecret
 	if err := r.Client.Get(ctx, req.NamespacedName, &es); err != nil {
 		if client.IgnoreNotFound(err) == nil {
@@ -245,6 +264,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
+	}
+	// A status decided but not yet written is the object's status: the
+	// cache cannot show it.
+	pending := false
+	if p, ok := r.statuses.Pending(req.NamespacedName); ok {
+		es.Status, pending = p.status, true
 	}
 	if !es.DeletionTimestamp.IsZero() {
 		r.forget(req.NamespacedName)
@@ -275,7 +300,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return r.failed(ctx, &es, version, err)
 	}
 
-	d := r.due(ctx, &es, plan, version, interval, now)
+	d := r.due(ctx, &es, plan, version, interval, now, pending)
 	logger.V(1).Info("refresh decision", "sync", d.Sync, "reason", d.Reason, "detail", d.Message)
 	if !d.Sync {
 		return d.Result(), nil
@@ -324,15 +349,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {
 		msg = "values were fetched; creationPolicy None writes no " + kind
 	}
-	wrote, err := r.setStatus(ctx, &es, metav1.ConditionTrue, reason, msg, version, res.Changed())
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if wrote {
-		// Until the cache shows this write, the status read back is stale
-		// (refresh.StatusCaughtUp).
-		r.memory.SetStatusOver(req.NamespacedName, es.ResourceVersion)
-	}
+	r.setStatus(&es, metav1.ConditionTrue, reason, msg, version, res.Changed())
 	logger.V(1).Info("synced", "secret", res.SecretName, "changed", res.Changed(), "keys", len(res.Keys))
 	if res.GenerateReason != "" {
 		logger.V(1).Info("generators", "generated", res.Generated, "reason", res.GenerateReason)
@@ -348,15 +365,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // due decides whether to sync now with refresh.ExternalSecretChecks, from
-// the status, the target Secret and this process's record.
-func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan, version string, interval time.Duration, now time.Time) refresh.Decision {
+// the status (pending: a status not yet written), the target Secret and
+// this process's record.
+func (r *Reconciler) due(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan, version string, interval time.Duration, now time.Time, pending bool) refresh.Decision {
 	key := client.ObjectKeyFromObject(es)
 	exists, targetRV := r.targetVersion(ctx, es.Namespace, plan)
 	rec := r.memory.Get(key)
 	in := refresh.Input{
 		Now: now, Interval: interval, Policy: refreshPolicy(es), StartupSpread: r.StartupSpread,
 		Synced:       isReady(es) && es.Status.SyncedResourceVersion == version,
-		StatusBehind: rec != nil && rec.StatusOver != "" && rec.StatusOver == es.ResourceVersion,
+		StatusBehind: !pending && rec != nil && rec.StatusOver != "" && rec.StatusOver == es.ResourceVersion,
 		LastSync:     es.Status.RefreshTime.Time.Time,
 		Config:       es.Annotations[esv1.AnnotationForceSync],
 		Record:       rec,
@@ -392,6 +410,7 @@ func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, plan
 
 func (r *Reconciler) forget(key types.NamespacedName) {
 	r.memory.Forget(key)
+	r.statuses.Forget(key)
 	r.waiting.done(key)
 	r.Engine.Fetch.Unsubscribe(engine.ObjectRef{Kind: Kind, Namespace: key.Namespace, Name: key.Name}.String())
 	r.Metrics.ESO.Forget(metrics.KindExternalSecret, key.Namespace, key.Name)
@@ -411,9 +430,7 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 	r.Metrics.ESO.SyncFailed(es.Namespace, es.Name)
 	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, ee.Reason, "Sync", "%s", ee.Error())
 	r.memory.Drop(client.ObjectKeyFromObject(es))
-	if _, serr := r.setStatus(ctx, es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false); serr != nil {
-		return reconcile.Result{}, serr
-	}
+	r.setStatus(es, metav1.ConditionFalse, ee.Reason, ee.Error(), es.Status.SyncedResourceVersion, false)
 	if ee.Reason == engine.ReasonInvalidSpec || ee.Reason == engine.ReasonClusterStoreDisabled || ee.Reason == engine.ReasonGenericTargetsDisabled {
 		return reconcile.Result{}, nil // waits for the user to edit the spec
 	}
@@ -438,10 +455,9 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 	return reconcile.Result{}, ee
 }
 
-// setStatus writes the Ready condition, only when something changed.
-// setStatus writes the Ready condition (and, on success, the sync fields)
-// when they differ from the status es shows, and says whether it wrote.
-func (r *Reconciler) setStatus(ctx context.Context, es *esv1.ExternalSecret, status metav1.ConditionStatus, reason, msg, version string, changed bool) (bool, error) {
+// setStatus hands the status writer the Ready condition (and, on success,
+// the sync fields) when they differ from the status es shows.
+func (r *Reconciler) setStatus(es *esv1.ExternalSecret, status metav1.ConditionStatus, reason, msg, version string, changed bool) {
 	next := es.DeepCopy()
 	setCondition(&next.Status, esv1.ExternalSecretStatusCondition{Type: esv1.ExternalSecretReady, Status: status, Reason: reason, Message: msg}, r.Now())
 	if status == metav1.ConditionTrue {
@@ -456,14 +472,34 @@ func (r *Reconciler) setStatus(ctx context.Context, es *esv1.ExternalSecret, sta
 	}
 	r.observeCondition(es, &next.Status)
 	if statusEqual(es.Status, next.Status) {
-		return false, nil
+		return
 	}
-	if err := r.Client.Status().Patch(ctx, next, client.MergeFrom(es)); err != nil {
-		return false, fmt.Errorf("updating ExternalSecret status: %w", err)
+	r.statuses.Set(client.ObjectKeyFromObject(es), pendingStatus{status: next.Status, baseRV: es.ResourceVersion})
+}
+
+// writeStatus writes a status the status writer holds: a merge patch of
+// the whole status (keyferry writes every field of it), so a cache behind
+// this process's earlier writes cannot leave a field out.
+func (r *Reconciler) writeStatus(ctx context.Context, key types.NamespacedName, p pendingStatus) error {
+	body, err := json.Marshal(struct {
+		Status esv1.ExternalSecretStatus `json:"status"`
+	}{p.status})
+	if err != nil {
+		return fmt.Errorf("encoding ExternalSecret status: %w", err)
+	}
+	es := &esv1.ExternalSecret{}
+	es.Namespace, es.Name = key.Namespace, key.Name
+	if err := r.Client.Status().Patch(ctx, es, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return fmt.Errorf("updating ExternalSecret status: %w", err)
 	}
 	// A patch the API server found to change nothing (times are stored to
-	// the second) keeps the resourceVersion: nothing was written.
-	return next.ResourceVersion != es.ResourceVersion, nil
+	// the second) keeps the resourceVersion: nothing was written. Otherwise,
+	// until the cache shows this write, the status read back is stale
+	// (refresh.StatusCaughtUp).
+	if es.ResourceVersion != p.baseRV {
+		r.memory.SetStatusOver(key, p.baseRV)
+	}
+	return nil
 }
 
 func setCondition(st *esv1.ExternalSecretStatus, c esv1.ExternalSecretStatusCondition, now time.Time) {
