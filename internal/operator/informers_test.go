@@ -27,7 +27,7 @@ func TestInformersStartWithAList(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var (
-				mu                 sync.Mutex
+				mu                sync.Mutex
 				lists, watchLists int
 			)
 			lw := &toolscache.ListWatch{
