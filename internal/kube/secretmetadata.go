@@ -37,6 +37,7 @@ func NewSecretMetadataCache(mgr ctrl.Manager, namespace string, keep ...string) 
 	if err != nil {
 		return nil, fmt.Errorf("creating the Secret metadata cache: %w", err)
 	}
+	c = SyncPromptly(c)
 	if err := mgr.Add(c); err != nil {
 		return nil, fmt.Errorf("adding the Secret metadata cache: %w", err)
 	}

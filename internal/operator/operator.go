@@ -201,6 +201,15 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		// lease is handed over at once instead of expiring.
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{UsePriorityQueue: ptr(true), SkipNameValidation: ptr(opts.SkipControllerNameValidation)},
+		// Controllers start as soon as the informers they watch have synced
+		// (kube.SyncPromptly).
+		NewCache: func(cfg *rest.Config, o cache.Options) (cache.Cache, error) {
+			c, err := cache.New(cfg, o)
+			if err != nil {
+				return nil, err
+			}
+			return kube.SyncPromptly(c), nil
+		},
 		Cache: cache.Options{
 			DefaultNamespaces: servedNamespaces(opts.Namespace),
 			// managedFields are a large share of every cached object and
