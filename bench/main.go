@@ -110,6 +110,8 @@ type Result struct {
 	RotationTargets      int           `json:"rotationTargets"`
 	RestartCalls         int64         `json:"restartCalls"`
 	PeakRSSMiB           float64       `json:"peakRSSMiB"`
+	EndRSSAnonMiB        float64       `json:"endRSSAnonMiB"`
+	EndRSSFileMiB        float64       `json:"endRSSFileMiB"`
 	CPUSeconds           float64       `json:"cpuSeconds"`
 	PeakRSSUnrelatedMiB  float64       `json:"peakRSSWithUnrelatedMiB,omitempty"`
 	UnrelatedGrowthMiB   float64       `json:"unrelatedGrowthMiB,omitempty"`
@@ -139,6 +141,10 @@ func printTable(r Result) {
 		fmt.Fprintf(w, "restart: backend calls in the first %s\t%d\n", r.Config.RestartWindow, r.RestartCalls)
 	}
 	fmt.Fprintf(w, "controller peak RSS\t%.1f MiB\n", r.PeakRSSMiB)
+	fmt.Fprintf(w, "controller RSS at the end: anonymous / file-backed\t%.1f / %.1f MiB\n", r.EndRSSAnonMiB, r.EndRSSFileMiB)
+	if r.LiveHeapMiB > 0 {
+		fmt.Fprintf(w, "controller live heap after the sync, after a GC\t%.1f MiB (%.1f KiB per ExternalSecret)\n", r.LiveHeapMiB, 1024*r.LiveHeapMiB/float64(r.Config.N))
+	}
 	fmt.Fprintf(w, "controller CPU\t%.1f s\n", r.CPUSeconds)
 	if r.Config.Unrelated > 0 {
 		fmt.Fprintf(w, "peak RSS with %d unrelated Secrets\t%.1f MiB (+%.1f MiB)\n", r.Config.Unrelated, r.PeakRSSUnrelatedMiB, r.UnrelatedGrowthMiB)

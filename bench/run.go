@@ -113,16 +113,29 @@ func startController(cmdline, kubeconfig, logFile string) (*controllerProc, erro
 
 // usage reads the process's peak RSS (MiB) and CPU seconds from /proc.
 func (p *controllerProc) usage() (rssMiB, cpu float64) {
-	pid := p.cmd.Process.Pid
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+	rss := p.memory()
+	return rss["VmHWM"], p.cpu()
+}
+
+// memory reads the process's memory figures (MiB) from /proc: VmHWM (peak
+// RSS), and RssAnon and RssFile (now).
+func (p *controllerProc) memory() map[string]float64 {
+	out := map[string]float64{}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "VmHWM:") {
-				f := strings.Fields(line)
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				rssMiB = kb / 1024
+			name, rest, ok := strings.Cut(line, ":")
+			if f := strings.Fields(rest); ok && len(f) == 2 && f[1] == "kB" {
+				kb, _ := strconv.ParseFloat(f[0], 64)
+				out[name] = kb / 1024
 			}
 		}
 	}
+	return out
+}
+
+// cpu reads the process's CPU seconds from /proc.
+func (p *controllerProc) cpu() (cpu float64) {
+	pid := p.cmd.Process.Pid
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		s := string(b)
 		f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
@@ -130,7 +143,7 @@ func (p *controllerProc) usage() (rssMiB, cpu float64) {
 		st, _ := strconv.ParseFloat(f[12], 64)
 		cpu = (ut + st) / 100 // USER_HZ
 	}
-	return rssMiB, cpu
+	return cpu
 }
 
 func (p *controllerProc) stop() {
@@ -331,6 +344,13 @@ func run(ctx context.Context, c config) (Result, error) {
 		res.RotationSeconds = append(res.RotationSeconds, time.Since(start).Seconds())
 	}
 	res.PeakRSSMiB, res.CPUSeconds = proc.usage()
+	mem := proc.memory()
+	res.EndRSSAnonMiB, res.EndRSSFileMiB = mem["RssAnon"], mem["RssFile"]
+	if c.ControllerPprof != "" {
+		if res.LiveHeapMiB, err = controllerHeap(ctx, c.ControllerPprof, filepath.Join(c.Out, "controller-heap.pprof")); err != nil {
+			fmt.Println("memory:", err)
+		}
+	}
 
 	if !c.SkipRestart {
 		fmt.Printf("restart: counting backend calls in the first %s...\n", c.RestartWindow)
@@ -345,11 +365,6 @@ func run(ctx context.Context, c config) (Result, error) {
 
 	if c.Unrelated > 0 {
 		baseline, _ := proc.usage()
-		if c.ControllerPprof != "" {
-			if res.LiveHeapMiB, err = controllerHeap(ctx, c.ControllerPprof, filepath.Join(c.Out, "controller-heap.pprof")); err != nil {
-				fmt.Println("memory:", err)
-			}
-		}
 		proc.stop()
 		proc = nil
 		fmt.Printf("memory: creating %d unrelated 1 KiB Secrets...\n", c.Unrelated)

@@ -23,6 +23,11 @@ externalsecret_status_condition{condition="Ready",name="db",namespace="app",stat
 externalsecret_status_condition{condition="Ready",name="db",namespace="app",status="False"} 1
 externalsecret_status_condition{condition="Ready",name="db",namespace="app",status="True"} 0
 `},
+		{"unknown", []string{"Unknown"}, `
+externalsecret_status_condition{condition="Ready",name="db",namespace="app",status="False"} 0
+externalsecret_status_condition{condition="Ready",name="db",namespace="app",status="True"} 0
+externalsecret_status_condition{condition="Ready",name="db",namespace="app",status="Unknown"} 1
+`},
 		{"unknown then ready drops Unknown", []string{"Unknown", "True"}, `
 externalsecret_status_condition{condition="Ready",name="db",namespace="app",status="False"} 0
 externalsecret_status_condition{condition="Ready",name="db",namespace="app",status="True"} 1
@@ -85,19 +90,53 @@ func TestESOSyncCountersAndDuration(t *testing.T) {
 	m.ESO.ObserveReconcile(KindExternalSecret, "app", "db", time.Now().Add(-time.Second))
 	m.ESO.ObserveReconcile(KindExternalSecret, "app", "db", time.Now())
 	m.ESO.SyncFailed("app", "db")
-	if got := testutil.ToFloat64(m.ESO.SyncCalls.WithLabelValues("db", "app")); got != 2 {
-		t.Errorf("sync calls = %v, want 2", got)
+	db := map[string]string{"name": "db", "namespace": "app"}
+	if got, n := gathered(t, reg, "externalsecret_sync_calls_total", db); got != 2 || n != 1 {
+		t.Errorf("sync calls = %v in %d series, want 2 in one", got, n)
 	}
-	if got := testutil.ToFloat64(m.ESO.SyncErrors.WithLabelValues("db", "app")); got != 1 {
-		t.Errorf("sync errors = %v, want 1", got)
+	if got, n := gathered(t, reg, "externalsecret_sync_calls_error", db); got != 1 || n != 1 {
+		t.Errorf("sync errors = %v in %d series, want 1 in one", got, n)
 	}
 	m.ESO.ObserveReconcile(KindSecretStore, "app", "vault", time.Now().Add(-time.Second))
-	if got := testutil.ToFloat64(m.ESO.Durations[KindSecretStore].WithLabelValues("vault", "app")); got < float64(time.Second) {
+	if got, _ := gathered(t, reg, "secretstore_reconcile_duration", map[string]string{"name": "vault", "namespace": "app"}); got < float64(time.Second) {
 		t.Errorf("duration = %v, want at least 1e9 (nanoseconds, as ESO writes it)", got)
 	}
-	if n := testutil.CollectAndCount(m.ESO.SyncCalls); n != 1 {
+	if _, n := gathered(t, reg, "externalsecret_sync_calls_total", nil); n != 1 {
 		t.Errorf("store reconciles must not count as ExternalSecret sync calls: %d series", n)
 	}
+	if _, n := gathered(t, reg, "externalsecret_sync_calls_error", map[string]string{"name": "vault"}); n != 0 {
+		t.Errorf("an object that never failed has %d sync error series, want none", n)
+	}
+}
+
+// gathered returns the sum of the values of the series of metric name
+// whose labels include labels, and how many there are.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (sum float64, n int) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, mt := range mf.Metric {
+			have := map[string]string{}
+			for _, l := range mt.Label {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			n++
+			sum += mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
+		}
+	}
+	return sum, n
 }
 
 func TestESOProviderAPICallsMirrorKeyferrysCounter(t *testing.T) {
@@ -122,7 +161,7 @@ func TestNewTwiceReusesRegisteredCollectors(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a, b := New(reg), New(reg)
 	a.ESO.SetCondition(KindSecretStore, "ns", "s", "Ready", "True")
-	if a.ESO.Conditions[KindSecretStore] != b.ESO.Conditions[KindSecretStore] || a.ESO.SyncCalls != b.ESO.SyncCalls {
+	if a.ESO.objects != b.ESO.objects {
 		t.Fatal("a second New registered new collectors instead of reusing the first ones")
 	}
 	if _, err := reg.Gather(); err != nil {

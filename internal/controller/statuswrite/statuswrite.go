@@ -216,10 +216,21 @@ func (w *Writer[S]) writeOne(ctx context.Context, key types.NamespacedName) {
 	}
 	w.queue.Forget(key)
 	w.mu.Lock()
-	if cur, ok := w.pending[key]; ok && cur.gen == e.gen {
+	w.written(key, e.gen)
+	w.mu.Unlock()
+}
+
+// written drops key's pending status if it is still the one of generation
+// gen. Once nothing is pending, the map is replaced: a map never gives back
+// the room it grew to, and after a first sync of thousands of objects that
+// room would stay unused. Call with mu held.
+func (w *Writer[S]) written(key types.NamespacedName, gen uint64) {
+	if cur, ok := w.pending[key]; ok && cur.gen == gen {
 		delete(w.pending, key)
 	}
-	w.mu.Unlock()
+	if len(w.pending) == 0 {
+		w.pending = map[types.NamespacedName]entry[S]{}
+	}
 }
 
 // flush writes every pending status once, with every writer, within
@@ -246,9 +257,7 @@ func (w *Writer[S]) flush() {
 				w.mu.Unlock()
 				if ok && w.opts.Write(ctx, key, e.status) == nil {
 					w.mu.Lock()
-					if cur, ok := w.pending[key]; ok && cur.gen == e.gen {
-						delete(w.pending, key)
-					}
+					w.written(key, e.gen)
 					w.mu.Unlock()
 				}
 			}
