@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"context"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,3 +31,13 @@ type listingListWatch struct{ *toolscache.ListWatch }
 
 // IsWatchListSemanticsUnSupported tells client-go's reflector to LIST.
 func (listingListWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
+// watchErrorUnlessStopping reports a failed LIST or watch as client-go
+// does, unless the informer is stopping: at shutdown the requests in
+// flight fail with "context canceled", which is no error.
+func watchErrorUnlessStopping(ctx context.Context, r *toolscache.Reflector, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	toolscache.DefaultWatchErrorHandler(ctx, r, err)
+}

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 
@@ -65,5 +67,29 @@ func TestInformersStartWithAList(t *testing.T) {
 				t.Fatalf("the informer made %d LISTs and %d watch-list requests; want 1 LIST and no stream", lists, watchLists)
 			}
 		})
+	}
+}
+
+// TestWatchErrorsAreReportedUnlessStopping: a failed LIST or watch is
+// reported as client-go reports it, except once the informer stops, when
+// the requests in flight fail with "context canceled".
+func TestWatchErrorsAreReportedUnlessStopping(t *testing.T) {
+	var reported []error
+	saved := utilruntime.ErrorHandlers
+	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{func(_ context.Context, err error, _ string, _ ...any) {
+		reported = append(reported, err)
+	}}
+	defer func() { utilruntime.ErrorHandlers = saved }()
+	r := toolscache.NewReflector(&toolscache.ListWatch{}, &corev1.Secret{}, toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), 0)
+
+	watchErrorUnlessStopping(t.Context(), r, errors.New("connection refused"))
+	if len(reported) != 1 {
+		t.Fatalf("a failed watch while running was reported %d times; want once", len(reported))
+	}
+	stopped, cancel := context.WithCancel(t.Context())
+	cancel()
+	watchErrorUnlessStopping(stopped, r, context.Canceled)
+	if len(reported) != 1 {
+		t.Fatalf("a watch ended by the stop was reported: %v", reported[1:])
 	}
 }

@@ -216,6 +216,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 			// keyferry never reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			NewInformer:      newInformer,
+			// A watch that ends because the operator stops is not an error.
+			DefaultWatchErrorHandler: watchErrorUnlessStopping,
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}: {Label: managedSecrets},
 			},
