@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -103,10 +104,13 @@ type Reconciler struct {
 	statuses *statuswrite.Writer[pendingStatus]
 }
 
-// pendingStatus is a status waiting to be written, and the object's
-// resourceVersion it was decided on (Record.StatusOver once written).
+// pendingStatus is a status waiting to be written, the object's UID (a
+// status never lands on an object of the same name created since), and
+// its resourceVersion the status was decided on (Record.StatusOver once
+// written).
 type pendingStatus struct {
 	status esv1.ExternalSecretStatus
+	uid    types.UID
 	baseRV string
 }
 
@@ -268,7 +272,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	// A status decided but not yet written is the object's status: the
 	// cache cannot show it.
 	pending := false
-	if p, ok := r.statuses.Pending(req.NamespacedName); ok {
+	if p, ok := r.statuses.Pending(req.NamespacedName); ok && p.uid == es.UID {
 		es.Status, pending = p.status, true
 	}
 	if !es.DeletionTimestamp.IsZero() {
@@ -474,22 +478,37 @@ func (r *Reconciler) setStatus(es *esv1.ExternalSecret, status metav1.ConditionS
 	if statusEqual(es.Status, next.Status) {
 		return
 	}
-	r.statuses.Set(client.ObjectKeyFromObject(es), pendingStatus{status: next.Status, baseRV: es.ResourceVersion})
+	r.statuses.Set(client.ObjectKeyFromObject(es), pendingStatus{status: next.Status, uid: es.UID, baseRV: es.ResourceVersion})
 }
 
-// writeStatus writes a status the status writer holds: a merge patch of
-// the whole status (keyferry writes every field of it), so a cache behind
-// this process's earlier writes cannot leave a field out.
+// writeStatus writes a status the status writer holds: a JSON patch that
+// sets the whole status (keyferry writes every field of it), so a cache
+// behind this process's earlier writes cannot leave a field out. Its first
+// operation tests the object's UID: when the object was deleted and
+// created again under the same name since, the API server refuses the
+// patch as Invalid and the status is dropped.
 func (r *Reconciler) writeStatus(ctx context.Context, key types.NamespacedName, p pendingStatus) error {
-	body, err := json.Marshal(struct {
-		Status esv1.ExternalSecretStatus `json:"status"`
-	}{p.status})
+	type operation struct {
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value any    `json:"value"`
+	}
+	body, err := json.Marshal([]operation{
+		{Op: "test", Path: "/metadata/uid", Value: p.uid},
+		{Op: "add", Path: "/status", Value: p.status},
+	})
 	if err != nil {
 		return fmt.Errorf("encoding ExternalSecret status: %w", err)
 	}
 	es := &esv1.ExternalSecret{}
 	es.Namespace, es.Name = key.Namespace, key.Name
-	if err := r.Client.Status().Patch(ctx, es, client.RawPatch(types.MergePatchType, body)); err != nil {
+	if err := r.Client.Status().Patch(ctx, es, client.RawPatch(types.JSONPatchType, body)); err != nil {
+		if apierrors.IsInvalid(err) {
+			// Another object of the same name (or a status the schema
+			// refuses, which no retry would change).
+			log.FromContext(ctx).Info("dropping a status the API server refused", "externalSecret", key.String(), "error", err.Error())
+			return nil
+		}
 		return fmt.Errorf("updating ExternalSecret status: %w", err)
 	}
 	// A patch the API server found to change nothing (times are stored to
