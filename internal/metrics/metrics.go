@@ -38,6 +38,9 @@ type Metrics struct {
 	// EventsSuppressed counts Normal Events left out because the Event
 	// budget was spent (internal/eventbudget).
 	EventsSuppressed prometheus.Counter
+	// StatusesPending is the number of statuses decided but not yet
+	// written, by kind (internal/controller/statuswrite).
+	StatusesPending *prometheus.GaugeVec
 	// ESO holds the metrics under External Secrets Operator's names.
 	ESO *ESO
 }
@@ -65,6 +68,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		WorkloadRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyferry_workload_restarts_total", Help: "Workloads restarted because a Secret they use changed content, by kind and namespace.",
 		}, []string{"kind", "namespace"}),
+		StatusesPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keyferry_statuses_pending", Help: "Statuses decided but not yet written, by kind: while many objects sync, statuses are written behind their Secrets.",
+		}, []string{"kind"}),
 		EventsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyferry_events_suppressed_total", Help: "Normal Events left out because the Event budget was spent (--normal-events-per-second, --normal-event-burst); Warning Events are never left out.",
 		}),
@@ -77,6 +83,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.StoreProbes = register(reg, m.StoreProbes)
 		m.WorkloadRestarts = register(reg, m.WorkloadRestarts)
 		m.EventsSuppressed = register(reg, m.EventsSuppressed)
+		m.StatusesPending = register(reg, m.StatusesPending)
 	}
 	m.ESO = newESO(reg, m.ProviderCalls)
 	return m

@@ -198,6 +198,8 @@ spec:
 		// keyferry's own metrics stay.
 		{"keyferry_syncs_total", map[string]string{"kind": "ExternalSecret", "result": "success", "reason": ""}, atLeast(1), ">= 1"},
 		{"keyferry_provider_calls_total", map[string]string{"provider": "fake", "outcome": "ok"}, atLeast(1), ">= 1"},
+		// Every status decided has been written.
+		{"keyferry_statuses_pending", map[string]string{"kind": "ExternalSecret"}, eq(0), "0"},
 	}
 	s, body := waitMetrics(t, url, "ESO's metrics after a sync and a failure", func(s scrape) (bool, string) {
 		for _, w := range wants {

@@ -162,8 +162,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		r.Metrics = metrics.New(nil)
 	}
 	r.waiting = newWaiting()
+	pending := r.Metrics.StatusesPending.WithLabelValues(Kind)
 	r.statuses = statuswrite.New(statuswrite.Options[pendingStatus]{
 		Name: "externalsecret-status", Write: r.writeStatus, Concurrency: r.Concurrency,
+		OnPending: func(n int) { pending.Set(float64(n)) },
 	})
 	if err := mgr.Add(r.statuses); err != nil {
 		return fmt.Errorf("adding the ExternalSecret status writer: %w", err)

@@ -50,6 +50,9 @@ type Options[S any] struct {
 	// Grace bounds how long pending statuses are still written after the
 	// Writer is stopped (DefaultGrace).
 	Grace time.Duration
+	// OnPending, when set, is told how many statuses are not yet written
+	// each time that number changes (a metric).
+	OnPending func(n int)
 }
 
 // Writer writes statuses behind syncs. Create it with New and run it with
@@ -102,8 +105,17 @@ func (w *Writer[S]) Set(key types.NamespacedName, status S) {
 	w.mu.Lock()
 	w.gen++
 	w.pending[key] = entry[S]{status: status, gen: w.gen}
+	n := len(w.pending)
 	w.mu.Unlock()
+	w.report(n)
 	w.queue.Add(key)
+}
+
+// report tells Options.OnPending the number of statuses not yet written.
+func (w *Writer[S]) report(n int) {
+	if w.opts.OnPending != nil {
+		w.opts.OnPending(n)
+	}
 }
 
 // Pending returns the object's status not yet written, if any.
@@ -117,8 +129,10 @@ func (w *Writer[S]) Pending(key types.NamespacedName) (S, bool) {
 // Forget drops the object's pending status (the object is gone).
 func (w *Writer[S]) Forget(key types.NamespacedName) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	delete(w.pending, key)
+	n := len(w.pending)
+	w.mu.Unlock()
+	w.report(n)
 }
 
 // Busy marks a sync as running until the returned func is called.
@@ -216,21 +230,24 @@ func (w *Writer[S]) writeOne(ctx context.Context, key types.NamespacedName) {
 	}
 	w.queue.Forget(key)
 	w.mu.Lock()
-	w.written(key, e.gen)
+	n := w.written(key, e.gen)
 	w.mu.Unlock()
+	w.report(n)
 }
 
 // written drops key's pending status if it is still the one of generation
 // gen. Once nothing is pending, the map is replaced: a map never gives back
 // the room it grew to, and after a first sync of thousands of objects that
-// room would stay unused. Call with mu held.
-func (w *Writer[S]) written(key types.NamespacedName, gen uint64) {
+// room would stay unused. It returns how many statuses are still pending.
+// Call with mu held.
+func (w *Writer[S]) written(key types.NamespacedName, gen uint64) int {
 	if cur, ok := w.pending[key]; ok && cur.gen == gen {
 		delete(w.pending, key)
 	}
 	if len(w.pending) == 0 {
 		w.pending = map[types.NamespacedName]entry[S]{}
 	}
+	return len(w.pending)
 }
 
 // flush writes every pending status once, with every writer, within
@@ -257,8 +274,9 @@ func (w *Writer[S]) flush() {
 				w.mu.Unlock()
 				if ok && w.opts.Write(ctx, key, e.status) == nil {
 					w.mu.Lock()
-					w.written(key, e.gen)
+					n := w.written(key, e.gen)
 					w.mu.Unlock()
+					w.report(n)
 				}
 			}
 		})

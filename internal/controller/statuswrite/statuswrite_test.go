@@ -247,3 +247,33 @@ func TestStopWritesWhatIsPending(t *testing.T) {
 		}
 	}
 }
+
+func TestOnPendingFollowsTheStatusesNotYetWritten(t *testing.T) {
+	rec := newRecorder()
+	var (
+		mu   sync.Mutex
+		seen []int
+	)
+	w := New(Options[string]{Name: "test", Write: rec.write, Concurrency: 2, OnPending: func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, n)
+	}})
+	last := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 {
+			return -1
+		}
+		return seen[len(seen)-1]
+	}
+	w.Set(key(1), "ready")
+	w.Set(key(2), "ready")
+	w.Set(key(3), "ready")
+	w.Forget(key(3))
+	if n := last(); n != 2 {
+		t.Fatalf("OnPending last told %d; want 2 (three set, one forgotten)", n)
+	}
+	start(t, w)
+	eventually(t, "OnPending is told that nothing is pending", func() bool { return last() == 0 })
+}
