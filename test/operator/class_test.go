@@ -29,6 +29,12 @@ func TestStoreOfAnotherControllerClassIsLeftAlone(t *testing.T) {
 	env.Apply(t, ns, fakeStore("SecretStore", "theirs", "default", "k", "their-value"))
 	env.Apply(t, "", fakeStore("ClusterSecretStore", css, "default", "k", "their-value"))
 	env.Apply(t, ns, fakeStore("SecretStore", "ours", "keyferry", "k", "our-value"))
+	// The operator has seen the stores before the ExternalSecrets exist:
+	// an ExternalSecret whose store is not yet in the cache cannot be told
+	// apart from one whose store is missing (StoreNotFound, as in ESO).
+	r.waitLogged(t, "the SecretStore skipped", "skipping a store of another controller class", `"name":"theirs"`, `"namespace":"`+ns+`"`)
+	r.waitLogged(t, "the ClusterSecretStore skipped", "skipping a store of another controller class", `"name":"`+css+`"`)
+	env.WaitStoreReady(t, ns, "ours")
 	env.Apply(t, ns, externalSecret("from-theirs", "SecretStore", "theirs", "k"))
 	env.Apply(t, ns, externalSecret("from-their-cluster-store", "ClusterSecretStore", css, "k"))
 	env.Apply(t, ns, externalSecret("from-ours", "SecretStore", "ours", "k"))
@@ -72,8 +78,6 @@ spec:
 
 	// Each skipped object was reconciled and skipped (the barrier for the
 	// assertions below).
-	r.waitLogged(t, "the SecretStore skipped", "skipping a store of another controller class", `"name":"theirs"`, `"namespace":"`+ns+`"`)
-	r.waitLogged(t, "the ClusterSecretStore skipped", "skipping a store of another controller class", `"name":"`+css+`"`)
 	for _, name := range []string{"from-theirs", "from-their-cluster-store", "mixed"} {
 		r.waitLogged(t, name+" skipped", "skipping: a store belongs to another controller class", `"name":"`+name+`"`, `"namespace":"`+ns+`"`)
 	}
