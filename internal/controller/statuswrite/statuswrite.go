@@ -33,6 +33,12 @@ const (
 	DefaultGrace       = 5 * time.Second
 )
 
+// MaxRetryDelay bounds the backoff of a failed write: nothing tells the
+// writer that the API server is back, so a status is written at most this
+// long after it is (or at once, when another status is decided for the
+// object).
+const MaxRetryDelay = 10 * time.Second
+
 // Options configure a Writer.
 type Options[S any] struct {
 	// Name names the writer in logs.
@@ -91,7 +97,7 @@ func New[S any](opts Options[S]) *Writer[S] {
 	w := &Writer[S]{
 		opts: opts,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](100*time.Millisecond, time.Minute),
+			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](100*time.Millisecond, MaxRetryDelay),
 			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: opts.Name}),
 		pending: map[types.NamespacedName]entry[S]{},
 	}
@@ -135,21 +141,18 @@ func (w *Writer[S]) Forget(key types.NamespacedName) {
 	w.report(n)
 }
 
-// Busy marks a sync as running until the returned func is called.
+// Busy marks a sync as running until the returned func is called (once).
 func (w *Writer[S]) Busy() (done func()) {
 	w.mu.Lock()
 	w.syncs++
 	w.mu.Unlock()
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			w.mu.Lock()
-			w.syncs--
-			if w.syncs == 0 {
-				w.idle.Broadcast()
-			}
-			w.mu.Unlock()
-		})
+		w.mu.Lock()
+		w.syncs--
+		if w.syncs == 0 {
+			w.idle.Broadcast()
+		}
+		w.mu.Unlock()
 	}
 }
 
@@ -213,15 +216,7 @@ func (w *Writer[S]) waitTurn(ctx context.Context, first bool) (busy bool) {
 // when the write fails.
 func (w *Writer[S]) writeOne(ctx context.Context, key types.NamespacedName) {
 	defer w.queue.Done(key)
-	w.mu.Lock()
-	e, ok := w.pending[key]
-	w.mu.Unlock()
-	if !ok {
-		w.queue.Forget(key)
-		return
-	}
-	err := w.opts.Write(ctx, key, e.status)
-	if err != nil && !apierrors.IsNotFound(err) {
+	if err := w.writePending(ctx, key); err != nil {
 		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 			log.FromContext(ctx).Error(err, "writing a status; retrying", "writer", w.opts.Name, "object", key.String())
 		}
@@ -229,25 +224,34 @@ func (w *Writer[S]) writeOne(ctx context.Context, key types.NamespacedName) {
 		return
 	}
 	w.queue.Forget(key)
-	w.mu.Lock()
-	n := w.written(key, e.gen)
-	w.mu.Unlock()
-	w.report(n)
 }
 
-// written drops key's pending status if it is still the one of generation
-// gen. Once nothing is pending, the map is replaced: a map never gives back
-// the room it grew to, and after a first sync of thousands of objects that
-// room would stay unused. It returns how many statuses are still pending.
-// Call with mu held.
-func (w *Writer[S]) written(key types.NamespacedName, gen uint64) int {
-	if cur, ok := w.pending[key]; ok && cur.gen == gen {
+// writePending writes key's pending status, if any. Once it is written, or
+// the object is gone (NotFound), the status is no longer pending, unless a
+// newer one was set meanwhile. Once nothing is pending, the map is
+// replaced: a map never gives back the room it grew to, and after a first
+// sync of thousands of objects that room would stay unused.
+func (w *Writer[S]) writePending(ctx context.Context, key types.NamespacedName) error {
+	w.mu.Lock()
+	e, ok := w.pending[key]
+	w.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := w.opts.Write(ctx, key, e.status); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	w.mu.Lock()
+	if cur, ok := w.pending[key]; ok && cur.gen == e.gen {
 		delete(w.pending, key)
 	}
 	if len(w.pending) == 0 {
 		w.pending = map[types.NamespacedName]entry[S]{}
 	}
-	return len(w.pending)
+	n := len(w.pending)
+	w.mu.Unlock()
+	w.report(n)
+	return nil
 }
 
 // flush writes every pending status once, with every writer, within
@@ -269,15 +273,9 @@ func (w *Writer[S]) flush() {
 	for range min(w.opts.Concurrency, len(keys)) {
 		wg.Go(func() {
 			for key := range next {
-				w.mu.Lock()
-				e, ok := w.pending[key]
-				w.mu.Unlock()
-				if ok && w.opts.Write(ctx, key, e.status) == nil {
-					w.mu.Lock()
-					n := w.written(key, e.gen)
-					w.mu.Unlock()
-					w.report(n)
-				}
+				// A failure here is not retried: the process is stopping,
+				// and the next start syncs the object again.
+				_ = w.writePending(ctx, key)
 			}
 		})
 	}
@@ -294,7 +292,7 @@ func (w *Writer[S]) flush() {
 	wg.Wait()
 }
 
-// Len is the number of statuses not yet written (tests, metrics).
+// Len is the number of statuses not yet written.
 func (w *Writer[S]) Len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
