@@ -110,6 +110,7 @@ type Result struct {
 	RotationTargets      int           `json:"rotationTargets"`
 	RestartCalls         int64         `json:"restartCalls"`
 	PeakRSSMiB           float64       `json:"peakRSSMiB"`
+	PeakRSSAnonMiB       float64       `json:"peakRSSAnonMiB"`
 	EndRSSAnonMiB        float64       `json:"endRSSAnonMiB"`
 	EndRSSFileMiB        float64       `json:"endRSSFileMiB"`
 	CPUSeconds           float64       `json:"cpuSeconds"`
@@ -141,6 +142,7 @@ func printTable(r Result) {
 		fmt.Fprintf(w, "restart: backend calls in the first %s\t%d\n", r.Config.RestartWindow, r.RestartCalls)
 	}
 	fmt.Fprintf(w, "controller peak RSS\t%.1f MiB\n", r.PeakRSSMiB)
+	fmt.Fprintf(w, "controller peak anonymous RSS (heap, stacks, runtime)\t%.1f MiB\n", r.PeakRSSAnonMiB)
 	fmt.Fprintf(w, "controller RSS at the end: anonymous / file-backed\t%.1f / %.1f MiB\n", r.EndRSSAnonMiB, r.EndRSSFileMiB)
 	if r.LiveHeapMiB > 0 {
 		fmt.Fprintf(w, "controller live heap after the sync, after a GC\t%.1f MiB (%.1f KiB per ExternalSecret)\n", r.LiveHeapMiB, 1024*r.LiveHeapMiB/float64(r.Config.N))
