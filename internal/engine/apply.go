@@ -120,7 +120,7 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 		}
 		err := e.Client.Create(ctx, w.next)
 		if err == nil {
-			res.Created = true
+			res.Created, res.SecretRV = true, w.next.ResourceVersion
 			return res, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -187,6 +187,7 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 	}
 
 	if sameContent(cur, next) {
+		res.SecretRV = cur.ResourceVersion
 		return res, nil
 	}
 	if err := runChecks(w, changeChecks); err != nil {
@@ -205,7 +206,7 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 		}
 		return res, fail(ReasonWriteFailed, "updating Secret %q: %v", t.Name, APIMessage(err))
 	}
-	res.Updated = true
+	res.Updated, res.SecretRV = true, next.ResourceVersion
 	return res, nil
 }
 

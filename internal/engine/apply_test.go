@@ -93,3 +93,61 @@ spec:
 		t.Errorf("Secret after the sync: data k = %q, annotation someone = %q; want k restored and the other edit kept", s.Data["k"], s.Annotations["someone"])
 	}
 }
+
+// Result.SecretRV is the Secret's resourceVersion as the API server has it
+// after each kind of sync (created, unchanged, updated), so the controller
+// can tell its own write from someone else's without reading its cache.
+func TestResultCarriesTheSecretResourceVersion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := env.Namespace(t)
+	store := func(value string) string {
+		return `apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata:
+  name: ours
+spec:
+  provider:
+    fake:
+      data:
+      - key: k
+        value: ` + value + "\n"
+	}
+	env.Apply(t, ns, store("v1"))
+	reg := all.Registry(all.Options{Config: env.Cluster.Config})
+	layer := fetch.New(ctx, fetch.Options{Registry: reg, Kube: env.Client})
+	plan := engine.Plan{
+		Owner:   engine.Owner{APIVersion: esv1.GroupVersion.String(), Kind: "ExternalSecret", Namespace: ns, Name: "es"},
+		Target:  engine.Target{Name: "out", Type: corev1.SecretTypeOpaque, CreationPolicy: esv1.CreatePolicyOrphan, ManagedBy: "ExternalSecret/es"},
+		Sources: []engine.Source{{Store: engine.StoreRef{Kind: esv1.SecretStoreKind, Name: "ours"}, Data: &engine.DataSource{SecretKey: "k", Ref: provider.Ref{Key: "k"}}}},
+	}
+	e := &engine.Engine{Client: env.Client, APIReader: env.Client, Fetch: layer, Registry: reg}
+	current := func() string {
+		var s corev1.Secret
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "out"}, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.ResourceVersion
+	}
+	for _, step := range []struct {
+		name, value string
+		want        func(engine.Result) bool
+	}{
+		{"created", "v1", func(r engine.Result) bool { return r.Created }},
+		{"unchanged", "v1", func(r engine.Result) bool { return !r.Changed() }},
+		{"updated", "v2", func(r engine.Result) bool { return r.Updated }},
+	} {
+		env.Apply(t, ns, store(step.value))
+		plan.MaxAge = 0 // fetch afresh: the store's value may have changed
+		res, err := e.Execute(ctx, plan)
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if !step.want(res) {
+			t.Fatalf("%s: Result %+v", step.name, res)
+		}
+		if rv := current(); res.SecretRV == "" || res.SecretRV != rv {
+			t.Errorf("%s: Result.SecretRV = %q, the Secret is at %q", step.name, res.SecretRV, rv)
+		}
+	}
+}

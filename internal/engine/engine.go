@@ -59,6 +59,10 @@ type Result struct {
 	Keys []string
 	// Created, Updated and Deleted say what was written.
 	Created, Updated, Deleted bool
+	// SecretRV is the target Secret's resourceVersion after the sync, as
+	// the API server answered the write (or as read, when nothing was
+	// written); empty for other target kinds and when there is no Secret.
+	SecretRV string
 	// Gone says every remote value is gone and, by deletionPolicy, there
 	// is no Secret.
 	Gone bool

@@ -16,11 +16,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -183,7 +185,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Named("externalsecret").
 		For(&esv1.ExternalSecret{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretOwner)).
+		Watches(&corev1.Secret{}, r.secretChanges()).
 		Watches(&esv1.SecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf)).
 		WatchesRawSource(secretChanges).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)})
@@ -219,6 +221,43 @@ func secretOwner(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: owner.Namespace, Name: owner.Name}}}
 	}
 	return nil
+}
+
+// secretChanges wakes the ExternalSecret that writes a managed Secret when
+// the Secret is created, changed or deleted by someone else: a create or
+// update event carrying the resourceVersion of this process's own last
+// write of that Secret is news to nobody, and waking the ExternalSecret for
+// it would run a sync that finds nothing to do (on a first sync of
+// thousands, one such sync per Secret).
+func (r *Reconciler) secretChanges() handler.TypedEventHandler[client.Object, reconcile.Request] {
+	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object, unlessOwnWrite bool) {
+		for _, req := range secretOwner(context.Background(), o) {
+			if unlessOwnWrite && ownWrite(r.memory.Get(req.NamespacedName), o.GetResourceVersion()) {
+				continue
+			}
+			q.Add(req)
+		}
+	}
+	return handler.TypedFuncs[client.Object, reconcile.Request]{
+		CreateFunc: func(_ context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object, true)
+		},
+		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.ObjectNew, true)
+		},
+		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object, false)
+		},
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object, false)
+		},
+	}
+}
+
+// ownWrite says a Secret at resourceVersion rv is as this process's last
+// sync left it (rec, the owner's record; nil when there is none).
+func ownWrite(rec *refresh.Record, rv string) bool {
+	return rec != nil && rv != "" && rec.SecretRV == rv
 }
 
 // usersOf maps a store to the ExternalSecrets that use it.
@@ -329,7 +368,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return result, rerr
 	}
-	r.remember(ctx, &es, plan)
+	r.remember(ctx, &es, plan, res.SecretRV)
 	r.waiting.done(req.NamespacedName)
 
 	kind := plan.Target.Kind()
@@ -409,8 +448,13 @@ func refreshPolicy(es *esv1.ExternalSecret) refresh.Policy {
 	return refresh.PolicyPeriodic
 }
 
-func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan) {
-	_, rv := r.targetVersion(ctx, es.Namespace, plan)
+// remember records a successful sync: the configuration synced and the
+// target's resourceVersion after it (rv, as the write answered; read from
+// the cache for targets the engine does not report it for).
+func (r *Reconciler) remember(ctx context.Context, es *esv1.ExternalSecret, plan engine.Plan, rv string) {
+	if rv == "" {
+		_, rv = r.targetVersion(ctx, es.Namespace, plan)
+	}
 	r.memory.Put(client.ObjectKeyFromObject(es), refresh.Record{Config: es.Annotations[esv1.AnnotationForceSync], SecretRV: rv})
 }
 
