@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/keyferry/keyferry/internal/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -76,7 +78,8 @@ func logFlags(fs *flag.FlagSet) func() logr.Logger {
 		case "error":
 			lvl = zapcore.ErrorLevel
 		}
-		l := zap.New(zap.Level(uzap.NewAtomicLevelAt(lvl)), func(o *zap.Options) { o.TimeEncoder = zapcore.RFC3339NanoTimeEncoder })
+		// Values are encoded only for lines logged: most reconciles log none.
+		l := logging.Deferred(zap.New(zap.Level(uzap.NewAtomicLevelAt(lvl)), func(o *zap.Options) { o.TimeEncoder = zapcore.RFC3339NanoTimeEncoder }))
 		ctrl.SetLogger(l)
 		return l
 	}
