@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,36 +20,26 @@ import (
 
 // testCluster is the control plane of the integration tests, started by the
 // first test that needs it (fuzz workers never do).
-var testCluster struct {
-	once sync.Once
-	c    *devcluster.Cluster
-	cs   kubernetes.Interface
-	err  error
-}
+var testCluster devcluster.Lazy
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if testCluster.c != nil {
-		_ = testCluster.c.Stop()
-	}
+	_ = testCluster.Stop()
 	os.Exit(code)
 }
 
-// clientset starts the control plane once and returns a client of it.
+// clientset returns a client of the control plane, started on first use.
 func clientset(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	testCluster.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		testCluster.c, testCluster.err = devcluster.Start(ctx, devcluster.Options{})
-		if testCluster.err == nil {
-			testCluster.cs, testCluster.err = kubernetes.NewForConfig(testCluster.c.Config)
-		}
-	})
-	if testCluster.err != nil {
-		t.Fatalf("starting the control plane: %v", testCluster.err)
+	c, err := testCluster.Get()
+	if err != nil {
+		t.Fatalf("starting the control plane: %v", err)
 	}
-	return testCluster.cs
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }
 
 func serviceAccount(t *testing.T, ns, name string) kubernetes.Interface {

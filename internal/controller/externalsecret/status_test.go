@@ -1,10 +1,7 @@
 package externalsecret
 
 import (
-	"context"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,32 +18,19 @@ import (
 
 // testCluster is the control plane of this package's API-server tests,
 // started by the first test that needs it.
-var testCluster struct {
-	once sync.Once
-	c    *devcluster.Cluster
-	cl   client.Client
-	err  error
-}
+var testCluster = &devcluster.Lazy{Options: devcluster.Options{CRDDirs: []string{"config/crd"}}}
 
 func apiClient(t *testing.T) client.Client {
 	t.Helper()
-	testCluster.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		root, err := devcluster.RepoRoot()
-		if err != nil {
-			testCluster.err = err
-			return
-		}
-		testCluster.c, testCluster.err = devcluster.Start(ctx, devcluster.Options{CRDDirs: []string{filepath.Join(root, "config", "crd")}})
-		if testCluster.err == nil {
-			testCluster.cl, testCluster.err = client.New(testCluster.c.Config, client.Options{Scheme: testScheme()})
-		}
-	})
-	if testCluster.err != nil {
-		t.Fatalf("starting the control plane: %v", testCluster.err)
+	c, err := testCluster.Get()
+	if err != nil {
+		t.Fatalf("starting the control plane: %v", err)
 	}
-	return testCluster.cl
+	cl, err := client.New(c.Config, client.Options{Scheme: testScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
 
 func testScheme() *runtime.Scheme {
@@ -58,9 +42,7 @@ func testScheme() *runtime.Scheme {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if testCluster.c != nil {
-		_ = testCluster.c.Stop()
-	}
+	_ = testCluster.Stop()
 	os.Exit(code)
 }
 
