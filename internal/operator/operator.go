@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
@@ -45,6 +44,7 @@ import (
 	"github.com/keyferry/keyferry/internal/eventbudget"
 	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/metrics"
+	"github.com/keyferry/keyferry/internal/metricsauth"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/all"
 	"github.com/keyferry/keyferry/internal/provider/csiplugin"
@@ -115,9 +115,9 @@ type Options struct {
 	// DisableClusterPushSecrets switches the ClusterPushSecret controller
 	// off (--enable-cluster-push-secret-reconciler=false, ESO's flag).
 	DisableClusterPushSecrets bool
-	// MetricsSecure serves metrics over HTTPS behind controller-runtime's
-	// authentication and authorization filter (TokenReview +
-	// SubjectAccessReview: the caller needs `get` on the non-resource URL
+	// MetricsSecure serves metrics over HTTPS behind authentication and
+	// authorisation by the API server (internal/metricsauth: TokenReview +
+	// SubjectAccessReview; the caller needs `get` on the non-resource URL
 	// /metrics). MetricsCertDir holds tls.crt and tls.key; without them a
 	// self-signed certificate is used.
 	MetricsSecure  bool
@@ -410,13 +410,14 @@ func notify(ctx context.Context, notifiers map[string]changeNotifier, subs []str
 }
 
 // metricsOptions configures the metrics endpoint: plain HTTP, or HTTPS
-// behind controller-runtime's authentication and authorization filter.
+// behind TokenReview authentication and SubjectAccessReview authorisation
+// (internal/metricsauth).
 // HTTP/2 is off (CVE-2023-44487, CVE-2023-39325), as in ESO and kubebuilder.
 func metricsOptions(opts Options) metricsserver.Options {
 	o := metricsserver.Options{BindAddress: orDisabled(opts.MetricsAddr)}
 	if opts.MetricsSecure {
 		o.SecureServing = true
-		o.FilterProvider = filters.WithAuthenticationAndAuthorization
+		o.FilterProvider = metricsauth.Filter
 		o.CertDir = opts.MetricsCertDir
 		o.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	}
