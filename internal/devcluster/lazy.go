@@ -2,6 +2,7 @@ package devcluster
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ type Lazy struct {
 	Options Options
 
 	once    sync.Once
+	mu      sync.Mutex // guards cluster once Get has started it
 	cluster *Cluster
 	err     error
 }
@@ -45,15 +47,24 @@ func (l *Lazy) Get() (*Cluster, error) {
 		defer cancel()
 		l.cluster, l.err = Start(ctx, opts)
 	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cluster == nil && l.err == nil {
+		return nil, errors.New("the control plane was stopped")
+	}
 	return l.cluster, l.err
 }
 
-// Stop stops the control plane if Get started one.
+// Stop stops the control plane if Get started one and it is still running.
+// Get does not start another one afterwards.
 func (l *Lazy) Stop() error {
-	started := true
-	l.once.Do(func() { started = false }) // nobody called Get: nothing to stop
-	if !started || l.cluster == nil {
+	l.once.Do(func() {}) // nobody called Get: nothing to stop, nothing to start
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.cluster
+	l.cluster = nil
+	if c == nil {
 		return nil
 	}
-	return l.cluster.Stop()
+	return c.Stop()
 }

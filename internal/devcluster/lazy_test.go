@@ -25,6 +25,7 @@ func TestLazyUnusedStartsNothing(t *testing.T) {
 // to the repository root, and every Get returns it; Stop stops it.
 func TestLazyStartsOnceWithRepositoryCRDs(t *testing.T) {
 	l := &devcluster.Lazy{Options: devcluster.Options{CRDDirs: []string{"config/crd"}}}
+	t.Cleanup(func() { _ = l.Stop() }) // a failure below must not leave it running
 	c1, err := l.Get()
 	if err != nil {
 		t.Fatal(err)
