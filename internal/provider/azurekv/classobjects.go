@@ -80,7 +80,7 @@ func (o SPCObject) Files() []string {
 
 // vaultObjectName is what Key Vault allows in a secret, key or certificate
 // name.
-var vaultObjectName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+var vaultObjectName = regexp.MustCompile(`^[0-9A-Za-z-]+$`) // and at most 127 long
 
 // ParseClassObjects parses the `objects` parameter of a SecretProviderClass with
 // provider azure: a YAML document whose `array` lists the objects, each
@@ -215,7 +215,7 @@ func validateObject(o SPCObject) error {
 	switch {
 	case o.Name == "":
 		return fmt.Errorf("objectName is required")
-	case !vaultObjectName.MatchString(o.Name):
+	case len(o.Name) > 127 || !vaultObjectName.MatchString(o.Name):
 		return fmt.Errorf("objectName %q is not a Key Vault object name (1-127 letters, digits and dashes)", o.Name)
 	}
 	switch o.Type {
@@ -255,9 +255,9 @@ func validateObject(o SPCObject) error {
 	return nil
 }
 
-var versionID = regexp.MustCompile(`^[0-9A-Za-z]{1,64}$`)
+var versionID = regexp.MustCompile(`^[0-9A-Za-z]+$`) // and at most 64 long
 
-func validVersion(v string) bool { return versionID.MatchString(v) }
+func validVersion(v string) bool { return len(v) <= 64 && versionID.MatchString(v) }
 
 func validFileName(s string) bool {
 	return s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00") && strings.TrimSpace(s) == s && len(s) <= 253

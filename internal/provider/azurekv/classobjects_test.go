@@ -84,6 +84,8 @@ func TestParseClassObjects(t *testing.T) {
 		{name: "entry string is not a mapping", in: "array:\n  - just text\n", wantErr: "array[0]: not a YAML mapping"},
 		{name: "objectName missing", in: "array:\n  - objectType: secret\n", wantErr: "objectName is required"},
 		{name: "objectName with a slash", in: "array:\n  - objectName: a/b\n    objectType: secret\n", wantErr: "is not a Key Vault object name"},
+		{name: "objectName of 128 characters", in: "array:\n  - objectName: " + strings.Repeat("a", 128) + "\n    objectType: secret\n", wantErr: "is not a Key Vault object name"},
+		{name: "objectVersion of 65 characters", in: "array:\n  - objectName: a\n    objectType: secret\n    objectVersion: " + strings.Repeat("f", 65) + "\n", wantErr: "objectVersion"},
 		{name: "objectType missing", in: "array:\n  - objectName: a\n", wantErr: "objectType is required"},
 		{name: "objectType unknown", in: "array:\n  - objectName: a\n    objectType: blob\n", wantErr: `objectType "blob" is not secret, key or cert`},
 		{name: "field is a mapping", in: "array:\n  - objectName: {a: b}\n    objectType: secret\n", wantErr: "objectName is not a single value"},

@@ -52,8 +52,8 @@ func (s ClassSecret) Parent() string { return parentName(s.Project, s.Location) 
 var (
 	secretVersionName    = regexp.MustCompile(`^projects/([^/]+)/(?:locations/([^/]+)/)?secrets/([^/]+)/versions/([^/]+)$`)
 	parameterVersionName = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/parameters/[^/]+/versions/[^/]+$`)
-	secretIDPattern      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
-	versionPattern       = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+	secretIDPattern      = regexp.MustCompile(`^[A-Za-z0-9_-]+$`) // and at most 255 long
+	versionPattern       = regexp.MustCompile(`^[A-Za-z0-9_-]+$`) // and at most 63 long
 )
 
 // maxLocationLen is the GCP provider's limit on a location's length.
@@ -136,9 +136,9 @@ func parseResourceName(s *ClassSecret) error {
 		return fmt.Errorf("resourceName %q: %q is not a GCP project ID", s.ResourceName, s.Project)
 	case s.Location != "" && (len(s.Location) > maxLocationLen || !locationPattern.MatchString(s.Location)):
 		return fmt.Errorf("resourceName %q: %q is not a GCP location (for example us-central1)", s.ResourceName, s.Location)
-	case !secretIDPattern.MatchString(s.Secret):
+	case len(s.Secret) > 255 || !secretIDPattern.MatchString(s.Secret):
 		return fmt.Errorf("resourceName %q: %q is not a secret ID", s.ResourceName, s.Secret)
-	case !versionPattern.MatchString(s.Version):
+	case len(s.Version) > 63 || !versionPattern.MatchString(s.Version):
 		return fmt.Errorf("resourceName %q: %q is not a version (a number, latest or an alias)", s.ResourceName, s.Version)
 	}
 	return nil

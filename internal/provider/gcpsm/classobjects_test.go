@@ -66,6 +66,8 @@ func TestParseClassSecrets(t *testing.T) {
 		{name: "Parameter Manager", in: "- resourceName: projects/p/locations/global/parameters/x/versions/v\n  path: a", wantErr: "Parameter Manager"},
 		{name: "location too long", in: "- resourceName: projects/p/locations/" + strings.Repeat("a", 31) + "/secrets/s/versions/1\n  path: a", wantErr: "is not a GCP location"},
 		{name: "location that would change the endpoint", in: "- resourceName: projects/p/locations/evil.com:443#/secrets/s/versions/1\n  path: a", wantErr: "is not a GCP location"},
+		{name: "secret ID of 256 characters", in: "- resourceName: projects/p/secrets/" + strings.Repeat("s", 256) + "/versions/1\n  path: a", wantErr: "is not a secret ID"},
+		{name: "version of 64 characters", in: "- resourceName: projects/p/secrets/s/versions/" + strings.Repeat("v", 64) + "\n  path: a", wantErr: "is not a version"},
 		{name: "bad project", in: "- resourceName: projects/P_1/secrets/s/versions/1\n  path: a", wantErr: "is not a GCP project ID"},
 		{name: "absolute path", in: "- resourceName: projects/p/secrets/s/versions/1\n  path: /etc/x", wantErr: "relative file path"},
 		{name: "path escaping the volume", in: "- resourceName: projects/p/secrets/s/versions/1\n  path: a/../../x", wantErr: "relative file path"},

@@ -201,7 +201,7 @@ func (p *Provider) httpClient() *http.Client {
 
 // oauthErrorCode is the form of an OAuth2 error code (RFC 6749 5.2); a
 // field that does not match is not repeated.
-var oauthErrorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
+var oauthErrorCode = regexp.MustCompile(`^[a-z_]+$`) // and at most 64 long
 
 // tokenError describes a failed token request by what happened, never by
 // the endpoint's answer (which could echo the assertion or hold a token)
@@ -215,7 +215,7 @@ func tokenError(ctx context.Context, err error) error {
 		var body struct {
 			Error string `json:"error"`
 		}
-		if json.Unmarshal(ae.Body, &body) == nil && oauthErrorCode.MatchString(body.Error) {
+		if json.Unmarshal(ae.Body, &body) == nil && len(body.Error) <= 64 && oauthErrorCode.MatchString(body.Error) {
 			msg += " (" + body.Error + ")"
 		}
 		switch {
