@@ -32,14 +32,9 @@ func (c laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.
 	return c.Client.Get(ctx, key, obj, opts...)
 }
 
-// A write decided on a stale cached Secret conflicts; apply decides again on
-// the Secret as the API server has it and writes, instead of failing every
-// refresh until the cache catches up.
-func TestApplyRecoversFromAStaleCache(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ns := env.Namespace(t)
-	env.Apply(t, ns, `apiVersion: external-secrets.io/v1
+// fakeStore is a SecretStore "ours" of the fake provider with one key k.
+func fakeStore(value string) string {
+	return `apiVersion: external-secrets.io/v1
 kind: SecretStore
 metadata:
   name: ours
@@ -48,8 +43,12 @@ spec:
     fake:
       data:
       - key: k
-        value: v
-`)
+        value: ` + value + "\n"
+}
+
+// orphanPlan is an engine on the test API server and the plan of an
+// ExternalSecret "es" that writes k of store "ours" into Secret "out".
+func orphanPlan(ctx context.Context, ns string) (*engine.Engine, engine.Plan) {
 	reg := all.Registry(all.Options{Config: env.Cluster.Config})
 	layer := fetch.New(ctx, fetch.Options{Registry: reg, Kube: env.Client})
 	plan := engine.Plan{
@@ -57,7 +56,18 @@ spec:
 		Target:  engine.Target{Name: "out", Type: corev1.SecretTypeOpaque, CreationPolicy: esv1.CreatePolicyOrphan, ManagedBy: "ExternalSecret/es"},
 		Sources: []engine.Source{{Store: engine.StoreRef{Kind: esv1.SecretStoreKind, Name: "ours"}, Data: &engine.DataSource{SecretKey: "k", Ref: provider.Ref{Key: "k"}}}},
 	}
-	e := &engine.Engine{Client: env.Client, APIReader: env.Client, Fetch: layer, Registry: reg}
+	return &engine.Engine{Client: env.Client, APIReader: env.Client, Fetch: layer, Registry: reg}, plan
+}
+
+// A write decided on a stale cached Secret conflicts; apply decides again on
+// the Secret as the API server has it and writes, instead of failing every
+// refresh until the cache catches up.
+func TestApplyRecoversFromAStaleCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := env.Namespace(t)
+	env.Apply(t, ns, fakeStore("v"))
+	e, plan := orphanPlan(ctx, ns)
 	if _, err := e.Execute(ctx, plan); err != nil {
 		t.Fatalf("first sync: %v", err)
 	}
@@ -101,27 +111,8 @@ func TestResultCarriesTheSecretResourceVersion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ns := env.Namespace(t)
-	store := func(value string) string {
-		return `apiVersion: external-secrets.io/v1
-kind: SecretStore
-metadata:
-  name: ours
-spec:
-  provider:
-    fake:
-      data:
-      - key: k
-        value: ` + value + "\n"
-	}
-	env.Apply(t, ns, store("v1"))
-	reg := all.Registry(all.Options{Config: env.Cluster.Config})
-	layer := fetch.New(ctx, fetch.Options{Registry: reg, Kube: env.Client})
-	plan := engine.Plan{
-		Owner:   engine.Owner{APIVersion: esv1.GroupVersion.String(), Kind: "ExternalSecret", Namespace: ns, Name: "es"},
-		Target:  engine.Target{Name: "out", Type: corev1.SecretTypeOpaque, CreationPolicy: esv1.CreatePolicyOrphan, ManagedBy: "ExternalSecret/es"},
-		Sources: []engine.Source{{Store: engine.StoreRef{Kind: esv1.SecretStoreKind, Name: "ours"}, Data: &engine.DataSource{SecretKey: "k", Ref: provider.Ref{Key: "k"}}}},
-	}
-	e := &engine.Engine{Client: env.Client, APIReader: env.Client, Fetch: layer, Registry: reg}
+	env.Apply(t, ns, fakeStore("v1"))
+	e, plan := orphanPlan(ctx, ns)
 	current := func() string {
 		var s corev1.Secret
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "out"}, &s); err != nil {
@@ -137,7 +128,7 @@ spec:
 		{"unchanged", "v1", func(r engine.Result) bool { return !r.Changed() }},
 		{"updated", "v2", func(r engine.Result) bool { return r.Updated }},
 	} {
-		env.Apply(t, ns, store(step.value))
+		env.Apply(t, ns, fakeStore(step.value))
 		plan.MaxAge = 0 // fetch afresh: the store's value may have changed
 		res, err := e.Execute(ctx, plan)
 		if err != nil {
