@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,13 +22,31 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/keyferry/keyferry/internal/testing/testenv"
+	"github.com/keyferry/keyferry/internal/devcluster"
+	"github.com/keyferry/keyferry/internal/testing/poll"
+	"github.com/keyferry/keyferry/internal/testing/testlog"
 )
 
-var env *testenv.Env
+// testCluster is the API server the tests review against, started by the
+// first test that needs it (the fuzz workers of this package never do).
+// The package cannot use testenv: testenv runs the operator, which imports
+// this package.
+var testCluster devcluster.Lazy
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, testenv.Options{NoOperator: true}, &env))
+	code := m.Run()
+	_ = testCluster.Stop()
+	os.Exit(code)
+}
+
+// apiConfig is the admin config of the test API server.
+func apiConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	c, err := testCluster.Get()
+	if err != nil {
+		t.Fatalf("starting the control plane: %v", err)
+	}
+	return c.Config
 }
 
 // testConfig is defaultConfig on clock with quick retries.
@@ -48,11 +67,15 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	cs, err := kubernetes.NewForConfig(env.Cluster.Config)
+	cs, err := kubernetes.NewForConfig(apiConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{ns: env.Namespace(t), cs: cs}
+	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{ns: ns.Name, cs: cs}
 	for _, name := range []string{"scraper", "nobody"} {
 		if _, err := cs.CoreV1().ServiceAccounts(f.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -78,7 +101,7 @@ func newFixture(t *testing.T) *fixture {
 	})
 	// The API server's RBAC authorizer reads bindings from an informer:
 	// wait until it sees this one, or the filter would cache a denial.
-	testenv.Eventually(t, "RBAC to allow scraper get on /metrics", func(ctx context.Context) (bool, string) {
+	poll.Until(t, "RBAC to allow scraper get on /metrics", func(ctx context.Context) (bool, string) {
 		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
 			User:                  f.user("scraper"),
 			Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:" + f.ns, allAuthenticated},
@@ -105,7 +128,7 @@ func (f *fixture) token(t *testing.T, sa string) string {
 		t.Fatalf("requesting a token for %s: %v", sa, err)
 	}
 	token := tr.Status.Token
-	testenv.Eventually(t, "the token of "+sa+" to be authenticated", func(ctx context.Context) (bool, string) {
+	poll.Until(t, "the token of "+sa+" to be authenticated", func(ctx context.Context) (bool, string) {
 		rev, err := f.cs.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -140,7 +163,7 @@ type served struct {
 	url      string
 	r        *reviewer
 	api      *apiCounter
-	logs     *testenv.LogBuffer
+	logs     *testlog.Buffer
 	handled  atomic.Int64
 	sawToken atomic.Bool
 }
@@ -151,12 +174,12 @@ func serve(t *testing.T, restCfg *rest.Config, cfg config) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &served{api: &apiCounter{next: hc.Transport}, logs: &testenv.LogBuffer{}}
+	s := &served{api: &apiCounter{next: hc.Transport}, logs: &testlog.Buffer{}}
 	hc.Transport = s.api
 	if s.r, err = newReviewer(restCfg, hc, cfg); err != nil {
 		t.Fatal(err)
 	}
-	h, err := s.r.filter(testenv.DebugLogger(s.logs), http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	h, err := s.r.filter(testlog.Debug(s.logs), http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.handled.Add(1)
 		if req.Header.Get("Authorization") != "" {
 			s.sawToken.Store(true)
@@ -222,7 +245,7 @@ func TestFilterAnswersByTokenAndPermission(t *testing.T) {
 	f := newFixture(t)
 	scraper, nobody := f.token(t, "scraper"), f.token(t, "nobody")
 	garbage := "not-a-token-canary"
-	s := serve(t, env.Cluster.Config, testConfig(newFakeClock()))
+	s := serve(t, apiConfig(t), testConfig(newFakeClock()))
 	cases := []struct {
 		name, method, authz string
 		code                int
@@ -256,7 +279,7 @@ func TestReviewsAreCached(t *testing.T) {
 	f := newFixture(t)
 	scraper, nobody := f.token(t, "scraper"), f.token(t, "nobody")
 	clock := newFakeClock()
-	s := serve(t, env.Cluster.Config, testConfig(clock))
+	s := serve(t, apiConfig(t), testConfig(clock))
 	want := func(step string, tokenReviews, accessReviews int64) {
 		t.Helper()
 		if s.api.tokenReviews.Load() != tokenReviews || s.api.accessReviews.Load() != accessReviews {
@@ -302,7 +325,7 @@ func TestCachesAreBounded(t *testing.T) {
 	clock := newFakeClock()
 	cfg := testConfig(clock)
 	cfg.maxEntries = max
-	s := serve(t, env.Cluster.Config, cfg)
+	s := serve(t, apiConfig(t), cfg)
 	for _, tok := range tokens {
 		s.expect(t, http.MethodGet, "Bearer "+tok, http.StatusOK, "metrics")
 		clock.advance(time.Second)
@@ -326,7 +349,13 @@ func TestCachesAreBounded(t *testing.T) {
 // unreachable is a client configuration for an API server that is not
 // listening.
 func unreachable(t *testing.T) *rest.Config {
-	return &rest.Config{Host: "https://" + testenv.FreeAddr(t), TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	return &rest.Config{Host: "https://" + addr, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
 }
 
 func TestUnreachableAPIServerAnswers500AndCachesNothing(t *testing.T) {
@@ -379,7 +408,7 @@ func TestReviewTheOperatorMayNotMakeIsNotRetried(t *testing.T) {
 	f := newFixture(t)
 	scraper, nobody := f.token(t, "scraper"), f.token(t, "nobody")
 	// The filter acts as nobody, who may not create TokenReviews.
-	restCfg := rest.AnonymousClientConfig(env.Cluster.Config)
+	restCfg := rest.AnonymousClientConfig(apiConfig(t))
 	restCfg.BearerToken = nobody
 	s := serve(t, restCfg, testConfig(newFakeClock()))
 	s.expect(t, http.MethodGet, "Bearer "+scraper, http.StatusInternalServerError, "Authentication failed")

@@ -10,14 +10,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	uzap "go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/testing/testflags"
+	"github.com/keyferry/keyferry/internal/testing/testlog"
 )
 
 // Main is a TestMain for a package that shares one Env: it starts the Env
@@ -41,9 +39,7 @@ func Main(m *testing.M, opts Options, env **Env) int {
 // DebugLogger is a JSON logger at debug level that writes to w: what an
 // operator under test logs, so that tests can assert no secret value ever
 // appears at any level.
-func DebugLogger(w io.Writer) logr.Logger {
-	return zap.New(zap.WriteTo(w), zap.Level(uzap.NewAtomicLevelAt(zapcore.DebugLevel)))
-}
+func DebugLogger(w io.Writer) logr.Logger { return testlog.Debug(w) }
 
 // StartOperator builds an operator with opts that acts as the identity cfg
 // holds and runs it until the test ends (see RunManager).

@@ -15,7 +15,6 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -24,6 +23,7 @@ import (
 	"github.com/keyferry/keyferry/internal/manifest"
 	"github.com/keyferry/keyferry/internal/operator"
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/testing/poll"
 )
 
 // Options configure an Env.
@@ -157,21 +157,13 @@ func (e *Env) Apply(t testing.TB, ns, pathOrYAML string) []*unstructured.Unstruc
 // EventuallyTimeout bounds Eventually. It only decides how long a failing
 // test takes to fail; it is generous so a loaded CI machine (two cores, an
 // API server per test package) never fails a test that would pass.
-const EventuallyTimeout = 90 * time.Second
+const EventuallyTimeout = poll.Timeout
 
 // Eventually polls cond every 50ms until it returns true or
 // EventuallyTimeout passes, then fails with the last message cond gave.
 func Eventually(t testing.TB, what string, cond func(ctx context.Context) (bool, string)) {
 	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, EventuallyTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, msg := cond(ctx)
-		last = msg
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("timed out waiting for %s: %s", what, last)
-	}
+	poll.Until(t, what, cond)
 }
 
 // Events lists the events.k8s.io Events about an object.
