@@ -238,7 +238,13 @@ func (l *Layer) Find(ctx context.Context, req Request, f provider.Find) (map[str
 	return found, err
 }
 
-func refKey(r provider.Ref) string { return "v\x00" + r.Key + "\x00" + r.Version }
+func refKey(r provider.Ref) string {
+	if r.Metadata {
+		// The metadata of a key is another remote value than its value.
+		return "m\x00" + r.Key + "\x00" + r.Version
+	}
+	return "v\x00" + r.Key + "\x00" + r.Version
+}
 
 func findKey(f provider.Find) string {
 	kb, _ := json.Marshal(f)

@@ -60,6 +60,9 @@ func (c countingClient) GetSecret(ctx context.Context, r provider.Ref) (provider
 	if !ok {
 		return provider.Value{}, fmt.Errorf("%w: %s", provider.ErrNotFound, r.Key)
 	}
+	if r.Metadata {
+		return provider.Value{Data: []byte(`{"metadata-of":"` + r.Key + `"}`)}, nil
+	}
 	return provider.Value{Data: []byte(v)}, nil
 }
 
@@ -179,6 +182,47 @@ func TestConcurrentIdenticalRequestsCoalesce(t *testing.T) {
 	}
 	if n := p.calls.Load(); n != 1 {
 		t.Fatalf("50 concurrent requests made %d calls, want 1", n)
+	}
+}
+
+// A key's value and its metadata are two remote values: a request for one
+// never waits on (and is never answered by) a call in flight for the other.
+func TestAValueAndItsMetadataAreFetchedApart(t *testing.T) {
+	p := &countingProvider{values: map[string]string{"k": "v"}}
+	p.gate, p.started = make(chan struct{}), make(chan struct{})
+	l, _ := newLayer(t, p, nil)
+	get := func(ref provider.Ref, out *string, done *sync.WaitGroup) {
+		defer done.Done()
+		vals, errs := l.Get(context.Background(), req("es-"+ref.String(), time.Minute), []provider.Ref{ref})
+		if len(errs) > 0 {
+			*out = fmt.Sprint(errs)
+			return
+		}
+		*out = string(vals[ref].Data)
+	}
+	var value, metadata string
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go get(provider.Ref{Key: "k"}, &value, &wg)
+	select {
+	case <-p.started: // the value's call is in flight, held by the gate
+	case <-time.After(10 * time.Second):
+		t.Fatal("no call reached the provider")
+	}
+	go get(provider.Ref{Key: "k", Metadata: true}, &metadata, &wg)
+	deadline := time.Now().Add(10 * time.Second)
+	for p.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			close(p.gate)
+			wg.Wait()
+			t.Fatalf("the metadata request made no call of its own; it got %q", metadata)
+		}
+		time.Sleep(time.Millisecond) // polling the call count, with a deadline
+	}
+	close(p.gate)
+	wg.Wait()
+	if value != "v" || metadata != `{"metadata-of":"k"}` {
+		t.Fatalf("value %q, metadata %q", value, metadata)
 	}
 }
 
