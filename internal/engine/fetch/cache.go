@@ -49,6 +49,11 @@ type call struct {
 	// requesters asked for this call and get its result directly; a change
 	// it reveals is announced only to the value's other subscribers.
 	requesters map[string]struct{}
+	// stale says the value was invalidated while this call was in flight
+	// (a push wrote it, a watcher saw it change): the answer may predate
+	// that, so it is not cached as fresh, and every subscriber is told to
+	// read again.
+	stale bool
 }
 
 func (c *call) addRequester(sub string) {
@@ -138,13 +143,21 @@ func (s *backend) complete(key string, c *call, e *entry, v provider.Value, err 
 		}
 		e.value, e.err, e.fetched = provider.Value{}, err, now
 	}
+	if c.stale {
+		// Invalidated while in flight: the next request reads again, and
+		// everyone who may have got the older answer is told to.
+		e.fetched = time.Time{}
+		changed = appendSubs(changed, e.subscribers, nil)
+	}
 	close(c.done)
 	return changed
 }
 
 // invalidate marks the values of keys stale (all values when keys is nil)
 // and every find, since any of them may select a changed value, so the next
-// request fetches them (under s.mu). It returns their subscribers.
+// request fetches them, and marks their calls in flight stale, so an answer
+// read before the change is not cached as fresh (under s.mu). It returns
+// their subscribers.
 func (s *backend) invalidate(keys []string) []string {
 	var subs []string
 	for r, e := range s.entries {
@@ -153,10 +166,16 @@ func (s *backend) invalidate(keys []string) []string {
 		}
 		e.fetched = time.Time{}
 		subs = appendSubs(subs, e.subscribers, nil)
+		if c, ok := s.inflight[refKey(r)]; ok {
+			c.stale = true
+		}
 	}
-	for _, e := range s.finds {
+	for key, e := range s.finds {
 		e.fetched = time.Time{}
 		subs = appendSubs(subs, e.subscribers, nil)
+		if c, ok := s.inflight[key]; ok {
+			c.stale = true
+		}
 	}
 	return subs
 }

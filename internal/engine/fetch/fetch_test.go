@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,9 @@ type countingProvider struct {
 	started chan struct{}
 	once    sync.Once
 	batch   bool
+	// readBeforeGate makes GetSecret read the value before it waits at
+	// the gate: a read that is in flight while the value changes.
+	readBeforeGate bool
 }
 
 func (p *countingProvider) ValidateSpec(provider.Store) error { return nil }
@@ -50,7 +54,16 @@ func (p *countingProvider) enter() {
 }
 
 func (c countingClient) GetSecret(ctx context.Context, r provider.Ref) (provider.Value, error) {
+	if c.p.readBeforeGate {
+		v, err := c.read(r)
+		c.p.enter()
+		return v, err
+	}
 	c.p.enter()
+	return c.read(r)
+}
+
+func (c countingClient) read(r provider.Ref) (provider.Value, error) {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
 	if c.p.err != nil {
@@ -223,6 +236,63 @@ func TestAValueAndItsMetadataAreFetchedApart(t *testing.T) {
 	wg.Wait()
 	if value != "v" || metadata != `{"metadata-of":"k"}` {
 		t.Fatalf("value %q, metadata %q", value, metadata)
+	}
+}
+
+// A value invalidated while a read of it is in flight (a push wrote it) is
+// not cached as fresh when that read answers with what it read before: the
+// next request reads again and gets the new value, and the subscribers are
+// told to read again.
+func TestAnInvalidationOutlivesTheReadInFlight(t *testing.T) {
+	p := &countingProvider{values: map[string]string{"k": "old"}, readBeforeGate: true}
+	p.gate, p.started = make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var told []string
+	l, _ := newLayer(t, p, func(subs []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, subs...)
+	})
+	ref := provider.Ref{Key: "k"}
+	got := make(chan string, 1)
+	go func() {
+		vals, errs := l.Get(context.Background(), req("reader", time.Hour), []provider.Ref{ref})
+		if len(errs) > 0 {
+			got <- fmt.Sprint(errs)
+			return
+		}
+		got <- string(vals[ref].Data)
+	}()
+	select {
+	case <-p.started: // the read is in flight with the old value, held by the gate
+	case <-time.After(10 * time.Second):
+		t.Fatal("no call reached the provider")
+	}
+	s, err := l.backendFor(context.Background(), req("", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.values["k"] = "new" // the push's write, which the read in flight missed
+	p.mu.Unlock()
+	s.mu.Lock()
+	s.invalidate([]string{"k"})
+	s.mu.Unlock()
+	close(p.gate)
+	if v := <-got; v != "old" {
+		t.Fatalf("the read in flight answered %q", v)
+	}
+	vals, errs := l.Get(context.Background(), req("reader", time.Hour), []provider.Ref{ref})
+	if v := string(vals[ref].Data); v != "new" || len(errs) > 0 {
+		t.Fatalf("the next read got %q, %v; want the new value", v, errs)
+	}
+	if n := p.calls.Load(); n != 2 {
+		t.Errorf("%d calls, want 2: the next read must not be answered from the cache", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(told, "reader") {
+		t.Errorf("subscribers told %v; want the reader told to read again", told)
 	}
 }
 
