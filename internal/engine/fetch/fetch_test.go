@@ -13,6 +13,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/provider"
+	"github.com/keyferry/keyferry/internal/testing/poll"
 )
 
 // countingProvider is a provider whose client serves an in-memory map and
@@ -222,17 +223,14 @@ func TestAValueAndItsMetadataAreFetchedApart(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no call reached the provider")
 	}
+	release := sync.OnceFunc(func() { close(p.gate) })
+	t.Cleanup(release) // a failure below must not leave the reads held
 	go get(provider.Ref{Key: "k", Metadata: true}, &metadata, &wg)
-	deadline := time.Now().Add(10 * time.Second)
-	for p.calls.Load() < 2 {
-		if time.Now().After(deadline) {
-			close(p.gate)
-			wg.Wait()
-			t.Fatalf("the metadata request made no call of its own; it got %q", metadata)
-		}
-		time.Sleep(time.Millisecond) // polling the call count, with a deadline
-	}
-	close(p.gate)
+	poll.Until(t, "the metadata request's own call", func(context.Context) (bool, string) {
+		n := p.calls.Load()
+		return n >= 2, fmt.Sprintf("%d call(s): the metadata request joined the value's", n)
+	})
+	release()
 	wg.Wait()
 	if value != "v" || metadata != `{"metadata-of":"k"}` {
 		t.Fatalf("value %q, metadata %q", value, metadata)
