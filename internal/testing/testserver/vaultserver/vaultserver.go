@@ -9,7 +9,6 @@
 package vaultserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,13 +21,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/keyferry/keyferry/internal/devcluster"
+	"github.com/keyferry/keyferry/internal/testing/testlog"
 )
 
 // Version is the Vault version `make vault` builds.
@@ -48,7 +47,7 @@ type Server struct {
 
 	cmd    *exec.Cmd
 	done   chan struct{}
-	output *lockedBuffer
+	output *testlog.Buffer
 }
 
 // Options configure a server.
@@ -116,7 +115,7 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 	s := &Server{
 		RootToken: root,
 		done:      make(chan struct{}),
-		output:    &lockedBuffer{},
+		output:    &testlog.Buffer{},
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"server", "-dev",
@@ -147,12 +146,12 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 
 	if err := s.waitReady(opts.TLS, certDir); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("%w; server output:\n%s", err, s.output.String())
+		return nil, fmt.Errorf("%w; server output:\n%s", err, strings.TrimSpace(s.output.String()))
 	}
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("vault dev server output (last lines):\n%s", lastLines(s.output.String(), 30))
+			t.Logf("vault dev server output (last lines):\n%s", lastLines(strings.TrimSpace(s.output.String()), 30))
 		}
 	})
 	return s, nil
@@ -353,24 +352,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// lockedBuffer collects the server's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }
 
 func lastLines(s string, n int) string {
