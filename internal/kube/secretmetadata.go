@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,7 +70,7 @@ func SecretMetadataTransform(keep ...string) toolscache.TransformFunc {
 			return m, nil
 		}
 		out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta}
-		out.Namespace = unique.Make(m.Namespace).Value()
+		out.Namespace = Intern(m.Namespace)
 		out.Name, out.ResourceVersion, out.Labels = m.Name, m.ResourceVersion, m.Labels
 		for _, k := range keep {
 			if v, ok := m.Annotations[k]; ok {
