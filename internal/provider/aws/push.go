@@ -61,6 +61,11 @@ func propertyPath(ref provider.PushRef) ([]string, error) {
 		if k == "" {
 			return nil, fmt.Errorf("%w: property %q names an empty key", provider.ErrInvalidPush, p)
 		}
+		if len(k) > 1 && (k[0] == '[' || k[0] == '{') {
+			// gjson reads such a key as a multipath query, escaped or not:
+			// what the push wrote could not be read back.
+			return nil, fmt.Errorf("%w: property %q has a key starting with %q, which gjson reads as a query, so no ExternalSecret could read it back", provider.ErrInvalidPush, p, k[0])
+		}
 	}
 	return path, nil
 }

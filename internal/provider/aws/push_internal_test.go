@@ -83,6 +83,13 @@ func TestPropertyPath(t *testing.T) {
 		{".a", nil},
 		{"a.", nil},
 		{"\x83", nil},
+		// A key gjson reads as a multipath query, escaped or not.
+		{"[0", nil},
+		{"{a", nil},
+		{"a.[0", nil},
+		{`\[0`, nil},
+		{"[", []string{"["}},
+		{"a[0", []string{"a[0"}},
 	}
 	for _, tt := range tests {
 		got, err := propertyPath(provider.PushRef{RemoteKey: "k", Property: tt.property})
