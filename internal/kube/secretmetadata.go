@@ -2,8 +2,6 @@ package kube
 
 import (
 	"fmt"
-	"reflect"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,13 +12,14 @@ import (
 
 // NewSecretMetadataCache starts, with mgr, a cache of the metadata of every
 // Secret (of namespace only, when set), each reduced by
-// SecretMetadataTransform to its namespace, name, resourceVersion, labels
-// and the annotations named in keep. The controllers that must notice changes to
-// Secrets they do not write (the ExternalSecret controller's waiting
+// SecretMetadataTransform to a SecretRef (namespace, name, resourceVersion,
+// labels and the annotations named in keep). The controllers that must
+// notice changes to Secrets they do not write (the ExternalSecret controller's waiting
 // objects, the PushSecret controller's sources) share one such cache, so an
 // unrelated Secret costs its metadata once. Its informers tell their
 // handlers of changes only, not of the Secrets of their initial list
-// (changesOnly).
+// (changesOnly). Its objects are SecretRefs, for event handlers: a Get or
+// List of PartialObjectMetadata from it fails.
 func NewSecretMetadataCache(mgr ctrl.Manager, namespace string, keep ...string) (cache.Cache, error) {
 	opts := cache.Options{
 		HTTPClient:                  mgr.GetHTTPClient(),
@@ -50,53 +49,21 @@ func SecretMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// SecretMetadataTransform keeps, of a Secret's metadata, its namespace,
-// name, resourceVersion, labels and the annotations named in keep: what
-// the watches that wake controllers read. The namespace string is shared by
-// every Secret of a namespace.
+// SecretMetadataTransform reduces each Secret's metadata to a SecretRef:
+// its namespace, name, resourceVersion, labels and the annotations named in
+// keep, what the watches that wake controllers read.
 //
-// The transform is idempotent and returns an object it has already reduced
-// as is: an informer applies it twice to every object of its initial
-// stream (in the reflector's temporary store, then when its queue takes the
-// whole list), and a second copy of each of tens of thousands of Secrets
-// would otherwise be held, beside the first, at the start-up's peak.
+// The transform is idempotent and returns a SecretRef as it is: an
+// informer applies it twice to every object of its initial stream (in the
+// reflector's temporary store, then when its queue takes the whole list),
+// and a second copy of each of tens of thousands of Secrets would otherwise
+// be held, beside the first, at the start-up's peak.
 func SecretMetadataTransform(keep ...string) toolscache.TransformFunc {
 	return func(in any) (any, error) {
 		m, ok := in.(*metav1.PartialObjectMetadata)
 		if !ok {
 			return in, nil
 		}
-		if reduced(m, keep) {
-			return m, nil
-		}
-		out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta}
-		out.Namespace = Intern(m.Namespace)
-		out.Name, out.ResourceVersion, out.Labels = m.Name, m.ResourceVersion, m.Labels
-		for _, k := range keep {
-			if v, ok := m.Annotations[k]; ok {
-				if out.Annotations == nil {
-					out.Annotations = map[string]string{}
-				}
-				out.Annotations[k] = v
-			}
-		}
-		return out, nil
+		return NewSecretRef(m, keep...), nil
 	}
-}
-
-// reduced reports whether m holds nothing SecretMetadataTransform drops: no
-// metadata but its namespace, name, resourceVersion, labels and, if any,
-// annotations named in keep.
-func reduced(m *metav1.PartialObjectMetadata, keep []string) bool {
-	if m.Annotations != nil && len(m.Annotations) == 0 {
-		return false
-	}
-	for k := range m.Annotations {
-		if !slices.Contains(keep, k) {
-			return false
-		}
-	}
-	rest := m.ObjectMeta
-	rest.Namespace, rest.Name, rest.ResourceVersion, rest.Labels, rest.Annotations = "", "", "", nil, nil
-	return reflect.ValueOf(rest).IsZero()
 }
