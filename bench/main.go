@@ -116,8 +116,13 @@ type Result struct {
 	CPUSeconds           float64       `json:"cpuSeconds"`
 	PeakRSSUnrelatedMiB  float64       `json:"peakRSSWithUnrelatedMiB,omitempty"`
 	UnrelatedGrowthMiB   float64       `json:"unrelatedGrowthMiB,omitempty"`
-	LiveHeapMiB          float64       `json:"liveHeapMiB,omitempty"`
-	LiveHeapUnrelatedMiB float64       `json:"liveHeapWithUnrelatedMiB,omitempty"`
+	// PeakRSSAnonUnrelatedMiB and UnrelatedAnonGrowthMiB leave out the
+	// binary's mapped pages, which vary by several MiB between two starts
+	// of the same binary and do not depend on the Secrets.
+	PeakRSSAnonUnrelatedMiB float64 `json:"peakRSSAnonWithUnrelatedMiB,omitempty"`
+	UnrelatedAnonGrowthMiB  float64 `json:"unrelatedAnonGrowthMiB,omitempty"`
+	LiveHeapMiB             float64 `json:"liveHeapMiB,omitempty"`
+	LiveHeapUnrelatedMiB    float64 `json:"liveHeapWithUnrelatedMiB,omitempty"`
 }
 
 func printTable(r Result) {
@@ -150,6 +155,7 @@ func printTable(r Result) {
 	fmt.Fprintf(w, "controller CPU\t%.1f s\n", r.CPUSeconds)
 	if r.Config.Unrelated > 0 {
 		fmt.Fprintf(w, "peak RSS with %d unrelated Secrets\t%.1f MiB (+%.1f MiB)\n", r.Config.Unrelated, r.PeakRSSUnrelatedMiB, r.UnrelatedGrowthMiB)
+		fmt.Fprintf(w, "peak anonymous RSS with them\t%.1f MiB (+%.1f MiB)\n", r.PeakRSSAnonUnrelatedMiB, r.UnrelatedAnonGrowthMiB)
 		if r.LiveHeapMiB > 0 && r.LiveHeapUnrelatedMiB > 0 {
 			fmt.Fprintf(w, "controller live heap after a GC, without / with them\t%.1f MiB / %.1f MiB (+%.1f MiB)\n", r.LiveHeapMiB, r.LiveHeapUnrelatedMiB, r.LiveHeapUnrelatedMiB-r.LiveHeapMiB)
 		}

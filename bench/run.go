@@ -424,6 +424,7 @@ func run(ctx context.Context, c config) (Result, error) {
 
 	if c.Unrelated > 0 {
 		baseline, _ := proc.usage()
+		baselineAnon := proc.peakAnon()
 		proc.stop()
 		proc = nil
 		fmt.Printf("memory: creating %d unrelated 1 KiB Secrets...\n", c.Unrelated)
@@ -459,6 +460,11 @@ func run(ctx context.Context, c config) (Result, error) {
 			baseline = res.PeakRSSMiB
 		}
 		res.UnrelatedGrowthMiB = res.PeakRSSUnrelatedMiB - baseline
+		if baselineAnon == 0 {
+			baselineAnon = res.PeakRSSAnonMiB
+		}
+		res.PeakRSSAnonUnrelatedMiB = p2.peakAnon()
+		res.UnrelatedAnonGrowthMiB = res.PeakRSSAnonUnrelatedMiB - baselineAnon
 		p2.stop()
 	}
 	return res, nil
