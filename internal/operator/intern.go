@@ -31,11 +31,13 @@ func internedAfter(strip toolscache.TransformFunc) toolscache.TransformFunc {
 	}
 }
 
-// internExternalSecret interns es's metadata (kube.InternMeta), its store
+// internExternalSecret interns es's apiVersion and kind (each item of a
+// JSON list carries them), its metadata (kube.InternMeta), its store
 // references, policies, the strategies of its references and its
 // conditions. Names of its own (target, keys, binding) stay as they are:
 // interning a string nobody shares costs more than it saves.
 func internExternalSecret(es *esv1.ExternalSecret) {
+	es.APIVersion, es.Kind = kube.Intern(es.APIVersion), kube.Intern(es.Kind)
 	kube.InternMeta(&es.ObjectMeta)
 	s := &es.Spec
 	internStoreRef(&s.SecretStoreRef)

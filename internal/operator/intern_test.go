@@ -59,6 +59,8 @@ func TestInternedTransformKeepsExternalSecretsAndSharesRepeats(t *testing.T) {
 		t.Fatalf("transform changed the ExternalSecret:\n%+v\nwant\n%+v", a, wantA)
 	}
 	pairs := map[string][2]string{
+		"apiVersion":          {a.APIVersion, b.APIVersion},
+		"kind":                {a.Kind, b.Kind},
 		"namespace":           {a.Namespace, b.Namespace},
 		"store name":          {a.Spec.SecretStoreRef.Name, b.Spec.SecretStoreRef.Name},
 		"store kind":          {a.Spec.SecretStoreRef.Kind, b.Spec.SecretStoreRef.Kind},
