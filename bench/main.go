@@ -35,7 +35,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/keyferry/keyferry/internal/memlimit"
 )
 
 type config struct {
@@ -54,6 +57,9 @@ type config struct {
 	// its --pprof-bind-address, which -controller must set): the memory
 	// scenario then saves its heap profiles and reports its live heap.
 	ControllerPprof string
+	// MemoryLimit (bytes; 0: none) runs the controller in a cgroup with
+	// this memory limit, as a container with resources.limits.memory.
+	MemoryLimit int64
 }
 
 func main() {
@@ -73,8 +79,17 @@ func main() {
 	flag.IntVar(&c.Rotations, "rotations", 5, "value changes at random points of the refresh window")
 	flag.DurationVar(&c.Profile, "profile", 0, "record a CPU profile of the API server for this long from the controller's start (bin/bench/apiserver-cpu.pprof)")
 	flag.StringVar(&c.ControllerPprof, "controller-pprof", "", "host:port of the controller's pprof endpoint (its --pprof-bind-address, set in -controller): the memory scenario saves heap profiles (bin/bench/controller-heap{,-unrelated}.pprof) and reports the live heap")
+	memoryLimit := flag.String("memory-limit", "", "run the controller in a cgroup with this memory limit (a Kubernetes quantity such as 64Mi), with the GOMEMLIMIT keyferry sets in such a container")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
+	if *memoryLimit != "" {
+		q, err := resource.ParseQuantity(*memoryLimit)
+		if err != nil || q.Value() <= 0 {
+			fmt.Fprintf(os.Stderr, "-memory-limit %q is not a positive quantity such as 64Mi\n", *memoryLimit)
+			os.Exit(2)
+		}
+		c.MemoryLimit = q.Value()
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
@@ -123,6 +138,11 @@ type Result struct {
 	UnrelatedAnonGrowthMiB  float64 `json:"unrelatedAnonGrowthMiB,omitempty"`
 	LiveHeapMiB             float64 `json:"liveHeapMiB,omitempty"`
 	LiveHeapUnrelatedMiB    float64 `json:"liveHeapWithUnrelatedMiB,omitempty"`
+	// CgroupPeakMiB and OOMKills are the sync run's under -memory-limit:
+	// the largest charge of its cgroup (anonymous memory and the page cache
+	// it read) and the processes the kernel killed at the limit.
+	CgroupPeakMiB float64 `json:"cgroupPeakMiB,omitempty"`
+	OOMKills      int     `json:"oomKills,omitempty"`
 }
 
 func printTable(r Result) {
@@ -151,6 +171,10 @@ func printTable(r Result) {
 	fmt.Fprintf(w, "controller RSS at the end: anonymous / file-backed\t%.1f / %.1f MiB\n", r.EndRSSAnonMiB, r.EndRSSFileMiB)
 	if r.LiveHeapMiB > 0 {
 		fmt.Fprintf(w, "controller live heap after the sync, after a GC\t%.1f MiB (%.1f KiB per ExternalSecret)\n", r.LiveHeapMiB, 1024*r.LiveHeapMiB/float64(r.Config.N))
+	}
+	if r.Config.MemoryLimit > 0 {
+		fmt.Fprintf(w, "memory limit (cgroup) / GOMEMLIMIT\t%.0f MiB / %.0f MiB\n", float64(r.Config.MemoryLimit)/(1<<20), float64(r.Config.MemoryLimit)*memlimit.Share/(1<<20))
+		fmt.Fprintf(w, "cgroup peak charge (anonymous + page cache) / OOM kills\t%.1f MiB / %d\n", r.CgroupPeakMiB, r.OOMKills)
 	}
 	fmt.Fprintf(w, "controller CPU\t%.1f s\n", r.CPUSeconds)
 	if r.Config.Unrelated > 0 {

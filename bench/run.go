@@ -93,9 +93,17 @@ func esName(i int) string             { return fmt.Sprintf("es-%05d", i) }
 type controllerProc struct {
 	cmd  *exec.Cmd
 	done chan error
+	// exited is closed once the process has exited.
+	exited chan struct{}
+	// cgroup holds the process under -memory-limit (nil without one); its
+	// peak and OOM kills are read into cgroupPeakMiB and oomKills when the
+	// process exits.
+	cgroup *memoryCgroup
 
-	mu          sync.Mutex
-	peakAnonMiB float64 // the largest RssAnon sampled
+	mu            sync.Mutex
+	peakAnonMiB   float64 // the largest RssAnon sampled
+	cgroupPeakMiB float64
+	oomKills      int
 }
 
 // startController starts the controller with its executable evicted from
@@ -103,24 +111,55 @@ type controllerProc struct {
 // binary's pages the kernel maps on each fault (and so the file-backed
 // RSS) depends on how the file got into the page cache, which after a
 // fresh link differs from run to run by up to 16 MiB.
-func startController(cmdline, kubeconfig, logFile string) (*controllerProc, error) {
+//
+// With memoryLimit > 0 the controller runs in a cgroup of its own with that
+// memory limit, and with the GOMEMLIMIT internal/memlimit would set in such
+// a container.
+func startController(cmdline, kubeconfig, logFile string, memoryLimit int64) (*controllerProc, error) {
 	args := strings.Fields(cmdline)
 	if err := evictFromPageCache(args[0]); err != nil {
 		return nil, err
 	}
+	env := append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	var g *memoryCgroup
+	if memoryLimit > 0 {
+		var err error
+		name := fmt.Sprintf("keyferry-bench-%d-%s", os.Getpid(), strings.TrimSuffix(filepath.Base(logFile), ".log"))
+		if g, err = newMemoryCgroup(name, memoryLimit); err != nil {
+			return nil, err
+		}
+		args = g.command(args)
+		if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+			env = append(env, "GOMEMLIMIT="+goMemLimit(memoryLimit))
+		}
+	}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Env = env
 	f, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
+		if g != nil {
+			_ = g.remove()
+		}
 		return nil, fmt.Errorf("starting %q: %w", cmdline, err)
 	}
-	p := &controllerProc{cmd: cmd, done: make(chan error, 1)}
 	exited := make(chan struct{})
-	go func() { p.done <- cmd.Wait(); f.Close(); close(exited) }()
+	p := &controllerProc{cmd: cmd, done: make(chan error, 1), exited: exited, cgroup: g}
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		if g != nil {
+			p.mu.Lock()
+			p.cgroupPeakMiB, p.oomKills = g.peakMiB(), g.oomKills()
+			p.mu.Unlock()
+			_ = g.remove()
+		}
+		p.done <- err
+		close(exited)
+	}()
 	go p.sampleAnon(exited)
 	return p, nil
 }
@@ -160,6 +199,49 @@ func (p *controllerProc) sampleAnon(exited <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// whileRunning runs wait with a context that ends when the process exits,
+// and then reports that it exited (and how many processes the kernel killed
+// at the memory limit) rather than a timeout.
+func (p *controllerProc) whileRunning(ctx context.Context, wait func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := wait(ctx)
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-p.exited:
+		_, kills := p.cgroupUsage()
+		return fmt.Errorf("the controller exited (OOM kills under -memory-limit: %d)", kills)
+	default:
+		return err
+	}
+}
+
+// cgroupUsage reads the peak memory charge of the process's cgroup (MiB)
+// and how many processes the kernel killed in it; zero without
+// -memory-limit.
+func (p *controllerProc) cgroupUsage() (peakMiB float64, oomKills int) {
+	select {
+	case <-p.exited:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.cgroupPeakMiB, p.oomKills
+	default:
+	}
+	if p.cgroup == nil {
+		return 0, 0
+	}
+	return p.cgroup.peakMiB(), p.cgroup.oomKills()
 }
 
 // usage reads the process's peak RSS (MiB) and CPU seconds from /proc.
@@ -326,7 +408,7 @@ func run(ctx context.Context, c config) (Result, error) {
 	}
 	start = time.Now()
 	tr.resetFirst()
-	proc, err := startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller.log"))
+	proc, err := startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller.log"), c.MemoryLimit)
 	if err != nil {
 		return res, err
 	}
@@ -335,7 +417,7 @@ func run(ctx context.Context, c config) (Result, error) {
 			proc.stop()
 		}
 	}()
-	if err := waitSynced(ctx, tr, c, be, nil, 10*time.Minute); err != nil {
+	if err := proc.whileRunning(ctx, func(ctx context.Context) error { return waitSynced(ctx, tr, c, be, nil, 10*time.Minute) }); err != nil {
 		return res, fmt.Errorf("sync: %w", err)
 	}
 	res.SyncSeconds = time.Since(start).Seconds()
@@ -403,6 +485,7 @@ func run(ctx context.Context, c config) (Result, error) {
 	}
 	res.PeakRSSMiB, res.CPUSeconds = proc.usage()
 	res.PeakRSSAnonMiB = proc.peakAnon()
+	res.CgroupPeakMiB, res.OOMKills = proc.cgroupUsage()
 	mem := proc.memory()
 	res.EndRSSAnonMiB, res.EndRSSFileMiB = mem["RssAnon"], mem["RssFile"]
 	if c.ControllerPprof != "" {
@@ -415,7 +498,7 @@ func run(ctx context.Context, c config) (Result, error) {
 		fmt.Printf("restart: counting backend calls in the first %s...\n", c.RestartWindow)
 		proc.stop()
 		be.calls.Store(0)
-		if proc, err = startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller-restart.log")); err != nil {
+		if proc, err = startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller-restart.log"), c.MemoryLimit); err != nil {
 			return res, err
 		}
 		time.Sleep(c.RestartWindow) // a measurement window, not synchronisation
@@ -441,7 +524,7 @@ func run(ctx context.Context, c config) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		p2, err := startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller-unrelated.log"))
+		p2, err := startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller-unrelated.log"), c.MemoryLimit)
 		if err != nil {
 			return res, err
 		}
