@@ -63,10 +63,16 @@ func runController(ctx context.Context, args []string) error {
 	newLog := logFlags(fs)
 	_ = fs.Parse(args)
 	opts.Log = newLog()
-	if limit, err := memlimit.Apply(); err != nil {
+	if limits, err := memlimit.Apply(); err != nil {
 		opts.Log.Error(err, "leaving the Go memory limit unset")
-	} else if limit > 0 {
-		opts.Log.Info("Go memory limit set from the container's limit", "bytes", limit, "share", memlimit.Share)
+	} else {
+		if limits.Soft > 0 {
+			opts.Log.Info("Go memory limit set from the container's limit", "bytes", limits.Soft, "share", memlimit.Share)
+		}
+		if limits.BelowMinimum() {
+			opts.Log.Error(nil, "the container's memory limit is below what keyferry needed for 1,000 ExternalSecrets; the limit counts the binary's pages, and short of room the operator slows to a crawl instead of being killed (docs/performance.md, \"Under a memory limit\")",
+				"limitBytes", limits.Container, "advisedBytes", memlimit.MinimumContainerLimit)
+		}
 	}
 	opts.DisableClusterStores = !*clusterStores
 	opts.DisableClusterExternalSecrets = !*clusterExternalSecrets

@@ -25,12 +25,34 @@ var cgroupFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/m
 // errNoLimit says the cgroup sets no memory limit.
 var errNoLimit = errors.New("no memory limit")
 
+// MinimumContainerLimit is the smallest container memory limit in which
+// keyferry synced 1,000 ExternalSecrets in the project's benchmark
+// (docs/performance.md, "Under a memory limit"). The limit counts the
+// binary's pages as well as the heap; at 72 MiB the kernel evicted the
+// code as fast as it ran, and the operator crawled instead of being
+// killed.
+const MinimumContainerLimit = 80 << 20
+
+// Applied is what Apply found and did.
+type Applied struct {
+	// Container is the container's memory limit (0: none).
+	Container int64
+	// Soft is the Go runtime's memory limit Apply set (0: none set, or
+	// GOMEMLIMIT set it).
+	Soft int64
+}
+
+// BelowMinimum reports whether the container's limit is below
+// MinimumContainerLimit: the operator should say so at start-up, since
+// what follows is not an OOM kill anyone would notice but a slow crawl.
+func (a Applied) BelowMinimum() bool {
+	return a.Container > 0 && a.Container < MinimumContainerLimit
+}
+
 // Apply sets the runtime's memory limit to Share of the container's limit
-// unless GOMEMLIMIT is set. It returns the limit set, or 0 when it set none.
-func Apply() (int64, error) {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
-		return 0, nil
-	}
+// unless GOMEMLIMIT is set, and reports the container's limit either way.
+func Apply() (Applied, error) {
+	var a Applied
 	for _, f := range cgroupFiles {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -38,16 +60,20 @@ func Apply() (int64, error) {
 		}
 		limit, err := Parse(string(b))
 		if errors.Is(err, errNoLimit) {
-			return 0, nil
+			return a, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("reading the memory limit from %s: %w", f, err)
+			return a, fmt.Errorf("reading the memory limit from %s: %w", f, err)
 		}
-		soft := int64(float64(limit) * Share)
-		debug.SetMemoryLimit(soft)
-		return soft, nil
+		a.Container = limit
+		if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+			return a, nil
+		}
+		a.Soft = int64(float64(limit) * Share)
+		debug.SetMemoryLimit(a.Soft)
+		return a, nil
 	}
-	return 0, nil
+	return a, nil
 }
 
 // Parse reads a cgroup memory limit file's content: bytes, or "max" (v2)

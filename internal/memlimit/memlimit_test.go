@@ -49,3 +49,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestBelowMinimum(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   Applied
+		want bool
+	}{
+		{"no limit", Applied{}, false},
+		{"64Mi", Applied{Container: 64 << 20, Soft: 58 << 20}, true},
+		{"72Mi with GOMEMLIMIT set", Applied{Container: 72 << 20}, true},
+		{"just below", Applied{Container: MinimumContainerLimit - 1}, true},
+		{"the minimum", Applied{Container: MinimumContainerLimit}, false},
+		{"128Mi", Applied{Container: 128 << 20}, false},
+	} {
+		if got := tc.in.BelowMinimum(); got != tc.want {
+			t.Errorf("%s: BelowMinimum() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
