@@ -69,6 +69,9 @@ func runController(ctx context.Context, args []string) error {
 		if limits.Soft > 0 {
 			opts.Log.Info("Go memory limit set from the container's limit", "bytes", limits.Soft, "share", memlimit.Share)
 		}
+		if limits.GCPercent > 0 {
+			opts.Log.V(1).Info("Go garbage collection target set (GOGC overrides it)", "percent", limits.GCPercent)
+		}
 		if limits.BelowMinimum() {
 			opts.Log.Error(nil, "the container's memory limit is below what keyferry needed for 1,000 ExternalSecrets; the limit counts the binary's pages, and short of room the operator slows to a crawl instead of being killed (docs/performance.md, \"Under a memory limit\")",
 				"limitBytes", limits.Container, "advisedBytes", memlimit.MinimumContainerLimit)

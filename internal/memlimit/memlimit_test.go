@@ -2,6 +2,8 @@ package memlimit
 
 import (
 	"errors"
+	"os"
+	"runtime/debug"
 	"testing"
 )
 
@@ -66,5 +68,31 @@ func TestBelowMinimum(t *testing.T) {
 		if got := tc.in.BelowMinimum(); got != tc.want {
 			t.Errorf("%s: BelowMinimum() = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Apply sets GCPercent unless GOGC is set, in which case the runtime's own
+// reading of it stands.
+func TestApplySetsTheGCTargetUnlessGOGCIsSet(t *testing.T) {
+	was := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(was) })
+
+	t.Setenv("GOGC", "200") // restored after the test
+	debug.SetGCPercent(200)
+	a, err := Apply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(200); got != 200 || a.GCPercent != 0 {
+		t.Fatalf("with GOGC set, Apply changed the GC target to %d (reported %d)", got, a.GCPercent)
+	}
+
+	os.Unsetenv("GOGC")
+	a, err = Apply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != GCPercent || a.GCPercent != GCPercent {
+		t.Fatalf("without GOGC, the GC target is %d (reported %d), want %d", got, a.GCPercent, GCPercent)
 	}
 }
