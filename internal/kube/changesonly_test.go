@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/keyferry/keyferry/internal/kube"
@@ -128,5 +129,10 @@ func TestSecretMetadataCacheTellsChangesOnly(t *testing.T) {
 		if got := r.seen(); !slices.Equal(got, want) {
 			t.Errorf("handler told of %v; want %v", got, want)
 		}
+	}
+	// The cache holds SecretRefs, for handlers: reading one back as
+	// PartialObjectMetadata fails rather than returning half an object.
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "existing"}, kube.SecretMetadata()); err == nil {
+		t.Error("a Get of PartialObjectMetadata from the Secret metadata cache succeeded")
 	}
 }

@@ -14,9 +14,9 @@ import (
 // Secret (of namespace only, when set), each reduced by
 // SecretMetadataTransform to a SecretRef (namespace, name, resourceVersion,
 // labels and the annotations named in keep). The controllers that must
-// notice changes to Secrets they do not write (the ExternalSecret controller's waiting
-// objects, the PushSecret controller's sources) share one such cache, so an
-// unrelated Secret costs its metadata once. Its informers tell their
+// notice changes to Secrets they do not write (the ExternalSecret
+// controller's waiting objects, the PushSecret controller's sources) share
+// one such cache, so an unrelated Secret costs its metadata once. Its informers tell their
 // handlers of changes only, not of the Secrets of their initial list
 // (changesOnly). Its objects are SecretRefs, for event handlers: a Get or
 // List of PartialObjectMetadata from it fails.
