@@ -25,8 +25,9 @@ const Share = 0.9
 // unless GOGC is set: the heap may grow by half of what was live after the
 // last collection, not by all of it. The operator's CPU is spent in bursts
 // (first syncs, rotations) and its memory is held all the time; measured
-// in docs/performance.md ("Memory"), 50 instead of 100 lowers the peak by
-// a tenth to a fifth for about a tenth more CPU during a sync.
+// in docs/performance.md ("GOGC=50 by default"), 50 instead of 100 lowers
+// the peak RSS by a tenth to a seventh for a fifth or more CPU during a
+// first sync.
 const GCPercent = 50
 
 // cgroupFiles hold the memory limit under cgroup v2 and v1.
@@ -87,11 +88,17 @@ func Apply() (Applied, error) {
 		if _, set := os.LookupEnv("GOMEMLIMIT"); set {
 			return a, nil
 		}
-		a.Soft = int64(float64(limit) * Share)
+		a.Soft = SoftLimit(limit)
 		debug.SetMemoryLimit(a.Soft)
 		return a, nil
 	}
 	return a, nil
+}
+
+// SoftLimit is the Go runtime's memory limit Apply sets for a container
+// limit of container bytes: Share of it.
+func SoftLimit(container int64) int64 {
+	return int64(float64(container) * Share)
 }
 
 // Parse reads a cgroup memory limit file's content: bytes, or "max" (v2)

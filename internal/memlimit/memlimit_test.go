@@ -74,8 +74,12 @@ func TestBelowMinimum(t *testing.T) {
 // Apply sets GCPercent unless GOGC is set, in which case the runtime's own
 // reading of it stands.
 func TestApplySetsTheGCTargetUnlessGOGCIsSet(t *testing.T) {
-	was := debug.SetGCPercent(100)
-	t.Cleanup(func() { debug.SetGCPercent(was) })
+	was, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		// Apply also sets a memory limit where the machine's cgroup has one.
+		debug.SetGCPercent(was)
+		debug.SetMemoryLimit(limit)
+	})
 
 	t.Setenv("GOGC", "200") // restored after the test
 	debug.SetGCPercent(200)
@@ -94,5 +98,11 @@ func TestApplySetsTheGCTargetUnlessGOGCIsSet(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(100); got != GCPercent || a.GCPercent != GCPercent {
 		t.Fatalf("without GOGC, the GC target is %d (reported %d), want %d", got, a.GCPercent, GCPercent)
+	}
+}
+
+func TestSoftLimit(t *testing.T) {
+	if got, want := SoftLimit(100<<20), int64(90<<20); got != want {
+		t.Fatalf("SoftLimit(100 MiB) = %d, want %d (Share of it)", got, want)
 	}
 }
