@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/keyferry/keyferry/internal/memlimit"
 )
 
 // memoryCgroup is a cgroup with a memory limit, for -memory-limit: the
@@ -15,7 +13,7 @@ import (
 // The kernel charges it for the controller's anonymous memory and for the
 // page cache the controller reads (its binary's pages), and reclaims or
 // kills the process at the limit. Each controller start gets a cgroup of
-// its own, so its peak is its own.
+// its own, so its peak is its own; stop removes it.
 type memoryCgroup struct {
 	dir string
 	// v2 is a cgroup v2 (unified) hierarchy; otherwise v1's memory
@@ -38,13 +36,9 @@ func newMemoryCgroup(name string, limit int64) (*memoryCgroup, error) {
 	if err := os.Mkdir(g.dir, 0o755); err != nil && !os.IsExist(err) {
 		return nil, fmt.Errorf("-memory-limit: %w", err)
 	}
-	file := "memory.limit_in_bytes"
-	if g.v2 {
-		file = "memory.max"
-	}
-	if err := g.write(file, strconv.FormatInt(limit, 10)); err != nil {
+	if err := os.WriteFile(g.path("memory.limit_in_bytes", "memory.max"), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
 		_ = g.remove()
-		return nil, err
+		return nil, fmt.Errorf("-memory-limit: %w", err)
 	}
 	return g, nil
 }
@@ -57,39 +51,16 @@ func (g *memoryCgroup) command(args []string) []string {
 	return append([]string{"/bin/sh", "-c", script, "sh"}, args...)
 }
 
-// goMemLimit is the GOMEMLIMIT internal/memlimit would set in a container
-// with this limit; the bench sets it because internal/memlimit reads the
-// container's own cgroup files, which on this machine are the host's.
-func goMemLimit(limit int64) string {
-	return strconv.FormatInt(int64(float64(limit)*memlimit.Share), 10)
-}
-
 // peakMiB is the largest memory charge the cgroup has seen: anonymous
 // memory and page cache.
 func (g *memoryCgroup) peakMiB() float64 {
-	file := "memory.max_usage_in_bytes"
-	if g.v2 {
-		file = "memory.peak"
-	}
-	b, err := os.ReadFile(filepath.Join(g.dir, file))
-	if err != nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	v, _ := strconv.ParseFloat(g.read("memory.max_usage_in_bytes", "memory.peak"), 64)
 	return v / (1 << 20)
 }
 
 // oomKills counts the processes the kernel killed at the limit.
 func (g *memoryCgroup) oomKills() int {
-	file := "memory.oom_control"
-	if g.v2 {
-		file = "memory.events"
-	}
-	b, err := os.ReadFile(filepath.Join(g.dir, file))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(g.read("memory.oom_control", "memory.events"), "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == "oom_kill" {
 			n, _ := strconv.Atoi(f[1])
 			return n
@@ -98,15 +69,26 @@ func (g *memoryCgroup) oomKills() int {
 	return 0
 }
 
+// read returns the content of the cgroup's file (path), trimmed; "" when
+// it cannot be read.
+func (g *memoryCgroup) read(v1, v2 string) string {
+	b, err := os.ReadFile(g.path(v1, v2))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// path is the cgroup's file named v1 under cgroup v1, v2 under v2.
+func (g *memoryCgroup) path(v1, v2 string) string {
+	if g.v2 {
+		return filepath.Join(g.dir, v2)
+	}
+	return filepath.Join(g.dir, v1)
+}
+
 // remove deletes the cgroup once its processes have exited.
 func (g *memoryCgroup) remove() error { return os.Remove(g.dir) }
-
-func (g *memoryCgroup) write(file, value string) error {
-	if err := os.WriteFile(filepath.Join(g.dir, file), []byte(value), 0o644); err != nil {
-		return fmt.Errorf("-memory-limit: setting %s: %w", file, err)
-	}
-	return nil
-}
 
 func fileExists(path string) bool {
 	_, err := os.Stat(path)

@@ -173,7 +173,7 @@ func printTable(r Result) {
 		fmt.Fprintf(w, "controller live heap after the sync, after a GC\t%.1f MiB (%.1f KiB per ExternalSecret)\n", r.LiveHeapMiB, 1024*r.LiveHeapMiB/float64(r.Config.N))
 	}
 	if r.Config.MemoryLimit > 0 {
-		fmt.Fprintf(w, "memory limit (cgroup) / GOMEMLIMIT\t%.0f MiB / %.0f MiB\n", float64(r.Config.MemoryLimit)/(1<<20), float64(r.Config.MemoryLimit)*memlimit.Share/(1<<20))
+		fmt.Fprintf(w, "memory limit (cgroup) / GOMEMLIMIT\t%.0f MiB / %.0f MiB\n", float64(r.Config.MemoryLimit)/(1<<20), float64(memlimit.SoftLimit(r.Config.MemoryLimit))/(1<<20))
 		fmt.Fprintf(w, "cgroup peak charge (anonymous + page cache) / OOM kills\t%.1f MiB / %d\n", r.CgroupPeakMiB, r.OOMKills)
 	}
 	fmt.Fprintf(w, "controller CPU\t%.1f s\n", r.CPUSeconds)

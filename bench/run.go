@@ -27,6 +27,7 @@ import (
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/devcluster"
+	"github.com/keyferry/keyferry/internal/memlimit"
 	"github.com/keyferry/keyferry/internal/operator"
 )
 
@@ -95,15 +96,11 @@ type controllerProc struct {
 	done chan error
 	// exited is closed once the process has exited.
 	exited chan struct{}
-	// cgroup holds the process under -memory-limit (nil without one); its
-	// peak and OOM kills are read into cgroupPeakMiB and oomKills when the
-	// process exits.
+	// cgroup holds the process under -memory-limit (nil without one).
 	cgroup *memoryCgroup
 
-	mu            sync.Mutex
-	peakAnonMiB   float64 // the largest RssAnon sampled
-	cgroupPeakMiB float64
-	oomKills      int
+	mu          sync.Mutex
+	peakAnonMiB float64 // the largest RssAnon sampled
 }
 
 // startController starts the controller with its executable evicted from
@@ -130,7 +127,9 @@ func startController(cmdline, kubeconfig, logFile string, memoryLimit int64) (*c
 		}
 		args = g.command(args)
 		if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-			env = append(env, "GOMEMLIMIT="+goMemLimit(memoryLimit))
+			// internal/memlimit reads the container's own cgroup files,
+			// which on this machine are the host's: set what it would.
+			env = append(env, "GOMEMLIMIT="+strconv.FormatInt(memlimit.SoftLimit(memoryLimit), 10))
 		}
 	}
 	cmd := exec.Command(args[0], args[1:]...)
@@ -148,18 +147,7 @@ func startController(cmdline, kubeconfig, logFile string, memoryLimit int64) (*c
 	}
 	exited := make(chan struct{})
 	p := &controllerProc{cmd: cmd, done: make(chan error, 1), exited: exited, cgroup: g}
-	go func() {
-		err := cmd.Wait()
-		f.Close()
-		if g != nil {
-			p.mu.Lock()
-			p.cgroupPeakMiB, p.oomKills = g.peakMiB(), g.oomKills()
-			p.mu.Unlock()
-			_ = g.remove()
-		}
-		p.done <- err
-		close(exited)
-	}()
+	go func() { p.done <- cmd.Wait(); f.Close(); close(exited) }()
 	go p.sampleAnon(exited)
 	return p, nil
 }
@@ -231,13 +219,6 @@ func (p *controllerProc) whileRunning(ctx context.Context, wait func(context.Con
 // and how many processes the kernel killed in it; zero without
 // -memory-limit.
 func (p *controllerProc) cgroupUsage() (peakMiB float64, oomKills int) {
-	select {
-	case <-p.exited:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.cgroupPeakMiB, p.oomKills
-	default:
-	}
 	if p.cgroup == nil {
 		return 0, 0
 	}
@@ -293,6 +274,9 @@ func (p *controllerProc) stop() {
 	case <-time.After(20 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+	}
+	if p.cgroup != nil {
+		_ = p.cgroup.remove()
 	}
 }
 
