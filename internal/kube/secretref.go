@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"maps"
 	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +23,7 @@ import (
 type SecretRef struct {
 	absentMeta
 	namespace, name, resourceVersion string
-	// labels and annotations are key, value, key, value..., sorted by key;
+	// labels and annotations are key, value, key, value... in no order;
 	// nil when there are none.
 	labels, annotations []string
 }
@@ -47,7 +46,8 @@ func keeping(keep []string) func(string) bool {
 }
 
 // pairs returns the entries of m whose key is kept as interned key, value
-// pairs sorted by key; nil when none is.
+// pairs; nil when none is. It runs for every Secret of the initial list, so
+// it allocates the pairs only.
 func pairs(m map[string]string, kept func(string) bool) []string {
 	n := 0
 	for k := range m {
@@ -59,9 +59,9 @@ func pairs(m map[string]string, kept func(string) bool) []string {
 		return nil
 	}
 	out := make([]string, 0, 2*n)
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	for k, v := range m {
 		if kept(k) {
-			out = append(out, Intern(k), Intern(m[k]))
+			out = append(out, Intern(k), Intern(v))
 		}
 	}
 	return out
