@@ -28,9 +28,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -91,7 +93,12 @@ func main() {
 		c.MemoryLimit = q.Value()
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	// SIGINT or SIGTERM (timeout(1), a CI runner) ends the run the same way
+	// as an error: the controller, the API server and etcd are stopped and
+	// the cgroup removed, instead of being left running.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Minute)
 	defer cancel()
 	res, err := run(ctx, c)
 	if err != nil {

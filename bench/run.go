@@ -485,7 +485,9 @@ func run(ctx context.Context, c config) (Result, error) {
 		if proc, err = startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller-restart.log"), c.MemoryLimit); err != nil {
 			return res, err
 		}
-		time.Sleep(c.RestartWindow) // a measurement window, not synchronisation
+		if err := measure(ctx, c.RestartWindow); err != nil {
+			return res, err
+		}
 		res.RestartCalls = be.calls.Load()
 	}
 
@@ -512,11 +514,14 @@ func run(ctx context.Context, c config) (Result, error) {
 		if err != nil {
 			return res, err
 		}
+		proc = p2 // stopped by the deferred stop if the run ends early
 		window := c.RestartWindow
 		if c.SkipRestart {
 			window = 30 * time.Second
 		}
-		time.Sleep(window) // same measurement window as the restart run
+		if err := measure(ctx, window); err != nil { // same window as the restart run
+			return res, err
+		}
 		res.PeakRSSUnrelatedMiB, _ = p2.usage()
 		if c.ControllerPprof != "" {
 			if res.LiveHeapUnrelatedMiB, err = controllerHeap(ctx, c.ControllerPprof, filepath.Join(c.Out, "controller-heap-unrelated.pprof")); err != nil {
@@ -533,8 +538,20 @@ func run(ctx context.Context, c config) (Result, error) {
 		res.PeakRSSAnonUnrelatedMiB = p2.peakAnon()
 		res.UnrelatedAnonGrowthMiB = res.PeakRSSAnonUnrelatedMiB - baselineAnon
 		p2.stop()
+		proc = nil
 	}
 	return res, nil
+}
+
+// measure waits out a measurement window (not synchronisation), or less
+// if the run is cancelled.
+func measure(ctx context.Context, window time.Duration) error {
+	select {
+	case <-time.After(window):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // waitSynced waits until every target Secret (or the listed ones) holds
