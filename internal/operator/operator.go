@@ -164,6 +164,10 @@ type Operator struct {
 	// Restart is the workload restart controller (nil unless
 	// RestartWorkloads).
 	Restart *restart.Reconciler
+	// SecretMetadata is the cache of every Secret's metadata (served
+	// namespace only, with Namespace), whose watch starts when an
+	// ExternalSecret waits or a PushSecret is reconciled.
+	SecretMetadata cache.Cache
 }
 
 // NewScheme returns the scheme with every type keyferry reads or writes.
@@ -279,7 +283,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	syncEvents := eventRecorder(mgr, opts, m)
 	// One cache of every Secret's metadata for the controllers that watch
 	// Secrets they do not write (ExternalSecrets waiting for a change,
-	// PushSecret sources).
+	// PushSecret sources). Its watch starts when the first of them needs it
+	// (kube.DeferredSource).
 	secretMetadata, err := kube.NewSecretMetadataCache(mgr, opts.Namespace, engine.AnnotationAdopt)
 	if err != nil {
 		return nil, err
@@ -366,7 +371,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		return nil, err
 	}
 	trace.mark("operator built")
-	return &Operator{Manager: mgr, Fetch: layer, Engine: eng, Restart: rr}, nil
+	return &Operator{Manager: mgr, Fetch: layer, Engine: eng, Restart: rr, SecretMetadata: secretMetadata}, nil
 }
 
 // eventRecorder is the recorder of the sync controllers: Warning Events

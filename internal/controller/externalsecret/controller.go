@@ -33,6 +33,7 @@ import (
 	"github.com/keyferry/keyferry/internal/controller/refresh"
 	"github.com/keyferry/keyferry/internal/controller/statuswrite"
 	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/metrics"
 )
 
@@ -98,6 +99,9 @@ type Reconciler struct {
 	// waiting holds the ExternalSecrets refused until a person changes
 	// them or their Secret (waiting.go).
 	waiting *waiting
+	// waitWatch is the watch of every Secret's metadata that wakes
+	// waiting ExternalSecrets, started by the first that waits.
+	waitWatch *kube.DeferredSource
 	// notifications holds the ExternalSecrets whose values changed in a
 	// store (Notify, notify.go).
 	notifications changes.Queue
@@ -176,6 +180,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err != nil {
 		return err
 	}
+	r.waitWatch = secretChanges
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &esv1.ExternalSecret{}, IndexStore, func(o client.Object) []string {
 		return StoreKeys(o.(*esv1.ExternalSecret))
 	}); err != nil {
@@ -488,6 +493,11 @@ func (r *Reconciler) failed(ctx context.Context, es *esv1.ExternalSecret, versio
 		// Retrying cannot help: wait for a person to change the
 		// ExternalSecret or its Secret (waiting.go wakes it).
 		r.waiting.wait(es)
+		if started, err := r.waitWatch.Activate(); err != nil {
+			return reconcile.Result{}, fmt.Errorf("watching Secrets for the ExternalSecrets that wait: %w", err)
+		} else if started {
+			log.FromContext(ctx).Info(kube.SecretWatchStartedLog, "reason", "an ExternalSecret waits for a change to a Secret it may not write")
+		}
 		log.FromContext(ctx).Info("sync refused; waiting for a change to the ExternalSecret or its Secret", "reason", ee.Reason, "secret", targetName(es))
 		return reconcile.Result{}, nil
 	}

@@ -26,8 +26,9 @@ import (
 // whose cache keeps almost nothing of each object (a kube.SecretRef, see
 // secretMetadataTransform). It costs one watch connection and, measured in
 // TestSecretMetadataFootprint, about 330 bytes per Secret in the cluster
-// (32 MiB for 100,000 Secrets); ESO keeps a metadata watch of every Secret
-// too. The PushSecret controller shares the same cache (the operator's
+// (32 MiB for 100,000 Secrets), so it starts only when the first
+// ExternalSecret waits (ESO keeps a metadata watch of every Secret all the
+// time). The PushSecret controller shares the same cache (the operator's
 // SecretMetadata), which is why it keeps labels. With Namespace set it
 // covers that namespace only.
 
@@ -78,6 +79,17 @@ func (w *waiting) forgetLocked(key types.NamespacedName) {
 	}
 }
 
+// all lists the ExternalSecrets that wait.
+func (w *waiting) all() []types.NamespacedName {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]types.NamespacedName, 0, len(w.byES))
+	for key := range w.byES {
+		out = append(out, key)
+	}
+	return out
+}
+
 // waitersOf maps a Secret to the ExternalSecrets that wait for a change to
 // it, and to the one its adopt annotation names.
 func (w *waiting) waitersOf(_ context.Context, o client.Object) []reconcile.Request {
@@ -114,8 +126,11 @@ func secretMetadataTransform(in any) (any, error) {
 // watchSecretMetadata returns the source that wakes the ExternalSecrets
 // waiting for a change to a Secret, from the operator's shared Secret
 // metadata cache (SecretMetadata), or from a cache of its own when none is
-// given.
-func (r *Reconciler) watchSecretMetadata(mgr ctrl.Manager) (source.Source, error) {
+// given. The watch starts when the first ExternalSecret waits (Reconcile
+// activates it): until then no Secret keyferry does not manage costs
+// anything. Once it has synced, every waiting ExternalSecret is synced
+// again, in case its Secret changed before the watch could tell.
+func (r *Reconciler) watchSecretMetadata(mgr ctrl.Manager) (*kube.DeferredSource, error) {
 	c := r.SecretMetadata
 	if c == nil {
 		var err error
@@ -123,5 +138,10 @@ func (r *Reconciler) watchSecretMetadata(mgr ctrl.Manager) (source.Source, error
 			return nil, err
 		}
 	}
-	return source.Kind[client.Object](c, kube.SecretMetadata(), handler.EnqueueRequestsFromMapFunc(r.waiting.waitersOf)), nil
+	changes := source.Kind[client.Object](c, kube.SecretMetadata(), handler.EnqueueRequestsFromMapFunc(r.waiting.waitersOf))
+	return kube.NewDeferredSource(changes, func(_ context.Context, q kube.Queue) {
+		for _, key := range r.waiting.all() {
+			q.Add(reconcile.Request{NamespacedName: key})
+		}
+	}), nil
 }

@@ -36,7 +36,14 @@ func TestWaitingMapsASecretToItsWaiters(t *testing.T) {
 	if got := w.waitersOf(context.Background(), other); len(got) != 0 {
 		t.Fatalf("a Secret of the same name in another namespace wakes %v", got)
 	}
+	// Every waiter is woken once the watch has synced (watchSecretMetadata).
+	if got := w.all(); len(got) != 2 {
+		t.Fatalf("all waiters: %v; want ns/a and ns/b", got)
+	}
 	w.done(types.NamespacedName{Namespace: "ns", Name: "a"})
+	if got := w.all(); len(got) != 1 || got[0] != (types.NamespacedName{Namespace: "ns", Name: "b"}) {
+		t.Fatalf("all waiters after a synced: %v; want ns/b", got)
+	}
 	if got := names(w.waitersOf(context.Background(), shared)); got != "[b]" {
 		t.Fatalf("after a synced: %s", got)
 	}

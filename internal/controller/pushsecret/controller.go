@@ -30,6 +30,7 @@ import (
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
 	"github.com/keyferry/keyferry/internal/controller/changes"
 	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/provider"
 )
 
@@ -67,6 +68,10 @@ type Reconciler struct {
 	// notifications queues the PushSecrets whose store answers again
 	// (Notify).
 	notifications changes.Queue
+	// sourceWatch is the watch of every Secret's metadata that wakes the
+	// PushSecrets of a source that changed, started by the first
+	// PushSecret reconciled.
+	sourceWatch *kube.DeferredSource
 }
 
 // SetupWithManager registers the controller: it watches PushSecrets, and
@@ -112,6 +117,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err != nil {
 		return err
 	}
+	r.sourceWatch = sources
 	// A store that appears or changes its spec or labels (a labelSelector
 	// may select it) wakes the PushSecrets that name or select it (a
 	// refused one waits for such a change); its status does not.
@@ -204,6 +210,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if !ps.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, &ps)
+	}
+	if started, err := r.sourceWatch.Activate(); err != nil {
+		return ctrl.Result{}, fmt.Errorf("watching Secrets for the PushSecrets' sources: %w", err)
+	} else if started {
+		log.FromContext(ctx).Info(kube.SecretWatchStartedLog, "reason", "a PushSecret pushes Secrets")
 	}
 	spec, err := Compile(&ps)
 	if err != nil {

@@ -9,9 +9,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/kube"
 )
@@ -23,8 +25,11 @@ type fetchRequest struct{ fetch.Request }
 // that changed, from the operator's shared cache of every Secret's
 // metadata (SecretMetadata, which keeps labels: a label selector selects
 // by them), or from a cache of its own when none is given. The manager's
-// cache holds only the Secrets keyferry writes.
-func (r *Reconciler) watchSources(mgr ctrl.Manager) (source.Source, error) {
+// cache holds only the Secrets keyferry writes. The watch starts with the
+// first PushSecret reconciled: a cluster without PushSecrets does not
+// watch its Secrets for them. Once it has synced, every PushSecret is
+// reconciled again, in case a source changed before the watch could tell.
+func (r *Reconciler) watchSources(mgr ctrl.Manager) (*kube.DeferredSource, error) {
 	c := r.SecretMetadata
 	if c == nil {
 		var err error
@@ -56,5 +61,15 @@ func (r *Reconciler) watchSources(mgr ctrl.Manager) (source.Source, error) {
 			enqueue(ctx, q, e.Object)
 		},
 	}
-	return source.Kind[client.Object](c, m, h), nil
+	changes := source.Kind[client.Object](c, m, h)
+	return kube.NewDeferredSource(changes, func(ctx context.Context, q kube.Queue) {
+		var list esv1alpha1.PushSecretList
+		if err := r.Client.List(ctx, &list); err != nil {
+			log.FromContext(ctx).Error(err, "listing PushSecrets to sync them once the Secret watch has synced")
+			return
+		}
+		for i := range list.Items {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}), nil
 }

@@ -1,0 +1,118 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"github.com/keyferry/keyferry/internal/engine"
+	"github.com/keyferry/keyferry/internal/kube"
+	"github.com/keyferry/keyferry/internal/operator"
+	"github.com/keyferry/keyferry/internal/testing/testenv"
+)
+
+// TestSecretMetadataWatchStartsOnlyWhenNeeded: the watch of every Secret's
+// metadata (which costs the metadata of each Secret in the cluster) is not
+// started by ExternalSecrets that sync; the first ExternalSecret that waits
+// for a person's change to a Secret starts it, and the change then wakes
+// it; the first PushSecret starts it too.
+func TestSecretMetadataWatchStartsOnlyWhenNeeded(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	r := startOperator(t, func(o *operator.Options) {
+		o.Namespace = ns
+		o.DisableClusterStores = true
+	})
+	// watching reports whether the cache of every Secret's metadata has an
+	// informer (it refuses reads of a kind it does not watch).
+	watching := func() bool {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+		var notCached *cache.ErrResourceNotCached
+		return !errors.As(r.op.SecretMetadata.List(ctx, list), &notCached)
+	}
+	started := func() []string {
+		var out []string
+		for _, line := range strings.Split(r.logs.String(), "\n") {
+			if strings.Contains(line, kube.SecretWatchStartedLog) {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+
+	env.Apply(t, ns, fakeStore("SecretStore", "local", "", "k", "v"))
+	env.Apply(t, ns, externalSecret("synced", "SecretStore", "local", "k"))
+	env.WaitReady(t, ns, "synced", metav1.ConditionTrue, "SecretSynced")
+	env.WaitSecret(t, ns, "synced", testenv.HasData(map[string]string{"value": "v"}))
+	if lines := started(); len(lines) != 0 || watching() {
+		t.Fatalf("an ExternalSecret that synced started the watch of every Secret (informer there: %v): %q", watching(), lines)
+	}
+
+	// A Secret nobody gave keyferry: its ExternalSecret waits, and starts
+	// the watch that tells it of a person's change.
+	taken := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"}, Data: map[string][]byte{"value": []byte("theirs")}}
+	if err := env.Client.Create(ctx, taken); err != nil {
+		t.Fatal(err)
+	}
+	env.Apply(t, ns, externalSecret("taken", "SecretStore", "local", "k"))
+	env.WaitReady(t, ns, "taken", metav1.ConditionFalse, engine.ReasonSecretNotOwned)
+	r.waitLogged(t, "the watch started by the waiting ExternalSecret", kube.SecretWatchStartedLog, "an ExternalSecret waits")
+	if !watching() {
+		t.Fatal("the log says the watch started, but the cache has no informer of Secret metadata")
+	}
+
+	// The person's change wakes it, whether it came before or after the
+	// watch synced.
+	s := env.GetSecret(t, ns, "taken")
+	s.Annotations = map[string]string{engine.AnnotationAdopt: "ExternalSecret/taken"}
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitReady(t, ns, "taken", metav1.ConditionTrue, "SecretSynced")
+	env.WaitSecret(t, ns, "taken", testenv.HasData(map[string]string{"value": "v"}))
+	if lines := started(); len(lines) != 1 {
+		t.Fatalf("the watch was started %d times: %q", len(lines), lines)
+	}
+}
+
+// TestSecretMetadataWatchStartsWithTheFirstPushSecret: a PushSecret needs
+// to hear of changes to its source Secrets, so the first one reconciled
+// starts the watch of every Secret's metadata.
+func TestSecretMetadataWatchStartsWithTheFirstPushSecret(t *testing.T) {
+	ns := env.Namespace(t)
+	r := startOperator(t, func(o *operator.Options) {
+		o.Namespace = ns
+		o.DisableClusterStores = true
+	})
+	env.Apply(t, ns, fakeStore("SecretStore", "local", "", "k", "v"))
+	env.Apply(t, ns, externalSecret("synced", "SecretStore", "local", "k"))
+	env.WaitReady(t, ns, "synced", metav1.ConditionTrue, "SecretSynced")
+	notCached := &cache.ErrResourceNotCached{}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.op.SecretMetadata.List(context.Background(), list); strings.Contains(r.logs.String(), kube.SecretWatchStartedLog) || !errors.As(err, &notCached) {
+		t.Fatalf("the watch of every Secret started before any PushSecret or waiting ExternalSecret (list: %v)", err)
+	}
+	env.Apply(t, ns, fmt.Sprintf(`apiVersion: external-secrets.io/v1alpha1
+kind: PushSecret
+metadata:
+  name: push
+spec:
+  refreshInterval: 1h
+  secretStoreRefs: [{name: local, kind: SecretStore}]
+  selector: {secret: {name: %s}}
+  data:
+    - match: {secretKey: value, remoteRef: {remoteKey: pushed}}
+`, "synced"))
+	r.waitLogged(t, "the watch started by the PushSecret", kube.SecretWatchStartedLog, "a PushSecret pushes")
+	if err := r.op.SecretMetadata.List(context.Background(), list); errors.As(err, &notCached) {
+		t.Fatal("the log says the watch started, but the cache has no informer of Secret metadata")
+	}
+}
