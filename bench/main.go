@@ -46,6 +46,11 @@ import (
 type config struct {
 	N, NS, D, K   int
 	Unrelated     int
+	// UnrelatedWatched adds, to the unrelated-Secrets scenario, an
+	// ExternalSecret that waits for a Secret it may not write, so that
+	// keyferry's watch of every Secret's metadata runs (as it does once a
+	// PushSecret exists or an ExternalSecret waits).
+	UnrelatedWatched bool
 	Refresh       time.Duration
 	SteadyWindows int
 	RestartWindow time.Duration
@@ -71,6 +76,7 @@ func main() {
 	flag.IntVar(&c.D, "data", 3, "data entries per ExternalSecret")
 	flag.IntVar(&c.K, "keys", 100, "distinct remote keys")
 	flag.IntVar(&c.Unrelated, "unrelated", 20000, "unrelated 1 KiB Secrets for the memory scenario (0 skips it)")
+	flag.BoolVar(&c.UnrelatedWatched, "unrelated-watched", false, "in the memory scenario, also create an ExternalSecret that waits for a Secret it may not write (keyferry then watches every Secret's metadata, as with PushSecrets)")
 	flag.DurationVar(&c.Refresh, "refresh", 30*time.Second, "refreshInterval of every ExternalSecret")
 	flag.IntVar(&c.SteadyWindows, "steady-windows", 2, "refresh windows to observe in steady state")
 	flag.DurationVar(&c.RestartWindow, "restart-window", time.Minute, "how long to count calls after a restart")
@@ -185,7 +191,11 @@ func printTable(r Result) {
 	}
 	fmt.Fprintf(w, "controller CPU\t%.1f s\n", r.CPUSeconds)
 	if r.Config.Unrelated > 0 {
-		fmt.Fprintf(w, "peak RSS with %d unrelated Secrets\t%.1f MiB (+%.1f MiB)\n", r.Config.Unrelated, r.PeakRSSUnrelatedMiB, r.UnrelatedGrowthMiB)
+		watched := ""
+		if r.Config.UnrelatedWatched {
+			watched = " and a waiting ExternalSecret"
+		}
+		fmt.Fprintf(w, "peak RSS with %d unrelated Secrets%s\t%.1f MiB (+%.1f MiB)\n", r.Config.Unrelated, watched, r.PeakRSSUnrelatedMiB, r.UnrelatedGrowthMiB)
 		fmt.Fprintf(w, "peak anonymous RSS with them\t%.1f MiB (+%.1f MiB)\n", r.PeakRSSAnonUnrelatedMiB, r.UnrelatedAnonGrowthMiB)
 		if r.LiveHeapMiB > 0 && r.LiveHeapUnrelatedMiB > 0 {
 			fmt.Fprintf(w, "controller live heap after a GC, without / with them\t%.1f MiB / %.1f MiB (+%.1f MiB)\n", r.LiveHeapMiB, r.LiveHeapUnrelatedMiB, r.LiveHeapUnrelatedMiB-r.LiveHeapMiB)

@@ -510,6 +510,11 @@ func run(ctx context.Context, c config) (Result, error) {
 		if err != nil {
 			return res, err
 		}
+		if c.UnrelatedWatched {
+			if err := createWaiting(ctx, cl, c); err != nil {
+				return res, err
+			}
+		}
 		p2, err := startController(c.Controller, kubeconfig, filepath.Join(c.Out, "controller-unrelated.log"), c.MemoryLimit)
 		if err != nil {
 			return res, err
@@ -541,6 +546,29 @@ func run(ctx context.Context, c config) (Result, error) {
 		proc = nil
 	}
 	return res, nil
+}
+
+// createWaiting creates, in the first namespace, a Secret nobody gave the
+// controller and an ExternalSecret that targets it: keyferry refuses the
+// sync and waits for a person's change, which starts its watch of every
+// Secret's metadata.
+func createWaiting(ctx context.Context, cl client.Client, c config) error {
+	ns := c.ns(0)
+	taken := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "someone-elses"}, Data: map[string][]byte{"k0": []byte("theirs")}}
+	if err := cl.Create(ctx, taken); err != nil {
+		return fmt.Errorf("creating the Secret an ExternalSecret will wait for: %w", err)
+	}
+	es := &esv1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "waits"},
+		Spec: esv1.ExternalSecretSpec{
+			RefreshInterval: &esv1.Duration{Duration: c.Refresh},
+			SecretStoreRef:  esv1.SecretStoreRef{Name: "backend", Kind: "SecretStore"},
+			Target:          esv1.ExternalSecretTarget{Name: taken.Name, CreationPolicy: esv1.CreatePolicyOwner, DeletionPolicy: esv1.DeletionPolicyRetain},
+			Data:            []esv1.ExternalSecretData{{SecretKey: "k0", RemoteRef: esv1.ExternalSecretDataRemoteRef{Key: c.key(0, 0)}}},
+		}}
+	if err := cl.Create(ctx, es); err != nil {
+		return fmt.Errorf("creating the ExternalSecret that waits: %w", err)
+	}
+	return nil
 }
 
 // measure waits out a measurement window (not synchronisation), or less
