@@ -44,22 +44,22 @@ import (
 )
 
 type config struct {
-	N, NS, D, K   int
-	Unrelated     int
+	N, NS, D, K int
+	Unrelated   int
 	// UnrelatedWatched adds, to the unrelated-Secrets scenario, an
 	// ExternalSecret that waits for a Secret it may not write, so that
 	// keyferry's watch of every Secret's metadata runs (as it does once a
 	// PushSecret exists or an ExternalSecret waits).
 	UnrelatedWatched bool
-	Refresh       time.Duration
-	SteadyWindows int
-	RestartWindow time.Duration
-	Controller    string
-	Out           string
-	Writers       int
-	SkipRestart   bool
-	Rotations     int
-	Profile       time.Duration
+	Refresh          time.Duration
+	SteadyWindows    int
+	RestartWindow    time.Duration
+	Controller       string
+	Out              string
+	Writers          int
+	SkipRestart      bool
+	Rotations        int
+	Profile          time.Duration
 	// ControllerPprof is the controller's pprof address (host:port of
 	// its --pprof-bind-address, which -controller must set): the memory
 	// scenario then saves its heap profiles and reports its live heap.
