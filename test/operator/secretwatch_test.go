@@ -29,14 +29,7 @@ func TestSecretMetadataWatchStartsOnlyWhenNeeded(t *testing.T) {
 		o.Namespace = ns
 		o.DisableClusterStores = true
 	})
-	// watching reports whether the cache of every Secret's metadata has an
-	// informer (it refuses reads of a kind it does not watch).
-	watching := func() bool {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-		var notCached *cache.ErrResourceNotCached
-		return !errors.As(r.op.SecretMetadata.List(ctx, list), &notCached)
-	}
+	watching := func() bool { return r.watchesEverySecret(ctx) }
 	started := func() []string {
 		var out []string
 		for _, line := range strings.Split(r.logs.String(), "\n") {
@@ -94,11 +87,8 @@ func TestSecretMetadataWatchStartsWithTheFirstPushSecret(t *testing.T) {
 	env.Apply(t, ns, fakeStore("SecretStore", "local", "", "k", "v"))
 	env.Apply(t, ns, externalSecret("synced", "SecretStore", "local", "k"))
 	env.WaitReady(t, ns, "synced", metav1.ConditionTrue, "SecretSynced")
-	notCached := &cache.ErrResourceNotCached{}
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.op.SecretMetadata.List(context.Background(), list); strings.Contains(r.logs.String(), kube.SecretWatchStartedLog) || !errors.As(err, &notCached) {
-		t.Fatalf("the watch of every Secret started before any PushSecret or waiting ExternalSecret (list: %v)", err)
+	if strings.Contains(r.logs.String(), kube.SecretWatchStartedLog) || r.watchesEverySecret(context.Background()) {
+		t.Fatal("the watch of every Secret started before any PushSecret or waiting ExternalSecret")
 	}
 	env.Apply(t, ns, fmt.Sprintf(`apiVersion: external-secrets.io/v1alpha1
 kind: PushSecret
@@ -112,7 +102,18 @@ spec:
     - match: {secretKey: value, remoteRef: {remoteKey: pushed}}
 `, "synced"))
 	r.waitLogged(t, "the watch started by the PushSecret", kube.SecretWatchStartedLog, "a PushSecret pushes")
-	if err := r.op.SecretMetadata.List(context.Background(), list); errors.As(err, &notCached) {
+	if !r.watchesEverySecret(context.Background()) {
 		t.Fatal("the log says the watch started, but the cache has no informer of Secret metadata")
 	}
+}
+
+// watchesEverySecret reports whether the operator's cache of every
+// Secret's metadata has an informer: it refuses reads of a kind it does
+// not watch (ErrResourceNotCached), and fails differently once it does
+// (it holds kube.SecretRefs, not PartialObjectMetadata).
+func (r *running) watchesEverySecret(ctx context.Context) bool {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	var notCached *cache.ErrResourceNotCached
+	return !errors.As(r.op.SecretMetadata.List(ctx, list), &notCached)
 }
