@@ -35,12 +35,10 @@ type DeferredSource struct {
 	inner    source.SyncingSource
 	onSynced func(context.Context, Queue)
 
-	mu      sync.Mutex
-	ctx     context.Context // the controller's, from Start
-	queue   Queue
-	active  bool
-	started bool
-	synced  chan struct{}
+	mu     sync.Mutex
+	ctx    context.Context // the controller's, from Start
+	queue  Queue
+	active bool
 }
 
 var _ source.Source = (*DeferredSource)(nil)
@@ -48,7 +46,7 @@ var _ source.Source = (*DeferredSource)(nil)
 // NewDeferredSource returns a source that starts inner when activated and
 // then, once inner has synced, calls onSynced (may be nil).
 func NewDeferredSource(inner source.SyncingSource, onSynced func(context.Context, Queue)) *DeferredSource {
-	return &DeferredSource{inner: inner, onSynced: onSynced, synced: make(chan struct{})}
+	return &DeferredSource{inner: inner, onSynced: onSynced}
 }
 
 // Start is called by the controller; it starts the watch only if the
@@ -68,36 +66,26 @@ func (d *DeferredSource) Start(ctx context.Context, q Queue) error {
 
 // Activate starts the watch, at once if the controller has started,
 // otherwise when it starts. It reports whether this call activated it:
-// calls after the first do nothing.
+// calls after the first that succeeded do nothing. When the watch fails to
+// start, the next call tries again (the caller's retry is what wakes it).
 func (d *DeferredSource) Activate() (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.active {
 		return false, nil
 	}
+	if d.queue != nil {
+		if err := d.startLocked(); err != nil {
+			return false, err
+		}
+	}
 	d.active = true
-	if d.queue == nil {
-		return true, nil
-	}
-	return true, d.startLocked()
+	return true, nil
 }
 
-// Active reports whether Activate was called.
-func (d *DeferredSource) Active() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.active
-}
-
-// Synced is closed once the watch has started and synced (and OnSynced
-// returned).
-func (d *DeferredSource) Synced() <-chan struct{} { return d.synced }
-
+// startLocked starts the watch; Start and Activate each call it only when
+// the other has already run, so it runs once.
 func (d *DeferredSource) startLocked() error {
-	if d.started {
-		return nil
-	}
-	d.started = true
 	if err := d.inner.Start(d.ctx, d.queue); err != nil {
 		return fmt.Errorf("starting the deferred watch %v: %w", d.inner, err)
 	}
@@ -109,7 +97,6 @@ func (d *DeferredSource) startLocked() error {
 		if d.onSynced != nil {
 			d.onSynced(ctx, q)
 		}
-		close(d.synced)
 	}()
 	return nil
 }

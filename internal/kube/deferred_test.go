@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ type fakeWatch struct {
 	starts int
 	queue  Queue
 	sync   chan struct{}
+	// failStarts is how many Starts fail before one succeeds.
+	failStarts int
 }
 
 func newFakeWatch() *fakeWatch { return &fakeWatch{sync: make(chan struct{})} }
@@ -23,6 +26,10 @@ func newFakeWatch() *fakeWatch { return &fakeWatch{sync: make(chan struct{})} }
 func (f *fakeWatch) Start(_ context.Context, q Queue) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failStarts > 0 {
+		f.failStarts--
+		return errors.New("no informer for this kind")
+	}
 	f.starts++
 	f.queue = q
 	return nil
@@ -57,8 +64,8 @@ func TestDeferredSourceStartsItsWatchOnlyWhenActivated(t *testing.T) {
 	if err := d.Start(t.Context(), q); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := inner.started(); n != 0 || d.Active() {
-		t.Fatalf("before Activate: watch started %d times, active %v; want 0, false", n, d.Active())
+	if n, _ := inner.started(); n != 0 {
+		t.Fatalf("before Activate: watch started %d times; want 0", n)
 	}
 	for i := range 3 {
 		activated, err := d.Activate()
@@ -75,8 +82,6 @@ func TestDeferredSourceStartsItsWatchOnlyWhenActivated(t *testing.T) {
 	select {
 	case <-calledWith:
 		t.Fatal("OnSynced was called before the watch synced")
-	case <-d.Synced():
-		t.Fatal("Synced is closed before the watch synced")
 	default:
 	}
 	close(inner.sync)
@@ -88,16 +93,12 @@ func TestDeferredSourceStartsItsWatchOnlyWhenActivated(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnSynced was not called within 10s of the watch's sync")
 	}
-	select {
-	case <-d.Synced():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Synced was not closed within 10s of OnSynced")
-	}
 }
 
 func TestDeferredSourceActivatedBeforeTheControllerStartsStartsWithIt(t *testing.T) {
 	inner := newFakeWatch()
-	d := NewDeferredSource(inner, nil)
+	synced := make(chan struct{})
+	d := NewDeferredSource(inner, func(context.Context, Queue) { close(synced) })
 	if activated, err := d.Activate(); err != nil || !activated {
 		t.Fatalf("Activate: activated %v, error %v", activated, err)
 	}
@@ -113,9 +114,9 @@ func TestDeferredSourceActivatedBeforeTheControllerStartsStartsWithIt(t *testing
 	}
 	close(inner.sync)
 	select {
-	case <-d.Synced():
+	case <-synced:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Synced was not closed within 10s of the watch's sync (no OnSynced)")
+		t.Fatal("OnSynced was not called within 10s of the watch's sync")
 	}
 }
 
@@ -126,5 +127,25 @@ func TestDeferredSourceRefusesASecondStart(t *testing.T) {
 	}
 	if err := d.Start(t.Context(), newQueue(t)); err == nil {
 		t.Fatal("a second Start was accepted")
+	}
+}
+
+// A watch that fails to start is tried again by the next Activate (the
+// reconcile's retry), not left off for good.
+func TestDeferredSourceRetriesAWatchThatFailedToStart(t *testing.T) {
+	inner := newFakeWatch()
+	inner.failStarts = 1
+	d := NewDeferredSource(inner, nil)
+	if err := d.Start(t.Context(), newQueue(t)); err != nil {
+		t.Fatal(err)
+	}
+	if activated, err := d.Activate(); err == nil || activated {
+		t.Fatalf("first Activate: activated %v, error %v; want the start's error", activated, err)
+	}
+	if activated, err := d.Activate(); err != nil || !activated {
+		t.Fatalf("second Activate: activated %v, error %v; want the watch started", activated, err)
+	}
+	if n, _ := inner.started(); n != 1 {
+		t.Fatalf("watch started %d times; want 1", n)
 	}
 }

@@ -16,10 +16,11 @@ import (
 // labels and the annotations named in keep). The controllers that must
 // notice changes to Secrets they do not write (the ExternalSecret
 // controller's waiting objects, the PushSecret controller's sources) share
-// one such cache, so an unrelated Secret costs its metadata once. Its informers tell their
-// handlers of changes only, not of the Secrets of their initial list
-// (changesOnly). Its objects are SecretRefs, for event handlers: a Get or
-// List of PartialObjectMetadata from it fails.
+// one such cache, so an unrelated Secret costs its metadata once, and
+// nothing until one of them starts its watch (DeferredSource). Its
+// informers tell their handlers of changes only, not of the Secrets of
+// their initial list (changesOnly). Its objects are SecretRefs, for event
+// handlers: a Get or List of PartialObjectMetadata from it fails.
 func NewSecretMetadataCache(mgr ctrl.Manager, namespace string, keep ...string) (cache.Cache, error) {
 	opts := cache.Options{
 		HTTPClient:                  mgr.GetHTTPClient(),

@@ -29,7 +29,6 @@ func TestSecretMetadataWatchStartsOnlyWhenNeeded(t *testing.T) {
 		o.Namespace = ns
 		o.DisableClusterStores = true
 	})
-	watching := func() bool { return r.watchesEverySecret(ctx) }
 	started := func() []string {
 		var out []string
 		for _, line := range strings.Split(r.logs.String(), "\n") {
@@ -44,8 +43,8 @@ func TestSecretMetadataWatchStartsOnlyWhenNeeded(t *testing.T) {
 	env.Apply(t, ns, externalSecret("synced", "SecretStore", "local", "k"))
 	env.WaitReady(t, ns, "synced", metav1.ConditionTrue, "SecretSynced")
 	env.WaitSecret(t, ns, "synced", testenv.HasData(map[string]string{"value": "v"}))
-	if lines := started(); len(lines) != 0 || watching() {
-		t.Fatalf("an ExternalSecret that synced started the watch of every Secret (informer there: %v): %q", watching(), lines)
+	if lines := started(); len(lines) != 0 || r.watchesEverySecret(ctx) {
+		t.Fatalf("an ExternalSecret that synced started the watch of every Secret (informer there: %v): %q", r.watchesEverySecret(ctx), lines)
 	}
 
 	// A Secret nobody gave keyferry: its ExternalSecret waits, and starts
@@ -57,7 +56,7 @@ func TestSecretMetadataWatchStartsOnlyWhenNeeded(t *testing.T) {
 	env.Apply(t, ns, externalSecret("taken", "SecretStore", "local", "k"))
 	env.WaitReady(t, ns, "taken", metav1.ConditionFalse, engine.ReasonSecretNotOwned)
 	r.waitLogged(t, "the watch started by the waiting ExternalSecret", kube.SecretWatchStartedLog, "an ExternalSecret waits")
-	if !watching() {
+	if !r.watchesEverySecret(ctx) {
 		t.Fatal("the log says the watch started, but the cache has no informer of Secret metadata")
 	}
 
