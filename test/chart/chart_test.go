@@ -858,3 +858,21 @@ func TestArgsAreFlagsOfTheOperator(t *testing.T) {
 		})
 	}
 }
+
+// An image tag of digits only (a short commit hash such as 5104869) reaches
+// the templates as a number: from a values file, or from the stored values
+// of `helm upgrade --reuse-values`, as a float64 that Go would print as
+// 5.104869e+06. The image and the version label carry the digits.
+func TestImageTagOfDigitsOnly(t *testing.T) {
+	for tag, want := range map[any]string{5104869: "5104869", "5104869": "5104869", "v1.2.3": "v1.2.3", 1.5: "1.5"} {
+		objs := render(t, map[string]any{"image": map[string]any{"repository": "registry.local/keyferry", "tag": tag}})
+		deploy := chart.Find(objs, "Deployment")[0]
+		containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+		if got := containers[0].(map[string]any)["image"]; got != "registry.local/keyferry:"+want {
+			t.Errorf("tag %v (%T): image %v; want registry.local/keyferry:%s", tag, tag, got, want)
+		}
+		if got := deploy.GetLabels()["app.kubernetes.io/version"]; got != want {
+			t.Errorf("tag %v (%T): version label %q; want %q", tag, tag, got, want)
+		}
+	}
+}

@@ -31,7 +31,7 @@
 {{- define "keyferry.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{ include "keyferry.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | toString | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ include "keyferry.imageTag" . | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
@@ -53,9 +53,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* Image tag: a tag of digits only (a short commit hash) arrives as a number, and Helm's values files and stored values make it a float64 that toString would write as 5.104869e+06. */}}
+{{- define "keyferry.imageTag" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion }}
+{{- if and (kindIs "float64" $tag) (eq $tag (floor $tag)) }}
+{{- printf "%.0f" $tag }}
+{{- else }}
+{{- toString $tag }}
+{{- end }}
+{{- end }}
+
 {{/* Image reference. */}}
 {{- define "keyferry.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- printf "%s:%s" .Values.image.repository (include "keyferry.imageTag" .) }}
 {{- end }}
 
 {{/* Whether ClusterSecretStores are served: not with scopedRBAC (a Role cannot grant cluster-scoped kinds). */}}
