@@ -56,9 +56,7 @@ func TestSecretMetadataWatchStartsOnlyWhenNeeded(t *testing.T) {
 	env.Apply(t, ns, externalSecret("taken", "SecretStore", "local", "k"))
 	env.WaitReady(t, ns, "taken", metav1.ConditionFalse, engine.ReasonSecretNotOwned)
 	r.waitLogged(t, "the watch started by the waiting ExternalSecret", kube.SecretWatchStartedLog, "an ExternalSecret waits")
-	if !r.watchesEverySecret(ctx) {
-		t.Fatal("the log says the watch started, but the cache has no informer of Secret metadata")
-	}
+	r.waitWatchesEverySecret(t)
 
 	// The person's change wakes it, whether it came before or after the
 	// watch synced.
@@ -101,9 +99,17 @@ spec:
     - match: {secretKey: value, remoteRef: {remoteKey: pushed}}
 `, "synced"))
 	r.waitLogged(t, "the watch started by the PushSecret", kube.SecretWatchStartedLog, "a PushSecret pushes")
-	if !r.watchesEverySecret(context.Background()) {
-		t.Fatal("the log says the watch started, but the cache has no informer of Secret metadata")
-	}
+	r.waitWatchesEverySecret(t)
+}
+
+// waitWatchesEverySecret waits for the informer of every Secret's metadata
+// once the log says its watch started: the watch (controller-runtime's
+// source.Kind) creates it in a goroutine of its own.
+func (r *running) waitWatchesEverySecret(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, "an informer of Secret metadata in the cache", func(ctx context.Context) (bool, string) {
+		return r.watchesEverySecret(ctx), "the log says the watch started, but the cache has no informer of Secret metadata"
+	})
 }
 
 // watchesEverySecret reports whether the operator's cache of every
