@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/kube"
 )
 
 // Labels and annotations keyferry puts on the Secrets it writes.
@@ -70,6 +71,12 @@ func (e *Engine) unmanaged(ctx context.Context, key client.ObjectKey) (*corev1.S
 // Secret than the one the decision was made on.
 var errStaleSecret = errors.New("the Secret changed since it was read")
 
+// errValuesNeeded says the cached copy of the Secret holds the digest of
+// its values (kube.DigestSecretData), which is enough to see that nothing
+// changes but not to write: the decision is made again on the Secret read
+// from the API server.
+var errValuesNeeded = errors.New("the cache holds the digest of the Secret's values, not the values")
+
 // apply writes the desired content to the target Secret, after the write
 // checks (writepolicy.go) allow it. Every refusal leaves the Secret exactly
 // as it was. When the update conflicts, the cache is behind the API server
@@ -81,7 +88,7 @@ func (e *Engine) apply(ctx context.Context, plan Plan, d *desired, res Result) (
 		return e.applyManifest(ctx, plan, d, res) // manifest.go
 	}
 	out, err := e.applyTo(ctx, plan, d, res, e.existing)
-	if errors.Is(err, errStaleSecret) {
+	if errors.Is(err, errStaleSecret) || errors.Is(err, errValuesNeeded) {
 		out, err = e.applyTo(ctx, plan, d, res, e.unmanaged)
 	}
 	if errors.Is(err, errStaleSecret) {
@@ -139,6 +146,9 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 			return res, fail(ReasonWriteFailed, "reading Secret %s: %v", key.Name, err)
 		}
 	}
+	if _, digestOnly := kube.CachedDataDigest(cur); digestOnly && w.merge {
+		return res, errValuesNeeded // a merge keeps the values it does not write
+	}
 	w.current = cur
 	if err := runChecks(w, claimChecks); err != nil {
 		return res, err
@@ -189,6 +199,9 @@ func (e *Engine) applyTo(ctx context.Context, plan Plan, d *desired, res Result,
 	if sameContent(cur, next) {
 		res.SecretRV = cur.ResourceVersion
 		return res, nil
+	}
+	if _, digestOnly := kube.CachedDataDigest(cur); digestOnly {
+		return res, errValuesNeeded
 	}
 	if err := runChecks(w, changeChecks); err != nil {
 		return res, err
@@ -271,7 +284,16 @@ func overlay(base map[string]string, layers ...map[string]string) map[string]str
 // annotation, so a Secret another controller (or ESO) wrote with the same
 // content is not rewritten.
 func sameContent(a, b *corev1.Secret) bool {
-	return a.Type == b.Type && sameBytes(a.Data, b.Data) && sameControlledMeta(a, b)
+	return a.Type == b.Type && sameData(a, b) && sameControlledMeta(a, b)
+}
+
+// sameData compares the values of a, which may be a cached copy that holds
+// their digest (kube.DigestSecretData), with those of b.
+func sameData(a, b *corev1.Secret) bool {
+	if digest, ok := kube.CachedDataDigest(a); ok {
+		return digest == kube.DataDigest(b.Data)
+	}
+	return sameBytes(a.Data, b.Data)
 }
 
 // sameBytes compares two maps of values.

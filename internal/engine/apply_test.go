@@ -11,6 +11,7 @@ import (
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/engine/fetch"
+	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/provider"
 	"github.com/keyferry/keyferry/internal/provider/all"
 )
@@ -140,5 +141,95 @@ func TestResultCarriesTheSecretResourceVersion(t *testing.T) {
 		if rv := current(); res.SecretRV == "" || res.SecretRV != rv {
 			t.Errorf("%s: Result.SecretRV = %q, the Secret is at %q", step.name, res.SecretRV, rv)
 		}
+	}
+}
+
+// digestingCache answers reads of Secrets as the operator's cache holds
+// them: their values replaced by a digest (kube.DigestSecretData).
+type digestingCache struct{ client.Client }
+
+func (c digestingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := c.Client.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if s, ok := obj.(*corev1.Secret); ok {
+		kube.DigestSecretData(s)
+	}
+	return nil
+}
+
+// countingReader counts the Secrets read from the API server.
+type countingReader struct {
+	client.Reader
+	secretReads *int
+}
+
+func (r countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		*r.secretReads++
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// With the cache holding only a digest of a Secret's values, a sync that
+// changes nothing reads nothing more; one that changes the values, or
+// merges into the Secret, reads it from the API server and writes it whole,
+// without the cache's annotation.
+func TestApplyDecidesOnTheDigestTheCacheHolds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := env.Namespace(t)
+	env.Apply(t, ns, fakeStore("v1"))
+	e, plan := orphanPlan(ctx, ns)
+	if _, err := e.Execute(ctx, plan); err != nil {
+		t.Fatalf("first sync: %v", err)
+	}
+	reads := 0
+	e.Client, e.APIReader = digestingCache{env.Client}, countingReader{env.Client, &reads}
+	key := client.ObjectKey{Namespace: ns, Name: "out"}
+	check := func(step, want string, wantReads int, changed bool) {
+		t.Helper()
+		plan.MaxAge = 0 // fetch afresh: the store's value may have changed
+		reads = 0
+		res, err := e.Execute(ctx, plan)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if res.Changed() != changed || reads != wantReads {
+			t.Errorf("%s: changed %v after %d reads of the Secret; want %v after %d", step, res.Changed(), reads, changed, wantReads)
+		}
+		var s corev1.Secret
+		if err := env.Client.Get(ctx, key, &s); err != nil {
+			t.Fatal(err)
+		}
+		if string(s.Data["k"]) != want {
+			t.Errorf("%s: k = %q, want %q", step, s.Data["k"], want)
+		}
+		if _, ok := s.Annotations[kube.AnnotationCachedDataDigest]; ok {
+			t.Errorf("%s: the Secret carries the cache's annotation %s", step, kube.AnnotationCachedDataDigest)
+		}
+	}
+	check("unchanged", "v1", 0, false)
+	env.Apply(t, ns, fakeStore("v2"))
+	check("new value", "v2", 1, true)
+	check("unchanged again", "v2", 0, false)
+
+	// A merge keeps the keys it does not write, so it reads them.
+	var s corev1.Secret
+	if err := env.Client.Get(ctx, key, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data["theirs"] = []byte("kept")
+	if err := env.Client.Update(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	plan.Target.CreationPolicy = esv1.CreatePolicyMerge
+	env.Apply(t, ns, fakeStore("v3"))
+	check("merge", "v3", 1, true)
+	if err := env.Client.Get(ctx, key, &s); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Data["theirs"]) != "kept" {
+		t.Errorf("merge: theirs = %q, want it kept", s.Data["theirs"])
 	}
 }

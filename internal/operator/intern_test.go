@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+	"github.com/keyferry/keyferry/internal/kube"
 )
 
 const externalSecretJSON = `{
@@ -46,7 +47,7 @@ func same(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b
 // an ExternalSecret; two ExternalSecrets then share the strings that
 // repeat across them.
 func TestInternedTransformKeepsExternalSecretsAndSharesRepeats(t *testing.T) {
-	transform := internedAfter(cache.TransformStripManagedFields())
+	transform := compactedAfter(cache.TransformStripManagedFields())
 	a, b := decodeExternalSecret(t, "one"), decodeExternalSecret(t, "two")
 	wantA := a.DeepCopy()
 	wantA.ManagedFields = nil
@@ -87,7 +88,7 @@ func TestInternedTransformKeepsExternalSecretsAndSharesRepeats(t *testing.T) {
 // Objects the transform does not intern pass through it unchanged, but for
 // their managedFields; so do tombstones and objects it does not know.
 func TestInternedTransformPassesOtherObjects(t *testing.T) {
-	transform := internedAfter(cache.TransformStripManagedFields())
+	transform := compactedAfter(cache.TransformStripManagedFields())
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "n", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}}, Data: map[string]string{"k": "v"}}
 	out, err := transform(cm)
 	if err != nil {
@@ -99,5 +100,39 @@ func TestInternedTransformPassesOtherObjects(t *testing.T) {
 	}
 	if out, err := transform("not an object"); err != nil || out != "not an object" {
 		t.Fatalf("transform of a non-object = %v, %v", out, err)
+	}
+}
+
+// The cache keeps a Secret's metadata and the digest of its values, not
+// the values.
+func TestCompactedTransformKeepsTheDigestOfASecretsValues(t *testing.T) {
+	transform := compactedAfter(cache.TransformStripManagedFields())
+	data := map[string][]byte{"password": []byte("canary-31c2")}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "n", Labels: map[string]string{"l": "v"}}, Data: data}
+	if _, err := transform(s); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := kube.CachedDataDigest(s); !ok || d != kube.DataDigest(data) || s.Data != nil || s.Labels["l"] != "v" {
+		t.Fatalf("Secret after the transform: %+v", s)
+	}
+}
+
+// The transform keeps an ExternalSecret's data entries in an array of
+// their number, not in the room the JSON decoder grew for them.
+func TestCompactedTransformKeepsSlicesExact(t *testing.T) {
+	var es esv1.ExternalSecret
+	doc := `{"spec": {"data": [{"secretKey": "a", "remoteRef": {"key": "x"}}, {"secretKey": "b", "remoteRef": {"key": "y"}}, {"secretKey": "c", "remoteRef": {"key": "z"}}]}}`
+	if err := json.Unmarshal([]byte(doc), &es); err != nil {
+		t.Fatal(err)
+	}
+	if cap(es.Spec.Data) == len(es.Spec.Data) {
+		t.Skip("the decoder no longer over-allocates; nothing to check")
+	}
+	want := es.DeepCopy()
+	if _, err := compactedAfter(cache.TransformStripManagedFields())(&es); err != nil {
+		t.Fatal(err)
+	}
+	if cap(es.Spec.Data) != 3 || !equality.Semantic.DeepEqual(&es, want) {
+		t.Fatalf("after the transform: cap %d, %+v; want cap 3 and %+v", cap(es.Spec.Data), es.Spec.Data, want.Spec.Data)
 	}
 }

@@ -219,7 +219,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 			// managedFields are a large share of every cached object and
 			// keyferry never reads them; the strings that repeat across
 			// cached Secrets and ExternalSecrets are kept once (intern.go).
-			DefaultTransform: internedAfter(cache.TransformStripManagedFields()),
+			DefaultTransform: compactedAfter(cache.TransformStripManagedFields()),
 			NewInformer:      newInformer,
 			// A watch that ends because the operator stops is not an error.
 			DefaultWatchErrorHandler: watchErrorUnlessStopping,

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/keyferry/keyferry/internal/kube"
 )
 
 // podUsing is a pod template whose one container reads Secret name through
@@ -130,6 +132,11 @@ func TestChangeOf(t *testing.T) {
 	retyped.Type = "example.com/other"
 	extraKey := secret(true, "b", "v1")
 	extraKey.Data["k2"] = []byte("x")
+	// As the operator's cache holds them: the values' digest only.
+	digested := func(s *corev1.Secret) *corev1.Secret {
+		kube.DigestSecretData(s)
+		return s
+	}
 	tests := []struct {
 		name     string
 		old, cur *corev1.Secret
@@ -142,6 +149,9 @@ func TestChangeOf(t *testing.T) {
 		{"no old hash is a first write or an adoption", secret(true, "", "v1"), secret(true, "b", "v2"), ChangeNoHash},
 		{"a removed hash is no change", secret(true, "a", "v1"), secret(true, "", "v2"), ChangeNoHash},
 		{"a new hash over the same data is no change", secret(true, "a", "v1"), secret(true, "b", "v1"), ChangeDataUnchanged},
+		{"cached copies with new data are a change", digested(secret(true, "a", "v1")), digested(secret(true, "b", "v2")), ChangeContentChanged},
+		{"cached copies with the same data are no change", digested(secret(true, "a", "v1")), digested(secret(true, "b", "v1")), ChangeDataUnchanged},
+		{"a cached copy and the same data are no change", digested(secret(true, "a", "v1")), secret(true, "b", "v1"), ChangeDataUnchanged},
 		{"an unmanaged Secret never counts", secret(false, "a", "v1"), secret(false, "b", "v2"), ChangeNotManaged},
 		{"a Secret that just became managed does not count", secret(false, "a", "v1"), secret(true, "b", "v2"), ChangeNotManaged},
 	}
