@@ -96,9 +96,13 @@ func New[S any](opts Options[S]) *Writer[S] {
 	}
 	w := &Writer[S]{
 		opts: opts,
+		// The queue has no name, so it keeps no workqueue metrics: they
+		// would hold a timestamp per queued object in maps that keep the
+		// room a first sync of thousands grew them to. Options.OnPending
+		// reports what is left to write.
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](100*time.Millisecond, MaxRetryDelay),
-			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: opts.Name}),
+			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{}),
 		pending: map[types.NamespacedName]entry[S]{},
 	}
 	w.idle = sync.NewCond(&w.mu)
