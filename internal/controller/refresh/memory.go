@@ -31,18 +31,49 @@ type Record struct {
 // concurrent reconciles.
 type Memory struct {
 	mu      sync.Mutex
-	records map[types.NamespacedName]Record
+	records map[types.NamespacedName]stored
 	woken   map[types.NamespacedName]bool
+}
+
+// stored is a Record as Memory keeps it, with its times as Unix
+// nanoseconds (0: the zero time): 32 bytes less than two time.Time in
+// each entry of a map that holds every object.
+type stored struct {
+	config, secretRV, statusOver string
+	next, since                  int64
+}
+
+func storedOf(r Record) stored {
+	return stored{config: r.Config, secretRV: r.SecretRV, statusOver: r.StatusOver, next: unixNano(r.Next), since: unixNano(r.Since)}
+}
+
+func (s stored) record() Record {
+	return Record{Config: s.config, SecretRV: s.secretRV, StatusOver: s.statusOver, Next: fromUnixNano(s.next), Since: fromUnixNano(s.since)}
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // Get returns a copy of the object's record, or nil.
 func (m *Memory) Get(key types.NamespacedName) *Record {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, ok := m.records[key]
+	st, ok := m.records[key]
 	if !ok {
 		return nil
 	}
+	rec := st.record()
 	return &rec
 }
 
@@ -51,9 +82,9 @@ func (m *Memory) Put(key types.NamespacedName, rec Record) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.records == nil {
-		m.records = map[types.NamespacedName]Record{}
+		m.records = map[types.NamespacedName]stored{}
 	}
-	m.records[key] = rec
+	m.records[key] = storedOf(rec)
 }
 
 // Drop forgets the object's record: its next reconcile is a first look.
@@ -78,14 +109,15 @@ func (m *Memory) Synced(key types.NamespacedName, config, secretRV string, now t
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.records == nil {
-		m.records = map[types.NamespacedName]Record{}
+		m.records = map[types.NamespacedName]stored{}
 	}
-	rec, known := m.records[key]
+	st, known := m.records[key]
+	rec := st.record()
 	if !known || rec.Config != config || !now.Before(rec.Next) {
 		rec.Next = now.Add(Jitter(interval))
 	}
 	rec.Config, rec.SecretRV = config, secretRV
-	m.records[key] = rec
+	m.records[key] = storedOf(rec)
 }
 
 // Attempted records that a sync of config is attempted, so that a retry
@@ -94,13 +126,13 @@ func (m *Memory) Attempted(key types.NamespacedName, config string, now time.Tim
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.records == nil {
-		m.records = map[types.NamespacedName]Record{}
+		m.records = map[types.NamespacedName]stored{}
 	}
-	rec := m.records[key]
+	rec := m.records[key].record()
 	if rec.Config != config || rec.Since.IsZero() {
 		rec.Config, rec.Since = config, now
 	}
-	m.records[key] = rec
+	m.records[key] = storedOf(rec)
 }
 
 // Wait is how long until the object's next scheduled check; an object
@@ -108,8 +140,8 @@ func (m *Memory) Attempted(key types.NamespacedName, config string, now time.Tim
 func (m *Memory) Wait(key types.NamespacedName, now time.Time, interval time.Duration) time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if rec, ok := m.records[key]; ok {
-		return rec.Next.Sub(now)
+	if st, ok := m.records[key]; ok {
+		return fromUnixNano(st.next).Sub(now)
 	}
 	return Jitter(interval)
 }
@@ -140,9 +172,9 @@ func (m *Memory) SetStatusOver(key types.NamespacedName, rv string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.records == nil {
-		m.records = map[types.NamespacedName]Record{}
+		m.records = map[types.NamespacedName]stored{}
 	}
-	rec := m.records[key]
-	rec.StatusOver = rv
-	m.records[key] = rec
+	st := m.records[key]
+	st.statusOver = rv
+	m.records[key] = st
 }

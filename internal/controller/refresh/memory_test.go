@@ -63,3 +63,22 @@ func TestMemory(t *testing.T) {
 		t.Fatal("Forget kept something")
 	}
 }
+
+// A record comes back as it was put, zero times included, though Memory
+// keeps times as Unix nanoseconds.
+func TestMemoryKeepsRecordsExactly(t *testing.T) {
+	var m Memory
+	key := types.NamespacedName{Namespace: "n", Name: "o"}
+	at := time.Date(2026, 12, 5, 17, 0, 0, 123456789, time.UTC)
+	for _, rec := range []Record{
+		{Config: "c"},
+		{Config: "c", SecretRV: "7", StatusOver: "6", Next: at, Since: at.Add(-time.Minute)},
+	} {
+		m.Put(key, rec)
+		got := m.Get(key)
+		if got.Config != rec.Config || got.SecretRV != rec.SecretRV || got.StatusOver != rec.StatusOver ||
+			!got.Next.Equal(rec.Next) || !got.Since.Equal(rec.Since) || got.Next.IsZero() != rec.Next.IsZero() || got.Since.IsZero() != rec.Since.IsZero() {
+			t.Errorf("Get after Put(%+v) = %+v", rec, got)
+		}
+	}
+}
