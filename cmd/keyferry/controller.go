@@ -100,7 +100,7 @@ func runController(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return op.Manager.Start(ctx)
+	return op.Start(ctx)
 }
 
 // splitList splits a comma-separated flag value, dropping blank entries.

@@ -58,7 +58,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	mgrErr := make(chan error, 1)
-	go func() { mgrErr <- op.Manager.Start(opCtx) }()
+	go func() { mgrErr <- op.Start(opCtx) }()
 	fmt.Println("operator running")
 
 	if !*noExamples {

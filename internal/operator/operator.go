@@ -72,6 +72,10 @@ type Options struct {
 	Registry *provider.Registry
 	// StartupSpread bounds how a restart spreads first refreshes.
 	StartupSpread time.Duration
+	// HeadStart is how many ExternalSecrets are synced from one page read
+	// at start-up, before the cache holds them all (0: 100, negative:
+	// none; externalsecret.Reconciler.HeadStart).
+	HeadStart int
 	// SecretSyncRotationPollInterval is how often SecretSyncs re-check their
 	// vault (default 1h).
 	SecretSyncRotationPollInterval time.Duration
@@ -164,6 +168,8 @@ type Operator struct {
 	// Restart is the workload restart controller (nil unless
 	// RestartWorkloads).
 	Restart *restart.Reconciler
+	// earlyStart runs beside the manager from the start (Start).
+	earlyStart []func(context.Context)
 	// SecretMetadata is the cache of every Secret's metadata (served
 	// namespace only, with Namespace), whose watch starts when an
 	// ExternalSecret waits or a PushSecret is reconciled.
@@ -291,7 +297,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	}
 	esr := &externalsecret.Reconciler{
 		Client: mgr.GetClient(), Engine: eng, Recorder: syncEvents, SecretMetadata: secretMetadata,
-		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, Metrics: m,
+		Concurrency: opts.Concurrency, StartupSpread: opts.StartupSpread, HeadStart: opts.HeadStart, Metrics: m,
 		Namespace: opts.Namespace, ProbeInterval: opts.StoreProbeInterval,
 		AllowGenericTargets: opts.AllowGenericTargets,
 	}
@@ -371,7 +377,22 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		return nil, err
 	}
 	trace.mark("operator built")
-	return &Operator{Manager: mgr, Fetch: layer, Engine: eng, Restart: rr, SecretMetadata: secretMetadata}, nil
+	op := &Operator{Manager: mgr, Fetch: layer, Engine: eng, Restart: rr, SecretMetadata: secretMetadata}
+	if !opts.LeaderElection {
+		// Free to write at once: the first ExternalSecrets sync while the
+		// caches fill (externalsecret's head start).
+		op.earlyStart = append(op.earlyStart, esr.StartHeadStart)
+	}
+	return op, nil
+}
+
+// Start runs the operator until ctx is done: the manager, and beside it
+// from the start what need not wait for the manager's caches.
+func (o *Operator) Start(ctx context.Context) error {
+	for _, f := range o.earlyStart {
+		go f(ctx)
+	}
+	return o.Manager.Start(ctx)
 }
 
 // eventRecorder is the recorder of the sync controllers: Warning Events

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
+	"github.com/keyferry/keyferry/internal/controller/externalsecret"
 	"github.com/keyferry/keyferry/internal/engine"
 	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/operator"
@@ -121,4 +122,43 @@ func (r *running) watchesEverySecret(ctx context.Context) bool {
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
 	var notCached *cache.ErrResourceNotCached
 	return !errors.As(r.op.SecretMetadata.List(ctx, list), &notCached)
+}
+
+// TestHeadStartSyncsTheFirstPageOnce: at start-up the first page of
+// ExternalSecrets is synced before the cache holds them all, and the
+// controller's first reconcile of each of them finds it synced: every
+// ExternalSecret is synced once, whichever path synced it.
+func TestHeadStartSyncsTheFirstPageOnce(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	env.Apply(t, ns, fakeStore("SecretStore", "local", "", "k", "v"))
+	const n = 12
+	for i := range n {
+		env.Apply(t, ns, externalSecret(fmt.Sprintf("es-%02d", i), "SecretStore", "local", "k"))
+	}
+	r := startOperator(t, func(o *operator.Options) {
+		o.Namespace = ns
+		o.DisableClusterStores = true
+		o.HeadStart = 5
+	})
+	r.waitLogged(t, "the head start", externalsecret.HeadStartLog, `"externalSecrets":5`)
+	for i := range n {
+		name := fmt.Sprintf("es-%02d", i)
+		env.WaitReady(t, ns, name, metav1.ConditionTrue, "SecretSynced")
+		env.WaitSecret(t, ns, name, testenv.HasData(map[string]string{"value": "v"}))
+	}
+	for i := range n {
+		name := fmt.Sprintf("es-%02d", i)
+		evs, err := env.Events(ctx, ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reasons := map[string]int{}
+		for _, ev := range evs {
+			reasons[ev.Reason]++
+		}
+		if reasons[externalsecret.EventCreated] != 1 || reasons[externalsecret.EventUpdated] != 0 {
+			t.Errorf("%s: events %v; want one %s and no %s", name, reasons, externalsecret.EventCreated, externalsecret.EventUpdated)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package externalsecret
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -77,6 +78,10 @@ type Reconciler struct {
 	Now func() time.Time
 	// Metrics counts syncs; nil counts nothing.
 	Metrics *metrics.Metrics
+	// HeadStart is how many ExternalSecrets are synced at start-up from
+	// one page read from the API server, before the cache holds them all
+	// (headstart.go): 0 is DefaultHeadStart, a negative number none.
+	HeadStart int
 	// AllowGenericTargets serves spec.target.manifest (ConfigMap targets;
 	// --unsafe-allow-generic-targets); without it they are refused with
 	// GenericTargetsDisabled.
@@ -108,6 +113,9 @@ type Reconciler struct {
 	// statuses writes the statuses syncs decide, behind the syncs
 	// (statuswrite): while many objects sync, their Secrets come first.
 	statuses *statuswrite.Writer[pendingStatus]
+	// headStart syncs the first page of ExternalSecrets at start-up
+	// (headstart.go); nil without one.
+	headStart *headStart
 }
 
 // pendingStatus is a status waiting to be written, the object's UID (a
@@ -175,6 +183,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	})
 	if err := mgr.Add(r.statuses); err != nil {
 		return fmt.Errorf("adding the ExternalSecret status writer: %w", err)
+	}
+	if r.HeadStart >= 0 {
+		r.headStart = newHeadStart(r, cmp.Or(r.HeadStart, DefaultHeadStart), mgr.GetLogger().WithValues("controller", "externalsecret", "headStart", true))
+		if err := mgr.Add(r.headStart); err != nil {
+			return fmt.Errorf("adding the ExternalSecret head start: %w", err)
+		}
 	}
 	secretChanges, err := r.watchSecretMetadata(mgr)
 	if err != nil {
@@ -305,8 +319,12 @@ func Version(es *esv1.ExternalSecret) string {
 
 // Reconcile syncs one ExternalSecret.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	logger := log.FromContext(ctx)
-	defer r.statuses.Busy()()
+	// The head start syncs its objects alone (headstart.go).
+	if r.headStart != nil {
+		if err := r.headStart.wait(ctx, req.NamespacedName); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	var es esv1.ExternalSecret
 	if err := r.Client.Get(ctx, req.NamespacedName, &es); err != nil {
 		if client.IgnoreNotFound(err) == nil {
@@ -315,23 +333,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err
 	}
+	return r.sync(ctx, &es)
+}
+
+// sync decides whether es is due and syncs it: the reconcile of an
+// ExternalSecret read from the cache, or from the API server by the head
+// start.
+func (r *Reconciler) sync(ctx context.Context, es *esv1.ExternalSecret) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	defer r.statuses.Busy()()
+	key := client.ObjectKeyFromObject(es)
 	// A status decided but not yet written is the object's status: the
 	// cache cannot show it.
 	pending := false
-	if p, ok := r.statuses.Pending(req.NamespacedName); ok && p.uid == es.UID {
+	if p, ok := r.statuses.Pending(key); ok && p.uid == es.UID {
 		es.Status, pending = p.status, true
 	}
 	if !es.DeletionTimestamp.IsZero() {
-		r.forget(req.NamespacedName)
+		r.forget(key)
 		return reconcile.Result{}, nil
 	}
 	// A store of another controller class: that controller syncs this
 	// ExternalSecret; keyferry writes nothing, not even a status.
-	if ref, other, err := r.Engine.StoreOfAnotherController(ctx, es.Namespace, engine.ExternalSecretStores(&es)); err != nil {
+	if ref, other, err := r.Engine.StoreOfAnotherController(ctx, es.Namespace, engine.ExternalSecretStores(es)); err != nil {
 		return reconcile.Result{}, err
 	} else if other {
 		logger.V(1).Info("skipping: a store belongs to another controller class", "store", ref.Kind+"/"+ref.Name)
-		r.forget(req.NamespacedName)
+		r.forget(key)
 		return reconcile.Result{}, nil
 	}
 	observe := true // ESO's sync count and duration, unless skipped below
@@ -340,17 +368,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			r.Metrics.ESO.ObserveReconcile(metrics.KindExternalSecret, es.Namespace, es.Name, start)
 		}
 	}(time.Now())
-	r.observeCondition(&es, &es.Status)
+	r.observeCondition(es, &es.Status)
 	now := r.Now()
-	version := Version(&es)
-	interval := RefreshInterval(&es)
+	version := Version(es)
+	interval := RefreshInterval(es)
 
-	plan, err := CompileWith(&es, CompileOptions{AllowGenericTargets: r.AllowGenericTargets})
+	plan, err := CompileWith(es, CompileOptions{AllowGenericTargets: r.AllowGenericTargets})
 	if err != nil {
-		return r.failed(ctx, &es, version, err)
+		return r.failed(ctx, es, version, err)
 	}
 
-	d := r.due(ctx, &es, plan, version, interval, now, pending)
+	d := r.due(ctx, es, plan, version, interval, now, pending)
 	logger.V(1).Info("refresh decision", "sync", d.Sync, "reason", d.Reason, "detail", d.Message)
 	if !d.Sync {
 		return d.Result(), nil
@@ -361,29 +389,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if errors.Is(err, engine.ErrStoreOfAnotherController) {
 		// The store changed class since the check above.
 		observe = false
-		r.forget(req.NamespacedName)
+		r.forget(key)
 		return reconcile.Result{}, nil
 	}
 	if err != nil {
-		result, rerr := r.failed(ctx, &es, version, err)
+		result, rerr := r.failed(ctx, es, version, err)
 		if d.MaxAge == 0 {
 			// A fresh fetch (force-sync) failed: its retries must fetch fresh
 			// too, or an older cached value would hide the failure.
-			r.memory.Put(req.NamespacedName, refresh.Record{Config: pendingFresh})
+			r.memory.Put(key, refresh.Record{Config: pendingFresh})
 		}
 		return result, rerr
 	}
-	r.remember(ctx, &es, plan, res.SecretRV)
-	r.waiting.done(req.NamespacedName)
+	r.remember(ctx, es, plan, res.SecretRV)
+	r.waiting.done(key)
 
 	kind := plan.Target.Kind()
 	switch {
 	case res.Created:
-		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventCreated, "Sync", "Created %s %s with keys %s", kind, res.SecretName, strings.Join(res.Keys, ", "))
+		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, EventCreated, "Sync", "Created %s %s with keys %s", kind, res.SecretName, strings.Join(res.Keys, ", "))
 	case res.Updated:
-		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventUpdated, "Sync", "Updated %s %s (keys %s)", kind, res.SecretName, strings.Join(res.Keys, ", "))
+		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, EventUpdated, "Sync", "Updated %s %s (keys %s)", kind, res.SecretName, strings.Join(res.Keys, ", "))
 	case res.Deleted:
-		r.Recorder.Eventf(&es, nil, corev1.EventTypeNormal, EventDeleted, "Sync", "Deleted %s %s: every remote value is gone and deletionPolicy is Delete", kind, res.SecretName)
+		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, EventDeleted, "Sync", "Deleted %s %s: every remote value is gone and deletionPolicy is Delete", kind, res.SecretName)
 	}
 	r.Metrics.Syncs.WithLabelValues("ExternalSecret", "success", "").Inc()
 	reason, msg := ReasonSecretSynced, "Secret was synced"
@@ -399,7 +427,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if plan.Target.CreationPolicy == esv1.CreatePolicyNone {
 		msg = "values were fetched; creationPolicy None writes no " + kind
 	}
-	r.setStatus(&es, metav1.ConditionTrue, reason, msg, version, res.Changed())
+	r.setStatus(es, metav1.ConditionTrue, reason, msg, version, res.Changed())
 	logger.V(1).Info("synced", "secret", res.SecretName, "changed", res.Changed(), "keys", len(res.Keys))
 	if res.GenerateReason != "" {
 		logger.V(1).Info("generators", "generated", res.Generated, "reason", res.GenerateReason)

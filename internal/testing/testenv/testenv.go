@@ -102,7 +102,7 @@ func Start(opts Options) (*Env, error) {
 		}
 	}
 	e.Op = op
-	go func() { e.done <- op.Manager.Start(ctx) }()
+	go func() { e.done <- op.Start(ctx) }()
 	return e, nil
 }
 

@@ -1,0 +1,166 @@
+package externalsecret
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
+)
+
+// DefaultHeadStart is how many ExternalSecrets the head start syncs.
+const DefaultHeadStart = 100
+
+// HeadStartLog is the line the head start logs once done.
+const HeadStartLog = "head start done"
+
+// headStartListTimeout bounds the head start's one request: reconciles
+// wait for it.
+const headStartListTimeout = 10 * time.Second
+
+// headStart syncs the ExternalSecrets of one page read from the API server
+// when the operator starts, while the cache of every ExternalSecret is
+// still filling: with thousands of them, listing and decoding them all
+// takes a second or more, and the first Secrets need not wait for it.
+//
+// A reconcile waits until the page is listed and, for an object of the
+// page, until the head start has synced it (wait), so that no object is
+// synced by both at once; the first reconcile of each object it synced
+// then finds it synced, as after any sync. Other objects never wait for a
+// slow sync of the head start.
+//
+// The manager starts its runnables only once its caches have synced, so
+// the operator starts the head start early (StartHeadStart) where it may
+// write at once, without leader election; the manager starts it too (a
+// second Start waits for the first), which is when it runs with leader
+// election, once elected.
+type headStart struct {
+	r    *Reconciler
+	size int
+	log  logr.Logger
+	once sync.Once
+
+	// listed is closed once the page is listed, or the listing failed.
+	listed chan struct{}
+	mu     sync.Mutex
+	// syncing holds the objects of the page not yet synced, each with a
+	// channel closed once it is.
+	syncing map[types.NamespacedName]chan struct{}
+}
+
+func newHeadStart(r *Reconciler, size int, logger logr.Logger) *headStart {
+	return &headStart{r: r, size: size, log: logger, listed: make(chan struct{}), syncing: map[types.NamespacedName]chan struct{}{}}
+}
+
+// Start runs the head start once; a later call waits for the first.
+func (h *headStart) Start(ctx context.Context) error {
+	h.once.Do(func() { h.run(ctx) })
+	return nil
+}
+
+// StartHeadStart runs the head start now, before the manager's caches have
+// synced; the caller must be allowed to write (no leader election).
+func (r *Reconciler) StartHeadStart(ctx context.Context) {
+	if r.headStart != nil {
+		_ = r.headStart.Start(ctx)
+	}
+}
+
+// wait returns once the head start holds key no more, or ctx is done.
+func (h *headStart) wait(ctx context.Context, key types.NamespacedName) error {
+	select {
+	case <-h.listed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	h.mu.Lock()
+	synced := h.syncing[key]
+	h.mu.Unlock()
+	if synced == nil {
+		return nil
+	}
+	select {
+	case <-synced:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release lets the reconciles of key run.
+func (h *headStart) release(key types.NamespacedName) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.syncing[key]; ok {
+		close(ch)
+		delete(h.syncing, key)
+	}
+}
+
+// run lists the page and syncs it. A failure to list costs only the head
+// start: the cache lists everything anyway.
+func (h *headStart) run(ctx context.Context) {
+	start := time.Now()
+	items, err := h.list(ctx)
+	for _, es := range items {
+		h.syncing[client.ObjectKeyFromObject(es)] = make(chan struct{})
+	}
+	close(h.listed)
+	if err != nil {
+		h.log.Error(err, "listing the first ExternalSecrets; they sync once the cache has them all")
+		return
+	}
+	next := make(chan *esv1.ExternalSecret)
+	var wg sync.WaitGroup
+	for range min(max(h.r.Concurrency, 1), len(items)) {
+		wg.Go(func() {
+			for es := range next {
+				key := client.ObjectKeyFromObject(es)
+				ctx := log.IntoContext(ctx, h.log.WithValues("ExternalSecret", key))
+				if _, err := h.r.sync(ctx, es); err != nil && ctx.Err() == nil {
+					log.FromContext(ctx).Error(err, "head start: sync failed; the controller retries it")
+				}
+				h.release(key)
+			}
+		})
+	}
+	for _, es := range items {
+		if ctx.Err() != nil {
+			h.release(client.ObjectKeyFromObject(es))
+			continue
+		}
+		select {
+		case next <- es:
+		case <-ctx.Done():
+			h.release(client.ObjectKeyFromObject(es))
+		}
+	}
+	close(next)
+	wg.Wait()
+	h.log.Info(HeadStartLog, "externalSecrets", len(items), "duration", time.Since(start).Round(time.Millisecond).String())
+}
+
+// list reads the page: the first ExternalSecrets the API server returns
+// (of the served namespace, with one).
+func (h *headStart) list(ctx context.Context) ([]*esv1.ExternalSecret, error) {
+	ctx, cancel := context.WithTimeout(ctx, headStartListTimeout)
+	defer cancel()
+	var list esv1.ExternalSecretList
+	opts := []client.ListOption{client.Limit(int64(h.size))}
+	if h.r.Namespace != "" {
+		opts = append(opts, client.InNamespace(h.r.Namespace))
+	}
+	if err := h.r.Engine.APIReader.List(ctx, &list, opts...); err != nil {
+		return nil, err
+	}
+	items := make([]*esv1.ExternalSecret, len(list.Items))
+	for i := range list.Items {
+		items[i] = &list.Items[i]
+	}
+	return items, nil
+}
