@@ -12,6 +12,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/keyferry/keyferry/internal/controller/externalsecret"
 	"github.com/keyferry/keyferry/internal/testing/testenv"
 )
 
@@ -49,8 +50,11 @@ func TestLeaderFailover(t *testing.T) {
 	if started(b) {
 		t.Fatalf("the standby started its controllers while the leader ran")
 	}
-	if !started(a) {
-		t.Fatalf("the leader logged no started controllers")
+	if strings.Contains(b.logs(), externalsecret.HeadStartLog) {
+		t.Fatalf("the standby ran the head start while the leader ran")
+	}
+	if !started(a) || !strings.Contains(a.logs(), externalsecret.HeadStartLog) {
+		t.Fatalf("the leader logged no started controllers or no head start")
 	}
 	callsBefore := w.be.calls.Load()
 	killed := time.Now()
