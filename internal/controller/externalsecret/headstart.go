@@ -2,11 +2,13 @@ package externalsecret
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -111,8 +113,16 @@ func (h *headStart) run(ctx context.Context) {
 		h.syncing[client.ObjectKeyFromObject(es)] = make(chan struct{})
 	}
 	close(h.listed)
+	if err == nil {
+		err = cacheStarted(ctx, h.r.Client, h.r.Namespace)
+	}
 	if err != nil {
-		h.log.Error(err, "listing the first ExternalSecrets; they sync once the cache has them all")
+		for _, es := range items {
+			h.release(client.ObjectKeyFromObject(es))
+		}
+		if ctx.Err() == nil {
+			h.log.Error(err, "head start: the first ExternalSecrets sync once the cache has them all")
+		}
 		return
 	}
 	next := make(chan *esv1.ExternalSecret)
@@ -143,6 +153,32 @@ func (h *headStart) run(ctx context.Context) {
 	close(next)
 	wg.Wait()
 	h.log.Info(HeadStartLog, "externalSecrets", len(items), "duration", time.Since(start).Round(time.Millisecond).String())
+}
+
+// cacheStartPoll is how often the head start checks whether the manager
+// has started its cache.
+const cacheStartPoll = 5 * time.Millisecond
+
+// cacheStarted returns once the manager's cache, which the syncs read
+// stores and Secrets from, has started: the operator starts the head start
+// beside the manager, and the cache refuses every read until then
+// (cache.ErrCacheNotStarted) rather than waiting. A read of SecretStores,
+// which the controller always watches, tells.
+func cacheStarted(ctx context.Context, c client.Reader, ns string) error {
+	t := time.NewTicker(cacheStartPoll)
+	defer t.Stop()
+	for {
+		var notStarted *cache.ErrCacheNotStarted
+		err := c.List(ctx, &esv1.SecretStoreList{}, client.InNamespace(ns))
+		if !errors.As(err, &notStarted) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // list reads the page: the first ExternalSecrets the API server returns
