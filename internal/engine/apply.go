@@ -284,16 +284,7 @@ func overlay(base map[string]string, layers ...map[string]string) map[string]str
 // annotation, so a Secret another controller (or ESO) wrote with the same
 // content is not rewritten.
 func sameContent(a, b *corev1.Secret) bool {
-	return a.Type == b.Type && sameData(a, b) && sameControlledMeta(a, b)
-}
-
-// sameData compares the values of a, which may be a cached copy that holds
-// their digest (kube.DigestSecretData), with those of b.
-func sameData(a, b *corev1.Secret) bool {
-	if digest, ok := kube.CachedDataDigest(a); ok {
-		return digest == kube.DataDigest(b.Data)
-	}
-	return sameBytes(a.Data, b.Data)
+	return a.Type == b.Type && kube.SameData(a, b) && sameControlledMeta(a, b)
 }
 
 // sameBytes compares two maps of values.

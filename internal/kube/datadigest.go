@@ -1,9 +1,11 @@
 package kube
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,4 +66,21 @@ func DigestSecretData(s *corev1.Secret) {
 func CachedDataDigest(s *corev1.Secret) (string, bool) {
 	d, ok := s.Annotations[AnnotationCachedDataDigest]
 	return d, ok && len(s.Data) == 0
+}
+
+// SameData says whether a and b hold the same values; either may be a copy
+// from the cache that holds their digest instead.
+func SameData(a, b *corev1.Secret) bool {
+	da, digestA := CachedDataDigest(a)
+	db, digestB := CachedDataDigest(b)
+	if !digestA && !digestB {
+		return maps.EqualFunc(a.Data, b.Data, bytes.Equal)
+	}
+	if !digestA {
+		da = DataDigest(a.Data)
+	}
+	if !digestB {
+		db = DataDigest(b.Data)
+	}
+	return da == db
 }

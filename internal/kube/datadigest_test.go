@@ -60,3 +60,34 @@ func TestDigestSecretDataKeepsNoValue(t *testing.T) {
 		t.Errorf("the digested Secret still holds the value: %s", dump)
 	}
 }
+
+// SameData compares values whether each side holds them or, as the cache
+// does, their digest.
+func TestSameDataWithEitherSideDigested(t *testing.T) {
+	secret := func(v string, digested bool) *corev1.Secret {
+		s := &corev1.Secret{Data: map[string][]byte{"k": []byte(v)}}
+		if digested {
+			DigestSecretData(s)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		a, b *corev1.Secret
+		same bool
+	}{
+		{"values, equal", secret("v1", false), secret("v1", false), true},
+		{"values, different", secret("v1", false), secret("v2", false), false},
+		{"digest and values, equal", secret("v1", true), secret("v1", false), true},
+		{"values and digest, different", secret("v1", false), secret("v2", true), false},
+		{"digests, equal", secret("v1", true), secret("v1", true), true},
+		{"digests, different", secret("v1", true), secret("v2", true), false},
+		{"no key and the digest of an empty value", &corev1.Secret{}, secret("", true), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SameData(tc.a, tc.b); got != tc.same {
+				t.Errorf("SameData = %v, want %v", got, tc.same)
+			}
+		})
+	}
+}

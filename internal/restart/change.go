@@ -1,8 +1,6 @@
 package restart
 
 import (
-	"bytes"
-
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/keyferry/keyferry/internal/kube"
@@ -89,34 +87,8 @@ func hashUnchanged(old, cur *corev1.Secret) string {
 }
 
 func dataUnchanged(old, cur *corev1.Secret) string {
-	if old.Type == cur.Type && sameValues(old, cur) {
+	if old.Type == cur.Type && kube.SameData(old, cur) {
 		return ChangeDataUnchanged
 	}
 	return ""
-}
-
-// sameValues compares the values of two versions of a Secret; either may
-// be a copy from the operator's cache, which holds their digest instead
-// (kube.DigestSecretData).
-func sameValues(a, b *corev1.Secret) bool {
-	da, digestA := kube.CachedDataDigest(a)
-	db, digestB := kube.CachedDataDigest(b)
-	if digestA || digestB {
-		if !digestA {
-			da = kube.DataDigest(a.Data)
-		}
-		if !digestB {
-			db = kube.DataDigest(b.Data)
-		}
-		return da == db
-	}
-	if len(a.Data) != len(b.Data) {
-		return false
-	}
-	for k, v := range a.Data {
-		if w, ok := b.Data[k]; !ok || !bytes.Equal(v, w) {
-			return false
-		}
-	}
-	return true
 }
