@@ -185,7 +185,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		return fmt.Errorf("adding the ExternalSecret status writer: %w", err)
 	}
 	if r.HeadStart >= 0 {
-		r.headStart = newHeadStart(r, cmp.Or(r.HeadStart, DefaultHeadStart), mgr.GetLogger().WithValues("controller", "externalsecret", "headStart", true))
+		r.headStart = newHeadStart(r, cmp.Or(r.HeadStart, DefaultHeadStart), mgr.GetLogger().WithValues("controller", "externalsecret", "headStart", true),
+			func(ctx context.Context, key types.NamespacedName) {
+				r.notifications.Send(ctx, &esv1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
+			})
 		if err := mgr.Add(r.headStart); err != nil {
 			return fmt.Errorf("adding the ExternalSecret head start: %w", err)
 		}
@@ -319,9 +322,10 @@ func Version(es *esv1.ExternalSecret) string {
 
 // Reconcile syncs one ExternalSecret.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	// The head start syncs its objects alone (headstart.go).
+	// The head start syncs its objects alone, and queues them again once
+	// done (headstart.go).
 	if r.headStart != nil {
-		if err := r.headStart.wait(ctx, req.NamespacedName); err != nil {
+		if held, err := r.headStart.holds(ctx, req.NamespacedName); err != nil || held {
 			return reconcile.Result{}, err
 		}
 	}

@@ -30,11 +30,12 @@ const headStartListTimeout = 10 * time.Second
 // still filling: with thousands of them, listing and decoding them all
 // takes a second or more, and the first Secrets need not wait for it.
 //
-// A reconcile waits until the page is listed and, for an object of the
-// page, until the head start has synced it (wait), so that no object is
-// synced by both at once; the first reconcile of each object it synced
-// then finds it synced, as after any sync. Other objects never wait for a
-// slow sync of the head start.
+// A reconcile waits until the page is listed (at most the list's timeout).
+// A reconcile of an object of the page that the head start has not synced
+// yet does nothing and the object is queued again once the head start has
+// synced it (holds, release), so that no object is synced by both at once
+// and no worker waits for a slow sync of the head start; the reconcile of
+// an object it synced finds it synced, as after any sync.
 //
 // The manager starts its runnables only once its caches have synced, so
 // the operator starts the head start early (StartHeadStart) where it may
@@ -47,16 +48,20 @@ type headStart struct {
 	log  logr.Logger
 	once sync.Once
 
+	// requeue queues a reconcile of an object released after a reconcile
+	// of it was put off.
+	requeue func(context.Context, types.NamespacedName)
+
 	// listed is closed once the page is listed, or the listing failed.
 	listed chan struct{}
 	mu     sync.Mutex
-	// syncing holds the objects of the page not yet synced, each with a
-	// channel closed once it is.
-	syncing map[types.NamespacedName]chan struct{}
+	// held holds the objects of the page not yet synced; true once a
+	// reconcile of the object was put off.
+	held map[types.NamespacedName]bool
 }
 
-func newHeadStart(r *Reconciler, size int, logger logr.Logger) *headStart {
-	return &headStart{r: r, size: size, log: logger, listed: make(chan struct{}), syncing: map[types.NamespacedName]chan struct{}{}}
+func newHeadStart(r *Reconciler, size int, logger logr.Logger, requeue func(context.Context, types.NamespacedName)) *headStart {
+	return &headStart{r: r, size: size, log: logger, requeue: requeue, listed: make(chan struct{}), held: map[types.NamespacedName]bool{}}
 }
 
 // Start runs the head start once; a later call waits for the first.
@@ -73,34 +78,33 @@ func (r *Reconciler) StartHeadStart(ctx context.Context) {
 	}
 }
 
-// wait returns once the head start holds key no more, or ctx is done.
-func (h *headStart) wait(ctx context.Context, key types.NamespacedName) error {
+// holds reports, once the page is listed (or ctx is done), whether key is
+// an object of the page the head start has not synced yet; if so, the
+// object is queued again when the head start releases it.
+func (h *headStart) holds(ctx context.Context, key types.NamespacedName) (bool, error) {
 	select {
 	case <-h.listed:
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
-	h.mu.Lock()
-	synced := h.syncing[key]
-	h.mu.Unlock()
-	if synced == nil {
-		return nil
-	}
-	select {
-	case <-synced:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// release lets the reconciles of key run.
-func (h *headStart) release(key types.NamespacedName) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ch, ok := h.syncing[key]; ok {
-		close(ch)
-		delete(h.syncing, key)
+	if _, held := h.held[key]; !held {
+		return false, nil
+	}
+	h.held[key] = true
+	return true, nil
+}
+
+// release ends the hold on key, and queues it again if a reconcile of it
+// was put off meanwhile.
+func (h *headStart) release(ctx context.Context, key types.NamespacedName) {
+	h.mu.Lock()
+	putOff := h.held[key]
+	delete(h.held, key)
+	h.mu.Unlock()
+	if putOff {
+		h.requeue(ctx, key)
 	}
 }
 
@@ -110,7 +114,7 @@ func (h *headStart) run(ctx context.Context) {
 	start := time.Now()
 	items, err := h.list(ctx)
 	for _, es := range items {
-		h.syncing[client.ObjectKeyFromObject(es)] = make(chan struct{})
+		h.held[client.ObjectKeyFromObject(es)] = false
 	}
 	close(h.listed)
 	if err == nil {
@@ -118,7 +122,7 @@ func (h *headStart) run(ctx context.Context) {
 	}
 	if err != nil {
 		for _, es := range items {
-			h.release(client.ObjectKeyFromObject(es))
+			h.release(ctx, client.ObjectKeyFromObject(es))
 		}
 		if ctx.Err() == nil {
 			h.log.Error(err, "head start: the first ExternalSecrets sync once the cache has them all")
@@ -135,19 +139,19 @@ func (h *headStart) run(ctx context.Context) {
 				if _, err := h.r.sync(ctx, es); err != nil && ctx.Err() == nil {
 					log.FromContext(ctx).Error(err, "head start: sync failed; the controller retries it")
 				}
-				h.release(key)
+				h.release(ctx, key)
 			}
 		})
 	}
 	for _, es := range items {
 		if ctx.Err() != nil {
-			h.release(client.ObjectKeyFromObject(es))
+			h.release(ctx, client.ObjectKeyFromObject(es))
 			continue
 		}
 		select {
 		case next <- es:
 		case <-ctx.Done():
-			h.release(client.ObjectKeyFromObject(es))
+			h.release(ctx, client.ObjectKeyFromObject(es))
 		}
 	}
 	close(next)

@@ -12,36 +12,45 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// A reconcile waits for the head start only until the page is listed and,
-// for an object of the page, until the head start has synced it: other
-// objects never wait for a slow sync of the head start.
-func TestHeadStartHoldsOnlyTheObjectsOfItsPage(t *testing.T) {
-	h := newHeadStart(&Reconciler{}, 2, logr.Discard())
+// A reconcile waits for the head start only until the page is listed. An
+// object of the page the head start has not synced yet is put off, not
+// waited for, and queued again once the head start releases it; other
+// objects go on at once, and an object released before any reconcile came
+// is not queued again.
+func TestHeadStartPutsOffOnlyTheObjectsOfItsPage(t *testing.T) {
+	var requeued []types.NamespacedName
+	h := newHeadStart(&Reconciler{}, 2, logr.Discard(), func(_ context.Context, key types.NamespacedName) {
+		requeued = append(requeued, key)
+	})
 	inPage := types.NamespacedName{Namespace: "n", Name: "in-page"}
+	quiet := types.NamespacedName{Namespace: "n", Name: "in-page-too"}
 	other := types.NamespacedName{Namespace: "n", Name: "other"}
-	waitFor := func(key types.NamespacedName, within time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), within)
-		defer cancel()
-		return h.wait(ctx, key)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 
 	// Before the page is listed, every reconcile waits.
-	if err := waitFor(other, 20*time.Millisecond); err == nil {
-		t.Fatal("a reconcile ran before the head start had listed its page")
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	if _, err := h.holds(short, other); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("holds before the page was listed = %v; want it to wait until ctx ends", err)
 	}
-	h.syncing[inPage] = make(chan struct{})
+	h.held[inPage], h.held[quiet] = false, false
 	close(h.listed)
 
-	if err := waitFor(other, time.Minute); err != nil {
-		t.Fatalf("an object outside the page waited for the head start: %v", err)
+	if held, err := h.holds(ctx, other); err != nil || held {
+		t.Fatalf("holds(an object outside the page) = %v, %v; want false", held, err)
 	}
-	if err := waitFor(inPage, 20*time.Millisecond); err == nil {
-		t.Fatal("an object of the page was reconciled while the head start held it")
+	if held, err := h.holds(ctx, inPage); err != nil || !held {
+		t.Fatalf("holds(an object of the page not yet synced) = %v, %v; want true", held, err)
 	}
-	h.release(inPage)
-	h.release(inPage) // a second release is harmless
-	if err := waitFor(inPage, time.Minute); err != nil {
-		t.Fatalf("an object the head start synced still waits: %v", err)
+	h.release(ctx, quiet)
+	h.release(ctx, inPage)
+	h.release(ctx, inPage) // a second release is harmless
+	if len(requeued) != 1 || requeued[0] != inPage {
+		t.Fatalf("queued again: %v; want only %v, whose reconcile was put off", requeued, inPage)
+	}
+	if held, err := h.holds(ctx, inPage); err != nil || held {
+		t.Fatalf("holds(an object the head start synced) = %v, %v; want false", held, err)
 	}
 }
 
