@@ -168,8 +168,8 @@ type Operator struct {
 	// Restart is the workload restart controller (nil unless
 	// RestartWorkloads).
 	Restart *restart.Reconciler
-	// earlyStart runs beside the manager from the start (Start).
-	earlyStart []func(context.Context)
+	// headStart, when set, runs beside the manager from the start (Start).
+	headStart func(context.Context)
 	// SecretMetadata is the cache of every Secret's metadata (served
 	// namespace only, with Namespace), whose watch starts when an
 	// ExternalSecret waits or a PushSecret is reconciled.
@@ -381,16 +381,17 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if !opts.LeaderElection {
 		// Free to write at once: the first ExternalSecrets sync while the
 		// caches fill (externalsecret's head start).
-		op.earlyStart = append(op.earlyStart, esr.StartHeadStart)
+		op.headStart = esr.StartHeadStart
 	}
 	return op, nil
 }
 
-// Start runs the operator until ctx is done: the manager, and beside it
-// from the start what need not wait for the manager's caches.
+// Start runs the operator until ctx is done: the manager and, without
+// leader election, the ExternalSecret head start beside it from the start,
+// as it need not wait for the manager's caches.
 func (o *Operator) Start(ctx context.Context) error {
-	for _, f := range o.earlyStart {
-		go f(ctx)
+	if o.headStart != nil {
+		go o.headStart(ctx)
 	}
 	return o.Manager.Start(ctx)
 }
