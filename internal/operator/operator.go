@@ -42,6 +42,7 @@ import (
 	"github.com/keyferry/keyferry/internal/engine/fetch"
 	"github.com/keyferry/keyferry/internal/engine/render"
 	"github.com/keyferry/keyferry/internal/eventbudget"
+	"github.com/keyferry/keyferry/internal/exepages"
 	"github.com/keyferry/keyferry/internal/kube"
 	"github.com/keyferry/keyferry/internal/metrics"
 	"github.com/keyferry/keyferry/internal/metricsauth"
@@ -158,6 +159,12 @@ type Options struct {
 	// ProcessStart is when the process started, for the start-up trace;
 	// zero reads it from /proc.
 	ProcessStart time.Time
+	// ReleaseStartupPages hands the pages of the executable that start-up
+	// mapped back to the kernel at the end of the start-up steps "operator
+	// built" and "caches synced" (--release-startup-pages;
+	// internal/exepages). It is for the operator's own process, not for
+	// tests that build an operator inside theirs.
+	ReleaseStartupPages bool
 }
 
 // Operator is a configured manager plus the pieces tests inspect.
@@ -197,6 +204,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		opts.Concurrency = 16
 	}
 	trace := newStartupTrace(opts.ProcessStart, opts.Log)
+	if opts.ReleaseStartupPages {
+		trace.stepEnded = releaseStartupPages(opts.Log)
+	}
+	trace.mark(stepInitialised)
 	scheme := NewScheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		PprofBindAddress:        orDisabled(opts.PprofAddr),
@@ -282,7 +293,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		Templates:            render.NewSandbox(opts.TemplateLimits),
 		ControllerClass:      opts.ControllerClass,
 		DisableClusterStores: opts.DisableClusterStores,
-		OnSecretWritten:      func() { trace.mark("first Secret written") },
+		OnSecretWritten:      func() { trace.mark(stepFirstSecret) },
 	}
 
 	// One budget for the Normal Events of every sync, whatever its kind.
@@ -376,7 +387,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 	if err := mgr.Add(manager.RunnableFunc(trace.cachesSynced(mgr.GetCache().WaitForCacheSync))); err != nil {
 		return nil, err
 	}
-	trace.mark("operator built")
+	trace.mark(stepBuilt)
 	op := &Operator{Manager: mgr, Fetch: layer, Engine: eng, Restart: rr, SecretMetadata: secretMetadata}
 	if !opts.LeaderElection {
 		// Free to write at once: the first ExternalSecrets sync while the
@@ -384,6 +395,30 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Operator, error)
 		op.headStart = esr.StartHeadStart
 	}
 	return op, nil
+}
+
+// ReleasedStartupPagesLog is the message logged each time the operator
+// hands back the executable's start-up pages (Options.ReleaseStartupPages).
+const ReleasedStartupPagesLog = "released the executable's start-up pages"
+
+// releaseStartupPages returns the start-up trace's stepEnded hook that
+// drops the executable's pages at the end of the steps that run code once:
+// package initialisation ("packages initialised"), the operator's
+// construction ("operator built"), the informers' first lists ("caches
+// synced").
+func releaseStartupPages(log logr.Logger) func(step string) {
+	log = log.WithName("startup")
+	return func(step string) {
+		if step == stepFirstSecret {
+			return
+		}
+		got, err := exepages.Release()
+		if err != nil {
+			log.Error(err, "could not release the executable's start-up pages", "step", step)
+			return
+		}
+		log.Info(ReleasedStartupPagesLog, "step", step, "mappings", got.Mappings, "residentBytes", got.Resident)
+	}
 }
 
 // Start runs the operator until ctx is done: the manager and, without

@@ -162,3 +162,27 @@ func TestHeadStartSyncsTheFirstPageOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestTheOperatorSyncsAfterReleasingItsStartupPages: with
+// ReleaseStartupPages the operator drops the mappings of its executable's
+// read-only pages at the end of each start-up step (here the test binary's,
+// as the operator runs inside it), and the code it runs next maps back in:
+// an ExternalSecret created after the last release syncs.
+func TestTheOperatorSyncsAfterReleasingItsStartupPages(t *testing.T) {
+	ns := env.Namespace(t)
+	env.Apply(t, ns, fakeStore("SecretStore", "local", "", "k", "v"))
+	r := startOperator(t, func(o *operator.Options) {
+		o.Namespace = ns
+		o.DisableClusterStores = true
+		o.ReleaseStartupPages = true
+	})
+	for _, step := range []string{"packages initialised", "operator built", "caches synced"} {
+		r.waitLogged(t, "the release after "+step, operator.ReleasedStartupPagesLog, `"step":"`+step+`"`, `"mappings":`)
+	}
+	if strings.Contains(r.logs.String(), `"mappings":0,`) {
+		t.Errorf("a release found no mapping of the executable to drop:\n%s", r.logs.String())
+	}
+	env.Apply(t, ns, externalSecret("after-release", "SecretStore", "local", "k"))
+	env.WaitReady(t, ns, "after-release", metav1.ConditionTrue, "SecretSynced")
+	env.WaitSecret(t, ns, "after-release", testenv.HasData(map[string]string{"value": "v"}))
+}
