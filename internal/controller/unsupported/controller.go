@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,20 +14,23 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	esv1 "github.com/keyferry/keyferry/apis/externalsecrets/v1"
 	esv1alpha1 "github.com/keyferry/keyferry/apis/externalsecrets/v1alpha1"
 	"github.com/keyferry/keyferry/internal/kube"
 )
 
-// Options configure the controllers of Setup.
+// Options configure the controller of Setup.
 type Options struct {
 	// Client reads stores (cached) and writes the objects' status.
 	// Objects of the unsupported kinds are read live (unstructured
@@ -52,7 +54,7 @@ type Options struct {
 	Log    logr.Logger
 }
 
-// Setup registers one controller per kind of opts.Kinds. A kind whose CRD
+// Setup registers one controller for the kinds of opts.Kinds. A kind whose CRD
 // the API server does not serve (an install that left it out, such as the
 // chart's crds.createPushSecret=false), and a kind the operator may not
 // list and watch (RBAC written before keyferry served it, such as a
@@ -112,71 +114,95 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			return err
 		}
 	}
+	r := &Reconciler{Client: opts.Client, Recorder: opts.Recorder, Kinds: map[schema.GroupVersionKind]Kind{},
+		ControllerClass: opts.ControllerClass, DisableClusterStores: opts.DisableClusterStores}
 	for _, c := range cands {
 		k := c.kind
 		if !c.allowed {
 			logger.Info("not watching a kind the operator may not list and watch (grant it to report its objects Unsupported)", "kind", k.Kind, "group", k.Group, "namespace", opts.Namespace)
 			continue
 		}
-		r := &Reconciler{Client: opts.Client, Recorder: opts.Recorder, Kind: k,
-			ControllerClass: opts.ControllerClass, DisableClusterStores: opts.DisableClusterStores}
-		if err := r.SetupWithManager(mgr); err != nil {
-			return err
-		}
+		r.Kinds[k.GroupVersionKind] = k
 	}
-	return nil
+	if len(r.Kinds) == 0 {
+		return nil
+	}
+	return r.SetupWithManager(mgr)
 }
 
 // accessReviewsInFlight bounds the access reviews Setup asks at once.
 const accessReviewsInFlight = 8
 
-// Reconciler reports the objects of one kind Unsupported, or, for a kind
-// keyferry implements (Kind.Implemented, a ClusterGenerator of such a kind),
-// removes that condition.
+// ControllerName names the one controller of every kind Setup watches (the
+// controller label of controller-runtime's metrics).
+const ControllerName = "unsupported"
+
+// Request names one object of one of the kinds the controller watches.
+type Request struct {
+	schema.GroupVersionKind
+	types.NamespacedName
+}
+
+// Reconciler reports the objects of the kinds it watches Unsupported, or,
+// for a kind keyferry implements (Kind.Implemented, a ClusterGenerator of
+// such a kind), removes that condition. One controller serves every kind:
+// most clusters hold no object of most of them, and a controller per kind
+// cost each its own queue and workers.
 type Reconciler struct {
-	Client               client.Client
-	Recorder             events.EventRecorder
-	Kind                 Kind
+	Client client.Client
+	// Recorder emits the Unsupported Events.
+	Recorder events.EventRecorder
+	// Kinds are the kinds watched.
+	Kinds                map[schema.GroupVersionKind]Kind
 	ControllerClass      string
 	DisableClusterStores bool
 	Now                  func() time.Time
 }
 
-// SetupWithManager registers the controller: a metadata-only watch of the
+// SetupWithManager registers the controller: a metadata-only watch of each
 // kind, woken by creation and by spec changes (generation).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	obj := &metav1.PartialObjectMetadata{}
-	obj.SetGroupVersionKind(r.Kind.GroupVersionKind)
-	return ctrl.NewControllerManagedBy(mgr).Named("unsupported-"+strings.ToLower(r.Kind.Kind)).
-		For(obj, builder.OnlyMetadata, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Complete(r)
+	b := builder.TypedControllerManagedBy[Request](mgr).Named(ControllerName)
+	for gvk := range r.Kinds {
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(gvk)
+		enqueue := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, o *metav1.PartialObjectMetadata) []Request {
+			return []Request{{GroupVersionKind: gvk, NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
+		})
+		b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), obj, enqueue, predicate.TypedGenerationChangedPredicate[*metav1.PartialObjectMetadata]{}))
+	}
+	return b.Complete(r)
 }
 
 // Reconcile sets Ready=False/Unsupported on one object, once.
-func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Result, error) {
+	k, ok := r.Kinds[req.GroupVersionKind]
+	if !ok {
+		return reconcile.Result{}, nil
+	}
 	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(r.Kind.GroupVersionKind)
+	obj.SetGroupVersionKind(k.GroupVersionKind)
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if obj.GetDeletionTimestamp() != nil {
 		return reconcile.Result{}, nil
 	}
-	if r.Kind.Implemented || implementedGenerator(obj) {
+	if k.Implemented || implementedGenerator(obj) {
 		return reconcile.Result{}, r.clear(ctx, obj)
 	}
-	why, err := r.anotherController(ctx, obj)
+	why, err := r.anotherController(ctx, k, obj)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if why != "" {
-		log.FromContext(ctx).V(1).Info("leaving an object of another controller class alone", "kind", r.Kind.Kind, "why", why)
+		log.FromContext(ctx).V(1).Info("leaving an object of another controller class alone", "kind", k.Kind, "why", why)
 		return reconcile.Result{}, nil
 	}
-	msg := Message(r.Kind)
+	msg := Message(k)
 	if !setUnsupported(obj, msg, r.Now()) {
 		return reconcile.Result{}, nil
 	}
@@ -184,7 +210,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsNotFound(err) {
 			return reconcile.Result{}, nil
 		}
-		return reconcile.Result{}, fmt.Errorf("updating the status of %s %s: %w", r.Kind.Kind, req.NamespacedName, err)
+		return reconcile.Result{}, fmt.Errorf("updating the status of %s %s: %w", k.Kind, req.NamespacedName, err)
 	}
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonUnsupported, "Check", "%s", msg)
 	return reconcile.Result{}, nil
@@ -208,11 +234,11 @@ func (r *Reconciler) clear(ctx context.Context, obj *unstructured.Unstructured) 
 
 // anotherController returns why obj belongs to another controller class,
 // or "" when this keyferry reports it.
-func (r *Reconciler) anotherController(ctx context.Context, obj *unstructured.Unstructured) (string, error) {
+func (r *Reconciler) anotherController(ctx context.Context, k Kind, obj *unstructured.Unstructured) (string, error) {
 	if why := generatorOfAnotherClass(obj, r.ControllerClass); why != "" {
 		return why, nil
 	}
-	if r.Kind.Group != esv1alpha1.GroupVersion.Group {
+	if k.Group != esv1alpha1.GroupVersion.Group {
 		return "", nil
 	}
 	refs, ok := pushSecretStores(obj)
