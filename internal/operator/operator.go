@@ -160,9 +160,9 @@ type Options struct {
 	// zero reads it from /proc.
 	ProcessStart time.Time
 	// ReleaseStartupPages hands the pages of the executable that start-up
-	// mapped back to the kernel at the end of the start-up steps "operator
-	// built" and "caches synced" (--release-startup-pages;
-	// internal/exepages). It is for the operator's own process, not for
+	// mapped back to the kernel at the end of the start-up steps "packages
+	// initialised", "operator built" and "caches synced"
+	// (--release-startup-pages; internal/exepages). It is for the operator's own process, not for
 	// tests that build an operator inside theirs.
 	ReleaseStartupPages bool
 }
