@@ -57,7 +57,7 @@ func runController(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.CSIPlugins.Timeout, "csi-mount-timeout", 30*time.Second, "with --csi-provider-dir: how long one Mount call to a plugin may take")
 	fs.Float64Var(&opts.NormalEventsPerSecond, "normal-events-per-second", 10, "Normal Events (Created, Updated) per second across all ExternalSecrets and SecretSyncs once the burst is spent; Warning Events are never limited; a negative value lifts the limit")
 	fs.IntVar(&opts.NormalEventBurst, "normal-event-burst", 100, "Normal Events emitted before --normal-events-per-second applies")
-	fs.BoolVar(&opts.ReleaseStartupPages, "release-startup-pages", true, "when its packages are initialised, when the operator is built and when its caches have synced, hand back to the kernel the pages of the executable that start-up mapped; code still in use maps back in from the page cache (docs/performance.md)")
+	fs.BoolVar(&opts.ReleaseStartupPages, "release-startup-pages", true, "when its packages are initialised, when the operator is built and when its caches have synced, hand back to the kernel the pages of the executable that start-up mapped; code still in use maps back in from the page cache; not done under a container memory limit (docs/performance.md)")
 	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "0", `net/http/pprof listen address ("0" disables)`)
 	qps := fs.Float64("client-qps", 1000, "Kubernetes API client queries per second")
 	burst := fs.Int("client-burst", 2000, "Kubernetes API client burst")
@@ -73,6 +73,10 @@ func runController(ctx context.Context, args []string) error {
 		if limits.GCPercent > 0 {
 			opts.Log.V(1).Info("Go garbage collection target set (GOGC overrides it)", "percent", limits.GCPercent)
 		}
+		if opts.ReleaseStartupPages && !limits.ReleasesStartupPages(true) {
+			opts.Log.Info("keeping the executable's start-up pages mapped: the container has a memory limit, and the kernel takes back what is not in use", "limitBytes", limits.Container)
+		}
+		opts.ReleaseStartupPages = limits.ReleasesStartupPages(opts.ReleaseStartupPages)
 		if limits.BelowMinimum() {
 			opts.Log.Error(nil, "the container's memory limit is below what keyferry needed for 1,000 ExternalSecrets; the limit counts the binary's pages, and short of room the operator slows to a crawl instead of being killed (docs/performance.md, \"Under a memory limit\")",
 				"limitBytes", limits.Container, "advisedBytes", memlimit.MinimumContainerLimit)

@@ -106,3 +106,22 @@ func TestSoftLimit(t *testing.T) {
 		t.Fatalf("SoftLimit(100 MiB) = %d, want %d (Share of it)", got, want)
 	}
 }
+
+func TestReleasesStartupPagesOnlyWithoutALimit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		in    Applied
+		asked bool
+		want  bool
+	}{
+		{"no limit, asked", Applied{}, true, true},
+		{"no limit, not asked", Applied{}, false, false},
+		{"a limit, asked", Applied{Container: 256 << 20}, true, false},
+		{"a limit below the minimum, asked", Applied{Container: 64 << 20}, true, false},
+		{"a limit, not asked", Applied{Container: 256 << 20}, false, false},
+	} {
+		if got := tc.in.ReleasesStartupPages(tc.asked); got != tc.want {
+			t.Errorf("%s: ReleasesStartupPages(%v) = %v, want %v", tc.name, tc.asked, got, tc.want)
+		}
+	}
+}
