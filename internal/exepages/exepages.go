@@ -4,9 +4,8 @@
 // Package initialisation and the building of clients, schemes and caches
 // run once, from code spread over the whole binary. The kernel maps 64 KiB
 // or more of the executable around each page first run ("fault-around"),
-// so by the end of start-up some 40 MiB of a 36 MiB code segment and a
-// 38 MiB read-only data segment are resident, most of them never run
-// again. Release drops this process's mappings of those read-only,
+// so by the end of start-up some 42 MiB of keyferry's 36 MiB of code and
+// 38 MiB of read-only data are resident, most of it never used again. Release drops this process's mappings of those read-only,
 // unmodified pages (madvise MADV_DONTNEED). The pages stay in the page
 // cache: code that runs again maps its page back on first use, without a
 // disk read. Mappings that are writable or hold private copies of pages
