@@ -69,7 +69,7 @@ func (a Applied) BelowMinimum() bool {
 // back the pages not in use, and it shields the executable's mapped code
 // from reclaim; unmapped, the pages start-up left behind and the code
 // about to run again are reclaimed alike. In the benchmark under an 80 MiB
-// limit one run of four with the release crawled and none of three
+// limit one run of five with the release crawled and none of three
 // without (docs/performance.md, "Under a memory limit").
 func (a Applied) ReleasesStartupPages(asked bool) bool {
 	return asked && a.Container == 0
